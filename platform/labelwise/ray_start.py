@@ -1,0 +1,67 @@
+"""Starting or joining Ray, in one place.
+
+No address (and no RAY_ADDRESS): a local Ray started by this process, quiet, no dashboard.
+``auto`` or a ``host:port`` / ``ray://`` address: join that cluster (what ``ray job submit``
+gives a job through RAY_ADDRESS).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+from labelwise.config import check
+
+
+@dataclasses.dataclass
+class RayConfig:
+    address: str | None = None
+    """null: start a local Ray (or join RAY_ADDRESS when set); 'auto' or host:port: join."""
+    num_cpus: int | None = None
+    """CPUs of a local Ray (default: all)."""
+    num_gpus: int | None = None
+    storage: str | None = None
+    """Shared storage for Ray Train / Tune results (a path, s3://, gs://); default: run_dir."""
+
+    def __post_init__(self):
+        check(self.num_cpus is None or self.num_cpus > 0, "num_cpus", "must be positive")
+        check(self.num_gpus is None or self.num_gpus >= 0, "num_gpus", "must be >= 0")
+
+
+def init_ray(cfg: RayConfig | None = None):
+    """Start or join Ray once per process; returns the ray module."""
+    import ray
+
+    cfg = cfg or RayConfig()
+    if ray.is_initialized():
+        return ray
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray Data prints a progress bar per operator; keep it, but not the verbose logs.
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    runtime_env = {"env_vars": _forwarded_env()}
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
+    else:
+        ray.init(
+            num_cpus=cfg.num_cpus,
+            num_gpus=cfg.num_gpus,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=True,
+            runtime_env=runtime_env,
+        )
+    try:
+        from ray.data import DataContext
+
+        DataContext.get_current().enable_progress_bars = True
+        DataContext.get_current().print_on_execution_start = False
+    except Exception:  # older Ray: defaults are fine
+        pass
+    return ray
+
+
+def _forwarded_env() -> dict[str, str]:
+    """Environment the workers need to find data, caches and offline settings."""
+    keys = [k for k in os.environ if k.startswith(("LABELWISE_", "HF_", "TRANSFORMERS_"))]
+    return {k: os.environ[k] for k in keys}

@@ -1,0 +1,89 @@
+"""Run folders: file names every stage agrees on, and atomic writes.
+
+Stages meet only at these files (ARCHITECTURE.md). Every write goes to a temporary name
+in the same folder and is renamed into place, so a crash never leaves a half-written file
+that a rerun would mistake for finished work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+POOL = "pool.parquet"
+TEST = "test.parquet"
+POOL_META = "pool_meta.json"
+SCORES = "scores.parquet"
+SCORE_SHARDS = "score_shards"
+SELECTION = "selection.parquet"
+ALLOCATION = "allocation.csv"
+TO_ANNOTATE = "to_annotate.jsonl"
+LABELED = "labeled.jsonl"
+ADAPTER = "adapter"
+METRICS = "metrics.json"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path next to ``path``; rename it into place on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            if tmp.is_dir():
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink()
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json(path: str | Path, obj) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_jsonl(path: str | Path, rows) -> Path:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return Path(path)
+
+
+def write_parquet(path: str | Path, df) -> Path:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+    return Path(path)
+
+
+def write_csv(path: str | Path, df) -> Path:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+    return Path(path)
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read JSONL; a malformed line is an error naming the file and the line."""
+    rows = []
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+    return rows
