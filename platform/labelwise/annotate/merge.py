@@ -1,0 +1,140 @@
+"""Merging answers into labeled rows: plain functions over plain data, no I/O.
+
+The rules (issue 6):
+* every answer must name a selected id (unknown ids are an error listing them);
+* an id answered twice in the new answers is an error listing it, and so is an answer that
+  differs from the one already in labeled.jsonl (earlier answers are kept, never replaced);
+* an empty (or whitespace-only) answer is an error listing it;
+* selected ids still without an answer are listed; the caller writes nothing unless partial
+  results are allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from labelwise.annotate.answers import Answer
+
+MAX_LISTED = 20
+
+
+class AnnotationError(ValueError):
+    """Bad answers; the message lists the offending ids (and where they are)."""
+
+
+@dataclasses.dataclass
+class MergeResult:
+    labeled: list[dict]  # {id, task, prompt, response} in selection order
+    missing: list[str]  # selected ids still without an answer, in selection order
+    added: int  # answers new in this merge
+    kept: int  # answers already in labeled.jsonl
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+def listing(items: list[str], limit: int = MAX_LISTED) -> str:
+    shown = ", ".join(items[:limit])
+    more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
+    return f"{shown}{more}"
+
+
+def merge_answers(
+    selected: list[dict],
+    answers: list[Answer],
+    existing: list[dict] | None = None,
+    source: str = "answers",
+) -> MergeResult:
+    """Combine ``existing`` labeled rows with new ``answers`` for the ``selected`` prompts.
+
+    ``selected``: rows {id, task, prompt} (to_annotate.jsonl). Raises AnnotationError for
+    unknown ids, duplicates, empty answers, answers whose task/prompt contradict the selection,
+    and answers that contradict an earlier one.
+    """
+    by_id = {}
+    dup_selected = []
+    for row in selected:
+        if row["id"] in by_id:
+            dup_selected.append(row["id"])
+        by_id[row["id"]] = row
+    if dup_selected:
+        raise AnnotationError(f"to_annotate.jsonl lists ids twice: {listing(dup_selected)}")
+
+    existing = existing or []
+    previous: dict[str, str] = {}
+    stale = []
+    for row in existing:
+        if row["id"] not in by_id:
+            stale.append(row["id"])
+        previous[row["id"]] = row["response"]
+    if stale:
+        raise AnnotationError(
+            f"labeled.jsonl has {len(stale)} ids that are not in to_annotate.jsonl (was the "
+            f"selection redone? move labeled.jsonl away to start over): {listing(stale)}"
+        )
+
+    unknown = [f"{a.id} ({a.where})" for a in answers if a.id not in by_id]
+    if unknown:
+        raise AnnotationError(f"{source}: {len(unknown)} answers for ids that were not selected: {listing(unknown)}")
+
+    seen: dict[str, Answer] = {}
+    duplicates = []
+    for a in answers:
+        if a.id in seen:
+            duplicates.append(f"{a.id} ({seen[a.id].where} and {a.where})")
+        else:
+            seen[a.id] = a
+    if duplicates:
+        raise AnnotationError(f"{source}: {len(duplicates)} ids answered more than once: {listing(duplicates)}")
+
+    empty = [f"{a.id} ({a.where})" for a in answers if not a.response.strip()]
+    if empty:
+        raise AnnotationError(
+            f"{source}: {len(empty)} empty answers (fill them in or remove those records): {listing(empty)}"
+        )
+
+    mismatched = [
+        f"{a.id} ({a.where}: {field} differs)"
+        for a in answers
+        for field in ("task", "prompt")
+        if getattr(a, field) is not None and getattr(a, field) != by_id[a.id][field]
+    ]
+    if mismatched:
+        raise AnnotationError(
+            f"{source}: {len(mismatched)} answers whose task or prompt is not the selected one: {listing(mismatched)}"
+        )
+
+    conflicts = [
+        f"{a.id} ({a.where})"
+        for a in answers
+        if a.id in previous and previous[a.id] != a.response
+    ]
+    if conflicts:
+        raise AnnotationError(
+            f"{source}: {len(conflicts)} answers differ from the ones already in labeled.jsonl "
+            f"(earlier answers are kept; edit labeled.jsonl to change them): {listing(conflicts)}"
+        )
+
+    labeled, missing = [], []
+    added = 0
+    for row in selected:
+        rid = row["id"]
+        if rid in previous:
+            response = previous[rid]
+        elif rid in seen:
+            response = seen[rid].response
+            added += 1
+        else:
+            missing.append(rid)
+            continue
+        labeled.append({"id": rid, "task": row["task"], "prompt": row["prompt"], "response": response})
+    return MergeResult(labeled=labeled, missing=missing, added=added, kept=len(previous))
+
+
+def gold_answers(selected: list[dict], gold: dict[str, str], source: str = "pool.parquet") -> list[Answer]:
+    """Answers taken from the pool's gold responses (simulation); ids absent from the pool are an error."""
+    absent = [row["id"] for row in selected if row["id"] not in gold]
+    if absent:
+        raise AnnotationError(f"{source}: {len(absent)} selected ids are not in the pool: {listing(absent)}")
+    return [Answer(id=row["id"], response=gold[row["id"]], where=f"{source}[{row['id']}]") for row in selected]

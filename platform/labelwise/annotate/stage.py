@@ -1,0 +1,140 @@
+"""``labelwise annotate``: answers for to_annotate.jsonl -> labeled.jsonl.
+
+    labelwise annotate CONFIG --simulate              gold responses from pool.parquet
+    labelwise annotate CONFIG --answers FILE          a JSONL or CSV of {id, response}
+    labelwise annotate CONFIG --answers FILE --allow-partial
+    labelwise annotate CONFIG --export FILE           write a JSONL/CSV for annotators
+
+Answers accumulate: a later run with more answers keeps the earlier ones. Without
+--allow-partial nothing is written while some selected prompt is unanswered.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from labelwise import runio
+from labelwise.annotate.answers import export_for_annotation, read_answers
+from labelwise.annotate.merge import AnnotationError, gold_answers, listing, merge_answers
+
+
+def add_arguments(parser) -> None:
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--simulate", action="store_true", default=None, help="take the gold responses from the run's pool.parquet")
+    mode.add_argument("--answers", metavar="FILE", help="answers file: JSONL or CSV with columns id and response")
+    mode.add_argument("--export", metavar="FILE", help="write the prompts to annotate (id, task, prompt, response) as JSONL or CSV, then stop")
+    parser.add_argument("--allow-partial", action="store_true", default=None, help="write labeled.jsonl even if some prompts have no answer yet")
+
+
+def read_selected(run_dir: Path) -> list[dict]:
+    path = run_dir / runio.TO_ANNOTATE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run `labelwise select` first")
+    rows = runio.read_jsonl(path)
+    for i, row in enumerate(rows, 1):
+        missing = [k for k in ("id", "task", "prompt") if k not in row]
+        if missing:
+            raise ValueError(f"{path}: record {i} lacks {', '.join(missing)}")
+        row["id"] = str(row["id"])
+    return rows
+
+
+def read_labeled(run_dir: Path) -> list[dict]:
+    path = run_dir / runio.LABELED
+    if not path.exists():
+        return []
+    rows = runio.read_jsonl(path)
+    for i, row in enumerate(rows, 1):
+        missing = [k for k in ("id", "task", "prompt", "response") if k not in row]
+        if missing:
+            raise ValueError(f"{path}: record {i} lacks {', '.join(missing)}")
+        row["id"] = str(row["id"])
+    return rows
+
+
+def read_gold(run_dir: Path) -> dict[str, str]:
+    import pyarrow.parquet as pq
+
+    path = run_dir / runio.POOL
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: --simulate takes gold responses from the pool (run `labelwise pool`)")
+    table = pq.read_table(path, columns=["id", "response"])
+    return {str(i): r for i, r in zip(table.column("id").to_pylist(), table.column("response").to_pylist())}
+
+
+def annotate(job, simulate: bool | None = None, answers: str | Path | None = None, allow_partial: bool = False) -> Path:
+    """Merge answers into run_dir/labeled.jsonl and return its path.
+
+    ``answers`` (or job.annotate.answers) takes precedence; otherwise ``simulate`` (or
+    job.annotate.simulate) takes the pool's gold responses. A complete labeled.jsonl with
+    nothing new to merge is kept as it is.
+    """
+    cfg = job.annotate
+    run_dir = Path(job.run_dir)
+    allow_partial = bool(allow_partial or cfg.allow_partial)
+    if answers is None and not simulate:
+        answers = cfg.answers
+    if answers is None and simulate is None:
+        simulate = cfg.simulate
+    selected = read_selected(run_dir)
+    existing = read_labeled(run_dir)
+    out = run_dir / runio.LABELED
+
+    if answers is not None:
+        source = str(answers)
+        new = read_answers(answers)
+    elif simulate:
+        source = str(run_dir / runio.POOL)
+        done = {r["id"] for r in existing}
+        todo = [r for r in selected if r["id"] not in done]
+        new = gold_answers(todo, read_gold(run_dir) if todo else {}, source)
+    else:
+        source = "(no answers)"
+        new = []
+
+    result = merge_answers(selected, new, existing, source=source)
+    if result.missing and not allow_partial:
+        hint = "pass --answers FILE (or --simulate)" if answers is None and not simulate else "answer them, or pass --allow-partial"
+        raise AnnotationError(
+            f"{len(result.missing)} of {len(selected)} selected prompts have no answer ({hint}); "
+            f"nothing written. Missing ids: {listing(result.missing)}"
+        )
+    if result.added or not out.exists():
+        runio.write_jsonl(out, result.labeled)
+    status = "complete" if result.complete else f"partial, {len(result.missing)} missing"
+    print(
+        f"annotate: {len(result.labeled)}/{len(selected)} answered ({result.kept} kept, "
+        f"{result.added} new from {source}; {status}) -> {out}",
+        file=sys.stderr,
+    )
+    if result.missing:
+        print(f"annotate: missing ids: {listing(result.missing)}", file=sys.stderr)
+    return out
+
+
+def export(job, path: str | Path) -> Path:
+    """Write the selected prompts for annotators, pre-filled with answers collected so far."""
+    run_dir = Path(job.run_dir)
+    selected = read_selected(run_dir)
+    done = {r["id"]: r["response"] for r in read_labeled(run_dir)}
+    out = export_for_annotation(selected, path, done)
+    print(f"annotate: wrote {len(selected)} prompts ({len(done)} already answered) -> {out}", file=sys.stderr)
+    return out
+
+
+def main(job, args) -> int:
+    if getattr(args, "export", None):
+        export(job, args.export)
+        return 0
+    try:
+        annotate(
+            job,
+            simulate=getattr(args, "simulate", None),
+            answers=getattr(args, "answers", None),
+            allow_partial=bool(getattr(args, "allow_partial", None)),
+        )
+    except AnnotationError as e:
+        print(f"labelwise annotate: error: {e}", file=sys.stderr)
+        return 2
+    return 0
