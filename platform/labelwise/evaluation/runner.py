@@ -1,0 +1,216 @@
+"""One loaded model answering evaluation requests, in plain Python (no Ray).
+
+Two request kinds cover every benchmark:
+
+* ``loglik``: ``{"context": str, "continuations": [str, ...]}`` -> ``{"logprobs": [float, ...],
+  "n_tokens": [int, ...]}`` (sum of the continuation tokens' log-probabilities);
+* ``generate``: ``{"prompt": str, "max_new_tokens": int, "stop": [str, ...]}`` -> ``{"text": str}``
+  (greedy; the text is cut before the first stop string).
+
+Prompts arrive fully rendered (chat template or plain text); the runner only tokenizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from labelwise import config as config_mod
+from labelwise.evaluation import tokens as tok_mod
+from labelwise.models import ModelConfig
+
+
+@dataclasses.dataclass
+class ModelSpec:
+    """Which weights answer the requests: a model config and an optional LoRA adapter."""
+
+    model: ModelConfig
+    adapter: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"model": config_mod.to_dict(self.model), "adapter": self.adapter}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelSpec":
+        return cls(ModelConfig(**data["model"]), data.get("adapter"))
+
+
+@dataclasses.dataclass
+class RunSettings:
+    batch_size: int = 8
+    max_batch_tokens: int = 16384
+    max_length: int | None = None
+
+
+class ModelRunner:
+    def __init__(self, model, tokenizer, settings: RunSettings | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.settings = settings or RunSettings()
+        limit = getattr(model.config, "max_position_embeddings", None) or 2048
+        self.max_length = min(self.settings.max_length or limit, limit)
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def load(cls, spec: ModelSpec, settings: RunSettings | None = None, device: str | None = None):
+        from labelwise.models import load_model
+
+        model, tokenizer = load_model(spec.model, device=device, adapter=spec.adapter)
+        return cls(model, tokenizer, settings)
+
+    def run(self, kind: str, payloads: list[dict], progress: str | None = None) -> list[dict]:
+        if kind == "loglik":
+            return self.loglik(payloads, progress)
+        if kind == "generate":
+            return self.generate(payloads, progress)
+        raise ValueError(f"unknown request kind {kind!r} (known: loglik, generate)")
+
+    # ---- log-likelihood -------------------------------------------------------------------
+    def loglik(self, payloads: list[dict], progress: str | None = None) -> list[dict]:
+        units = []
+        for i, p in enumerate(payloads):
+            units += tok_mod.build_units(self.tokenizer, i, p["context"], list(p["continuations"]), self.max_length)
+        out = [
+            {"logprobs": [None] * len(p["continuations"]), "n_tokens": [0] * len(p["continuations"])}
+            for p in payloads
+        ]
+        batches = tok_mod.pack(units, self.settings.batch_size, self.settings.max_batch_tokens)
+        ticker = _Progress(progress, len(batches))
+        for batch in batches:
+            for unit, sums in zip(batch, self._forward(batch)):
+                for j, total, targets in zip(unit.continuations, sums, unit.targets):
+                    out[unit.request]["logprobs"][j] = total
+                    out[unit.request]["n_tokens"][j] = len(targets)
+            ticker.step()
+        return out
+
+    def _forward(self, batch: list[tok_mod.Unit]) -> list[list[float]]:
+        """Per unit, per target list: the summed log-probs (right padding, one forward pass)."""
+        import torch
+
+        width = max(len(u.ids) for u in batch)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        keep = torch.zeros((len(batch), width), dtype=torch.bool)
+        for b, u in enumerate(batch):
+            ids[b, : len(u.ids)] = torch.tensor(u.ids)
+            mask[b, : len(u.ids)] = 1
+            for targets in u.targets:
+                for pos, _ in targets:
+                    keep[b, pos] = True
+        # rows of the kept logits, in row-major order of (batch row, position)
+        row_of = {(int(b), int(p)): r for r, (b, p) in enumerate(keep.nonzero().tolist())}
+        with torch.no_grad():
+            logits = self.model(
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                logits_to_keep=keep.to(self.device),
+            ).logits
+        logits = logits.reshape(-1, logits.shape[-1])
+        if logits.shape[0] != len(row_of):  # a model without per-position logits_to_keep
+            logits = logits.reshape(len(batch), width, -1)[keep.to(logits.device)]
+        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+        result = []
+        for b, u in enumerate(batch):
+            result.append(
+                [float(sum(logprobs[row_of[(b, p)], t].item() for p, t in targets)) for targets in u.targets]
+            )
+        return result
+
+    # ---- generation -----------------------------------------------------------------------
+    def generate(self, payloads: list[dict], progress: str | None = None) -> list[dict]:
+        encoded = [tok_mod.encode(self.tokenizer, p["prompt"]) for p in payloads]
+        order = sorted(range(len(payloads)), key=lambda i: len(encoded[i]), reverse=True)
+        batches, current = [], []
+        for i in order:
+            width = len(encoded[current[0]]) if current else len(encoded[i])
+            if current and (
+                len(current) >= self.settings.batch_size
+                or (len(current) + 1) * (width + int(payloads[i]["max_new_tokens"])) > self.settings.max_batch_tokens
+            ):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        out: list[dict | None] = [None] * len(payloads)
+        ticker = _Progress(progress, len(batches))
+        for batch in batches:
+            texts = self._generate_batch([encoded[i] for i in batch], [payloads[i] for i in batch])
+            for i, text in zip(batch, texts):
+                out[i] = {"text": text}
+            ticker.step()
+        return out
+
+    def _generate_batch(self, encoded: list[list[int]], payloads: list[dict]) -> list[str]:
+        import torch
+
+        max_new = max(int(p["max_new_tokens"]) for p in payloads)
+        keep_len = max(1, self.max_length - max_new)
+        encoded = [e[-keep_len:] for e in encoded]
+        width = max(len(e) for e in encoded)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for b, e in enumerate(encoded):  # left padding: every row ends where generation starts
+            ids[b, width - len(e):] = torch.tensor(e)
+            mask[b, width - len(e):] = 1
+        stops = sorted({s for p in payloads for s in (p.get("stop") or [])})
+        kwargs = {"stop_strings": stops, "tokenizer": self.tokenizer} if stops else {}
+        with torch.no_grad():
+            generated = self.model.generate(
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                max_new_tokens=max_new,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=pad,
+                **kwargs,
+            )
+        texts = []
+        for b, p in enumerate(payloads):
+            new = generated[b, width:][: int(p["max_new_tokens"])].tolist()
+            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            texts.append(cut_at_stop(text, p.get("stop") or []))
+        return texts
+
+
+def cut_at_stop(text: str, stops: list[str]) -> str:
+    """``text`` before the first occurrence of any stop string."""
+    cut = len(text)
+    for s in stops:
+        k = text.find(s)
+        if k >= 0:
+            cut = min(cut, k)
+    return text[:cut]
+
+
+class _Progress:
+    """A line per ~10% of batches on stderr (long CPU evaluations show they are alive)."""
+
+    def __init__(self, label: str | None, total: int):
+        self.label, self.total, self.done, self.start = label, total, 0, time.time()
+        self.every = max(1, total // 10)
+
+    def step(self):
+        self.done += 1
+        if self.label and (self.done % self.every == 0 or self.done == self.total):
+            print(
+                f"  {self.label}: {self.done}/{self.total} batches ({time.time() - self.start:.0f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def resolve_adapter(adapter) -> str | None:
+    if adapter is None:
+        return None
+    path = Path(adapter)
+    if not (path / "adapter_config.json").exists():
+        raise FileNotFoundError(f"adapter {path}: no adapter_config.json (expected a PEFT LoRA adapter folder)")
+    return str(path.resolve())
