@@ -1,0 +1,103 @@
+"""The report of one run folder: metrics base vs adapted, allocation, training loss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from labelwise import runio
+from labelwise.report import plots
+from labelwise.report.document import Document
+
+
+def flatten_metrics(metrics: dict) -> dict[str, dict[str, float]]:
+    """``{label: {benchmark: {metric: x, protocol: {...}}}}`` -> ``{label: {"bench.metric": x}}``.
+
+    Only numbers are kept (``protocol`` and other nested records are descriptions)."""
+    out: dict[str, dict[str, float]] = {}
+    for label, benches in (metrics or {}).items():
+        if not isinstance(benches, dict):
+            continue
+        flat = out.setdefault(label, {})
+        for bench, values in benches.items():
+            if isinstance(values, (int, float)) and not isinstance(values, bool):
+                flat[bench] = float(values)
+                continue
+            if not isinstance(values, dict):
+                continue
+            for name, v in values.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    flat[f"{bench}.{name}"] = float(v)
+    return out
+
+
+def metrics_rows(flat: dict[str, dict[str, float]]) -> tuple[list[str], list[list[str]]]:
+    labels = [l for l in ("base", "adapted") if l in flat] + sorted(l for l in flat if l not in ("base", "adapted"))
+    keys = sorted(set().union(*(set(v) for v in flat.values()))) if flat else []
+    header = ["metric"] + labels
+    if "base" in flat and "adapted" in flat:
+        header.append("adapted − base")
+    rows = []
+    for k in keys:
+        row = [k] + [_num(flat[l].get(k)) for l in labels]
+        if "base" in flat and "adapted" in flat:
+            a, b = flat["adapted"].get(k), flat["base"].get(k)
+            row.append(_num(a - b, signed=True) if a is not None and b is not None else "")
+        rows.append(row)
+    return header, rows
+
+
+def _num(x, signed=False) -> str:
+    if x is None:
+        return ""
+    return f"{x:+.4g}" if signed else f"{x:.4g}"
+
+
+def build(folder: Path) -> Document:
+    import pandas as pd
+
+    folder = Path(folder)
+    doc = Document(f"labelwise run: {folder.name}")
+    summary_path = folder / "summary.json"
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        stages = summary.get("stages") or []
+        if stages:
+            doc.heading("Stages", 2)
+            doc.table(
+                ["stage", "status", "seconds", "output"],
+                [[s.get("stage", ""), s.get("status", ""), f"{s.get('seconds', 0):.1f}", str(s.get("output", ""))] for s in stages],
+            )
+    sel_path = folder / "selection.json"
+    if sel_path.exists():
+        sel = json.loads(sel_path.read_text())
+        doc.heading("Selection", 2)
+        doc.code(json.dumps(sel, indent=2))
+    metrics_path = folder / runio.METRICS
+    if metrics_path.exists():
+        flat = flatten_metrics(json.loads(metrics_path.read_text()))
+        doc.heading("Metrics", 2)
+        header, rows = metrics_rows(flat)
+        doc.table(header, rows) if rows else doc.paragraph("metrics.json has no numbers yet.")
+    alloc_path = folder / runio.ALLOCATION
+    if alloc_path.exists():
+        alloc = pd.read_csv(alloc_path)
+        doc.heading("Per-task allocation", 2)
+        doc.image("allocation.png", plots.allocation_chart({"selected": alloc}), "prompts selected per task")
+        doc.table(list(alloc.columns), [[_cell(v) for v in r] for r in alloc.itertuples(index=False, name=None)])
+    log_path = folder / "train_log.csv"
+    if log_path.exists():
+        log = pd.read_csv(log_path)
+        if "loss" in log.columns and len(log):
+            doc.heading("Training", 2)
+            doc.image("loss.png", plots.loss_curve(log), "training loss per step")
+    if not doc.blocks:
+        raise FileNotFoundError(
+            f"{folder}: nothing to report (no summary.json, metrics.json, allocation.csv, "
+            "train_log.csv nor results.csv)"
+        )
+    return doc
+
+
+def _cell(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

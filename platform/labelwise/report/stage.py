@@ -1,0 +1,49 @@
+"""``labelwise report FOLDER``: report.md (+ report_files/*.png) and a self-contained
+report.html for a sweep folder (has results.csv) or a run folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+RESULTS = "results.csv"
+
+
+def write_report(folder: str | Path) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` into ``folder``; return their paths."""
+    from labelwise import runio
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    if (folder / RESULTS).exists():
+        import pandas as pd
+
+        from labelwise.report import sweep_report
+        from labelwise.report.table import check_results
+
+        df = check_results(pd.read_csv(folder / RESULTS), str(folder / RESULTS))
+        doc = sweep_report.build(df, folder)
+    else:
+        from labelwise.report import run_report
+
+        doc = run_report.build(folder)
+    text, files = doc.markdown("report_files")
+    for rel, png in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with runio.atomic_path(path) as tmp:
+            tmp.write_bytes(png)
+    md = runio.write_text(folder / "report.md", text)
+    page = runio.write_text(folder / "report.html", doc.html())
+    return md, page
+
+
+def main(folder) -> int:
+    try:
+        md, page = write_report(folder)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"labelwise report: error: {e}", file=sys.stderr)
+        return 2
+    print(f"report: {md}\n        {page}")
+    return 0

@@ -1,0 +1,176 @@
+"""The report of a sweep: the paper-style tables, curves, allocation, win rate, savings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labelwise.report import plots
+from labelwise.report.document import Document
+from labelwise.report.table import (
+    FULL,
+    lower_is_better,
+    metric_columns,
+    paper_table,
+    savings,
+    with_selector,
+)
+
+PERCENT_WORDS = ("accuracy", "acc", "win_rate", "winrate", "rate", "exact_match", "em")
+
+
+def is_percent(metric: str, df) -> bool:
+    name = metric.rsplit(".", 1)[-1].lower()
+    if not any(w == name or w in name.split("_") or name.startswith(w) for w in PERCENT_WORDS):
+        return False
+    v = df[metric].dropna()
+    return bool(len(v)) and bool(((v >= 0) & (v <= 1)).all())
+
+
+def fmt_value(x: float, percent: bool) -> str:
+    if percent:
+        return f"{100 * x:.2f}"
+    if abs(x) >= 100:
+        return f"{x:.1f}"
+    return f"{x:.4f}" if abs(x) < 1 else f"{x:.3f}"
+
+
+def fmt_cell(cell: dict | None, percent: bool) -> str:
+    if cell is None:
+        return "–"
+    text = fmt_value(cell["mean"], percent)
+    if cell.get("rank") == 1:
+        text = f"**{text}**"
+    elif cell.get("rank") == 2:
+        text = f"<u>{text}</u>"
+    if cell["n"] > 1:
+        text += f" ± {fmt_value(cell['se'], percent)}"
+    return text
+
+
+def table_rows(table: dict, percent: bool) -> tuple[list[str], list[list[str]]]:
+    header = ["Strategy"] + [f"k = {b}" for b in table["budgets"]]
+    full = table["full"]
+    if full is not None:
+        header.append(f"Full ({full['budget']})")
+    rows = []
+    for selector, cells in table["rows"]:
+        row = [selector] + [fmt_cell(cells.get(b), percent) for b in table["budgets"]]
+        if full is not None:
+            row.append(fmt_cell(full, percent))
+        rows.append(row)
+    return header, rows
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
+def savings_rows(rows: list[dict]) -> list[list[str]]:
+    out = []
+    for r in rows:
+        if r["selector"].startswith("random"):
+            continue
+        vs_random = _pct(r["saved_vs_random"])
+        if r["saved_vs_random_at_least"] and r["saved_vs_random"] is not None:
+            vs_random = "≥ " + vs_random
+        need = "–" if r["random_budget"] is None else f"{r['random_budget']:.0f}"
+        if r["saved_vs_random_at_least"]:
+            need = "> full pool"
+        out.append([r["selector"], str(r["budget"]), need, vs_random, _pct(r["saved_vs_full"])])
+    return out
+
+
+def allocations_for_report(df, folder: Path) -> dict:
+    """One allocation.csv per selector: its largest budget, smallest seed, where present."""
+    import pandas as pd
+
+    if "run_dir" not in df.columns:
+        return {}
+    out = {}
+    trials = df[df["strategy"] != FULL].sort_values(["budget", "seed"], ascending=[False, True])
+    for selector, g in trials.groupby("selector", sort=True):
+        for run_dir in g["run_dir"].dropna():
+            path = Path(run_dir)
+            if not path.is_absolute():
+                path = folder / path
+            if (path / "allocation.csv").exists():
+                out[f"{selector} (k={int(g['budget'].max())})"] = pd.read_csv(path / "allocation.csv")
+                break
+    return out
+
+
+def build(df, folder: Path, title: str | None = None) -> Document:
+    """Build the report of a results table (one row per trial)."""
+    df = with_selector(df)
+    if "status" in df.columns:
+        failed = df[df["status"].fillna("ok") != "ok"]
+        df_ok = df[df["status"].fillna("ok") == "ok"]
+    else:
+        failed, df_ok = df.iloc[0:0], df
+    doc = Document(title or f"labelwise sweep: {folder.name}")
+    metrics = metric_columns(df_ok)
+    trials = df_ok[df_ok["strategy"] != FULL]
+    doc.paragraph(
+        f"{len(df)} trials ({len(failed)} failed): selectors {', '.join(sorted(trials['selector'].unique()))}; "
+        f"budgets {', '.join(str(b) for b in sorted(trials['budget'].unique()))}; "
+        f"seeds {', '.join(str(s) for s in sorted(df_ok['seed'].unique()))}. "
+        "Cells are mean ± standard error over seeds; the best selector at each budget is in "
+        "**bold**, the second best <u>underlined</u>; Full is the model trained on the whole pool."
+    )
+    if not metrics:
+        doc.paragraph("No metric columns in the results table yet.")
+    for metric in metrics:
+        table = paper_table(df_ok, metric)
+        if not table["rows"]:
+            continue
+        percent = is_percent(metric, df_ok)
+        direction = "lower is better" if lower_is_better(metric) else "higher is better"
+        doc.heading(f"{metric}{' (%)' if percent else ''}", 2)
+        extra = ""
+        if table["base_model"] is not None:
+            extra = f" Untrained base model: {fmt_value(table['base_model'], percent)}."
+        doc.paragraph(f"{direction}.{extra}")
+        header, rows = table_rows(table, percent)
+        doc.table(header, rows)
+        slug = metric.replace(".", "_").replace("/", "_")
+        doc.image(f"curve_{slug}.png", plots.metric_curves(table), f"{metric} vs annotation budget")
+        if metric.startswith("winrate."):
+            doc.image(f"bars_{slug}.png", plots.bars(table), f"{metric} per selector")
+    if metrics:
+        primary = metrics[0]
+        doc.heading(f"Annotation saved at equal quality ({primary})", 2)
+        doc.paragraph(
+            "vs random: 1 − k / (budget random needs for the same mean, interpolated on "
+            "random's curve from the untrained model at 0 to the full pool). vs full: "
+            "1 − k / pool size, when the selector reaches the full pool's mean within one "
+            "standard error; – when not reached."
+        )
+        rows = savings_rows(savings(df_ok, primary))
+        if rows:
+            doc.table(["selector", "k", "random needs", "saved vs random", "saved vs full pool"], rows)
+    allocations = allocations_for_report(df_ok, folder)
+    if allocations:
+        doc.heading("Per-task allocation", 2)
+        doc.image("allocation.png", plots.allocation_chart(allocations), "prompts selected per task")
+    doc.heading("All trials", 2)
+    cols = [c for c in ["trial", "selector", "budget", "seed", "status"] if c in df.columns] + metrics
+    doc.table(cols, _rows_by_name(df.sort_values(["selector", "budget", "seed"]), cols))
+    if len(failed):
+        doc.heading("Failed trials", 2)
+        errs = [c for c in ["trial", "selector", "budget", "seed", "error"] if c in failed.columns]
+        doc.table(errs, _rows_by_name(failed, errs))
+    return doc
+
+
+def _rows_by_name(df, cols) -> list[list[str]]:
+    return [[_plain(v) for v in values] for values in df[cols].itertuples(index=False, name=None)]
+
+
+def _plain(v) -> str:
+    import math
+
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
