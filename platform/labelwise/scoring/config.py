@@ -1,8 +1,9 @@
-"""Score stage configuration."""
+"""Score stage configuration (the ``score:`` section of a job YAML)."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from labelwise.config import check
 
@@ -10,9 +11,60 @@ from labelwise.config import check
 @dataclasses.dataclass
 class ScoreConfig:
     max_new_tokens: int = 32
+    """Greedy answer length limit (the answer also stops at EOS)."""
     batch_size: int = 16
+    """Prompts per model call; prompts are sorted by length first (length bucketing)."""
+    max_batch_tokens: int | None = None
+    """Optional cap on batch_size x longest prompt in a batch (long prompts get smaller batches)."""
     embeddings: bool = True
+    """Also store a mean-pooled penultimate-layer prompt embedding (from the same prefill)."""
+    answers: bool = True
+    """Also store the decoded greedy answer text (else the answer column is empty)."""
+    max_prompt_tokens: int | None = None
+    """Longest rendered prompt, in tokens (default: the model context minus max_new_tokens)."""
+    overlong: Literal["truncate", "reject"] = "truncate"
+    """A prompt longer than max_prompt_tokens: cut its end (truncate) or give it an error (reject)."""
+    use_ray: Literal["auto", "true", "false"] = "auto"
+    """auto: Ray Data when the pending prompts exceed ray_threshold or a cluster address is set."""
+    ray_threshold: int = 2000
+    max_actors: int | None = None
+    """Upper bound on scoring actors (None: what labelwise.actor_pool.plan_actors allows)."""
+    threads: int | None = None
+    """Torch threads per actor / in-process (None: from the actor plan, or all cores)."""
+    max_restarts: int = 3
+    """Ray: times a crashed scoring actor is restarted."""
+    max_task_retries: int = 3
+    """Ray: times a batch whose actor died is retried."""
 
     def __post_init__(self):
         check(self.max_new_tokens > 0, "max_new_tokens", "must be positive")
         check(self.batch_size > 0, "batch_size", "must be positive")
+        check(
+            self.max_batch_tokens is None or self.max_batch_tokens > 0,
+            "max_batch_tokens",
+            "must be positive or null",
+        )
+        check(
+            self.max_prompt_tokens is None or self.max_prompt_tokens > 0,
+            "max_prompt_tokens",
+            "must be positive or null",
+        )
+        check(self.ray_threshold >= 0, "ray_threshold", "must be >= 0")
+        check(self.max_actors is None or self.max_actors > 0, "max_actors", "must be positive or null")
+        check(self.threads is None or self.threads > 0, "threads", "must be positive or null")
+        check(self.max_restarts >= -1, "max_restarts", "must be >= -1 (-1: forever)")
+        check(self.max_task_retries >= -1, "max_task_retries", "must be >= -1 (-1: forever)")
+
+    def settings(self) -> dict:
+        """The settings that change a prompt's scores (part of the cache key).
+
+        Batch size and actor counts only change how the work is cut, not what a prompt's
+        greedy answer is, so they are left out: changing them reuses finished shards.
+        """
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "embeddings": self.embeddings,
+            "answers": self.answers,
+            "max_prompt_tokens": self.max_prompt_tokens,
+            "overlong": self.overlong,
+        }

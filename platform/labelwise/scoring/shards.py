@@ -1,0 +1,68 @@
+"""The score cache: Parquet shards under run_dir/score_shards/<settings key>/.
+
+The key hashes the model fingerprint and the generation settings; inside it each shard holds
+finished prompts by id. Shards are written atomically (temporary name, then rename), so a
+crash leaves only whole shards, and a rerun scores only the ids no shard holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from labelwise.runio import atomic_path, write_json
+
+
+def settings_key(parts: dict) -> str:
+    """A short stable hash of everything that changes a prompt's scores."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ShardStore:
+    def __init__(self, root: str | Path, describe: dict | None = None):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        if describe is not None and not (self.root / "settings.json").exists():
+            write_json(self.root / "settings.json", describe)
+        self.written = 0
+
+    def shard_paths(self) -> list[Path]:
+        return sorted(self.root.glob("part-*.parquet"))
+
+    def read_all(self) -> pa.Table | None:
+        tables = []
+        for path in self.shard_paths():
+            try:
+                tables.append(pq.read_table(path))
+            except Exception as e:  # an atomic write never leaves one; say which file if it happens
+                raise ValueError(f"{path}: unreadable score shard ({e}); delete it to rescore its prompts") from None
+        if not tables:
+            return None
+        return pa.concat_tables(tables, promote_options="default")
+
+    def done_ids(self) -> set[str]:
+        done: set[str] = set()
+        for path in self.shard_paths():
+            try:
+                done.update(pq.read_table(path, columns=["id"]).column("id").to_pylist())
+            except Exception as e:
+                raise ValueError(f"{path}: unreadable score shard ({e}); delete it to rescore its prompts") from None
+        return done
+
+    def write(self, table: pa.Table) -> Path | None:
+        """Write one shard (atomically); names are unique and sort in write order."""
+        if table.num_rows == 0:
+            return None
+        ids = "\n".join(sorted(table.column("id").to_pylist()))
+        digest = hashlib.sha256(ids.encode()).hexdigest()[:12]
+        path = self.root / f"part-{time.time_ns():020d}-{digest}.parquet"
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+        self.written += 1
+        return path

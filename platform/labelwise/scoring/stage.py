@@ -1,0 +1,322 @@
+"""The score stage: pool.parquet -> scores.parquet, cached and resumable.
+
+    labelwise score JOB.yaml [--set score.max_new_tokens=64 ...]
+
+1. Read the pool; hash the model fingerprint and generation settings into a cache key.
+2. Skip every id that a shard under run_dir/score_shards/<key>/ already holds.
+3. Render and tokenize the whole pool (driver side, tokenizer only), truncate or reject
+   over-long prompts, sort by length and cut batches (plan.py). Batches depend only on the
+   pool and settings, so a rerun recomputes unfinished batches exactly as before.
+4. Score the pending batches in-process, or on Ray Data with the ``Scorer`` callable class on
+   an actor pool (labelwise.actor_pool.plan_actors); the driver writes a Parquet shard
+   (atomically) as results arrive, so a crash loses at most the results not yet flushed.
+5. Assemble scores.parquet in pool order and write score_summary.json (per task: prompts,
+   errors, mean confidence computed in log space, mean answer length; run throughput).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "score_summary.json"
+# Flush a shard when this many results are buffered or this many seconds passed.
+SHARD_ROWS = 256
+SHARD_SECONDS = 20.0
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "--ray",
+        choices=["auto", "true", "false"],
+        default=None,
+        help="use Ray Data (true), score in this process (false), or decide by pool size (auto; "
+        "default: score.use_ray)",
+    )
+
+
+def main(job, args) -> int:
+    if getattr(args, "ray", None):
+        job.score.use_ray = args.ray
+    path = score_pool(job)
+    print(f"wrote {path}")
+    return 0
+
+
+def score_pool(job) -> Path:
+    """Score every prompt of run_dir/pool.parquet; return run_dir/scores.parquet."""
+    from labelwise import runio
+    from labelwise.runio import POOL, SCORE_SHARDS, SCORES
+    from labelwise.scoring.shards import ShardStore, settings_key
+
+    run = job.run_path
+    pool = read_pool(run / POOL)
+    parts = cache_key_parts(job)
+    key = settings_key(parts)
+    digest = pool_digest(pool["id"].tolist())
+    out = run / SCORES
+    summary_path = run / SUMMARY
+    if out.exists() and summary_path.exists():
+        prev = json.loads(summary_path.read_text())
+        if prev.get("settings_key") == key and prev.get("pool_digest") == digest:
+            log.info("%s is up to date (settings %s)", out, key)
+            return out
+
+    store = ShardStore(run / SCORE_SHARDS / key, describe=parts)
+    done = store.done_ids()
+    pending = ~pool["id"].isin(done)
+    stats = {"scored_now": 0, "generated_tokens": 0, "seconds": 0.0, "truncated": 0, "rejected": 0}
+    stats["cached"] = int((~pending).sum())
+    if pending.any():
+        stats.update(score_pending(job, pool, set(pool.loc[pending, "id"]), store))
+
+    table = assemble(store, pool, job.score.embeddings)
+    with runio.atomic_path(out) as tmp:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, tmp)
+
+    from labelwise.scoring.summary import format_summary, task_summary
+
+    scores = table.drop_columns(["embedding"]) if "embedding" in table.column_names else table
+    scores = scores.to_pandas()
+    tasks = task_summary(scores)
+    stats["errors"] = int(scores["error"].notna().sum())
+    if stats["seconds"] > 0 and stats["scored_now"]:
+        stats["tokens_per_s"] = stats["generated_tokens"] / stats["seconds"]
+        stats["prompts_per_s"] = stats["scored_now"] / stats["seconds"]
+    runio.write_json(
+        summary_path,
+        {
+            "settings_key": key,
+            "pool_digest": digest,
+            "settings": parts,
+            "prompts": int(len(scores)),
+            "log_mean_conf": _overall(scores),
+            "run": stats,
+            "tasks": tasks,
+        },
+    )
+    print(format_summary(tasks, stats), file=sys.stderr)
+    return out
+
+
+def read_pool(path: Path):
+    import pandas as pd
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run `labelwise pool` first")
+    pool = pd.read_parquet(path)
+    missing = [c for c in ("id", "task", "prompt") if c not in pool.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected id, task, prompt)")
+    pool = pool[["id", "task", "prompt"]].reset_index(drop=True)
+    nulls = pool[pool[["id", "task", "prompt"]].isna().any(axis=1)]
+    if len(nulls):
+        raise ValueError(f"{path}: {len(nulls)} row(s) with a null id, task or prompt, first at row {nulls.index[0]}")
+    dup = pool["id"][pool["id"].duplicated()]
+    if len(dup):
+        raise ValueError(f"{path}: duplicate id(s), e.g. {dup.iloc[0]!r} ({len(dup)} duplicates)")
+    pool["id"] = pool["id"].astype(str)
+    pool["task"] = pool["task"].astype(str)
+    return pool
+
+
+def cache_key_parts(job) -> dict:
+    """What a prompt's scores depend on: the model (fingerprint), the template and the settings."""
+    from labelwise.models import fingerprint
+
+    return {
+        "model": job.model.name,
+        "fingerprint": fingerprint(job.model),
+        "device": job.model.device,
+        "dtype": job.model.dtype,
+        "chat_template": job.model.chat_template,
+        **job.score.settings(),
+    }
+
+
+def pool_digest(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+
+
+def want_ray(job, n_pending: int) -> bool:
+    mode = job.score.use_ray
+    if mode != "auto":
+        return mode == "true"
+    if job.ray.address or os.environ.get("RAY_ADDRESS"):
+        return True
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return True
+    return n_pending > job.score.ray_threshold
+
+
+def score_pending(job, pool, pending_ids: set[str], store) -> dict:
+    """Encode and plan the whole pool, then score the batches holding pending ids."""
+    from transformers import AutoConfig
+
+    from labelwise.models import load_tokenizer, resolve
+    from labelwise.scoring.plan import encode_prompts, plan_batches, prompt_limit
+    from labelwise.scoring.schema import error_row, to_table
+    from labelwise.scoring.scorer import make_batch
+
+    cfg = job.score
+    tokenizer = load_tokenizer(job.model)
+    model_cfg = AutoConfig.from_pretrained(resolve(job.model.name), trust_remote_code=job.model.trust_remote_code)
+    context = getattr(model_cfg, "max_position_embeddings", None)
+    limit = prompt_limit(cfg.max_prompt_tokens, context, cfg.max_new_tokens)
+    encoded = encode_prompts(
+        tokenizer,
+        pool["id"].tolist(),
+        pool["task"].tolist(),
+        pool["prompt"].tolist(),
+        chat_template=job.model.chat_template,
+        limit=limit,
+        overlong=cfg.overlong,
+    )
+    truncated = sum(e.truncated for e in encoded if e.id in pending_ids)
+    rejected = [e for e in encoded if e.input_ids is None and e.id in pending_ids]
+    if rejected:
+        store.write(to_table([error_row(e.id, e.task, e.error) for e in rejected], cfg.embeddings))
+        log.warning("%d prompt(s) rejected as too long (score.overlong=reject)", len(rejected))
+    ok = [e for e in encoded if e.input_ids is not None]
+    batches = []
+    for idx in plan_batches([len(e.input_ids) for e in ok], cfg.batch_size, cfg.max_batch_tokens):
+        members = [ok[i] for i in idx if ok[i].id in pending_ids]
+        if members:
+            batches.append(make_batch([e.id for e in members], [e.task for e in members], [e.input_ids for e in members]))
+    stats = {"truncated": int(truncated), "rejected": len(rejected), "scored_now": len(rejected)}
+    if not batches:
+        return stats
+    n = sum(len(b["ids"]) for b in batches)
+    start = time.perf_counter()
+    if want_ray(job, n):
+        tokens = score_on_ray(job, batches, store)
+    else:
+        tokens = score_in_process(job, batches, store)
+    stats.update(
+        scored_now=stats["scored_now"] + n,
+        generated_tokens=int(tokens),
+        seconds=time.perf_counter() - start,
+    )
+    return stats
+
+
+class _Flusher:
+    """Buffers result tables and writes a shard every SHARD_ROWS rows or SHARD_SECONDS."""
+
+    def __init__(self, store, total: int):
+        self.store, self.total = store, total
+        self.buffer, self.rows, self.done, self.tokens = [], 0, 0, 0
+        self.last = self.start = time.perf_counter()
+        self.last_report = self.start
+
+    def add(self, table) -> None:
+        self.buffer.append(table)
+        self.rows += table.num_rows
+        self.done += table.num_rows
+        self.tokens += int(sum(table.column("n_tokens").to_pylist()))
+        now = time.perf_counter()
+        if self.rows >= SHARD_ROWS or now - self.last >= SHARD_SECONDS:
+            self.flush()
+        if now - self.last_report >= 10 or self.done == self.total:
+            rate = self.tokens / max(now - self.start, 1e-9)
+            print(f"score: {self.done}/{self.total} prompts, {rate:.1f} tokens/s", file=sys.stderr)
+            self.last_report = now
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if self.buffer:
+            self.store.write(pa.concat_tables(self.buffer))
+        self.buffer, self.rows, self.last = [], 0, time.perf_counter()
+
+
+def score_in_process(job, batches: list[dict], store, scorer=None) -> int:
+    """Score batches in this process (no Ray); returns the number of generated tokens."""
+    from labelwise import config
+    from labelwise.scoring.schema import to_table
+    from labelwise.scoring.scorer import Scorer
+
+    cfg = job.score
+    if scorer is None:
+        scorer = Scorer(
+            config.to_dict(job.model), cfg.max_new_tokens, cfg.embeddings, cfg.answers, threads=cfg.threads
+        )
+    flusher = _Flusher(store, sum(len(b["ids"]) for b in batches))
+    for batch in batches:
+        flusher.add(to_table(scorer.score_batch(batch), cfg.embeddings))
+    flusher.flush()
+    return flusher.tokens
+
+
+def score_on_ray(job, batches: list[dict], store, scorer_cls=None) -> int:
+    """Score batches with Ray Data on an actor pool; the driver writes shards as blocks arrive."""
+    from labelwise import config
+    from labelwise.actor_pool import plan_actors
+    from labelwise.ray_start import init_ray
+    from labelwise.scoring.scorer import Scorer
+
+    cfg = job.score
+    ray = init_ray(job.ray)
+    plan = plan_actors(job.model.device, cfg.max_actors)
+    rows = [{"payload": json.dumps(b)} for b in batches]
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
+    ds = ds.map_batches(
+        scorer_cls or Scorer,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_constructor_kwargs={
+            "model": config.to_dict(job.model),
+            "max_new_tokens": cfg.max_new_tokens,
+            "embeddings": cfg.embeddings,
+            "answers": cfg.answers,
+            "threads": cfg.threads or plan.threads,
+            "device": plan.device,
+        },
+        max_restarts=cfg.max_restarts,
+        max_task_retries=cfg.max_task_retries,
+        **plan.map_batches_kwargs(),
+    )
+    flusher = _Flusher(store, sum(len(b["ids"]) for b in batches))
+    for block in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        flusher.add(block)
+    flusher.flush()
+    return flusher.tokens
+
+
+def assemble(store, pool, embeddings: bool):
+    """All shard rows for the pool's ids, in pool order, in the scores.parquet schema."""
+    import pyarrow as pa
+
+    from labelwise.scoring.schema import schema
+
+    table = store.read_all()
+    if table is None:
+        raise ValueError(f"{store.root}: no score shards, nothing to assemble")
+    sch = schema(embeddings)
+    table = table.select(sch.names).cast(sch)
+    ids = table.column("id").to_pylist()
+    first = {}
+    for row, id_ in enumerate(ids):
+        first.setdefault(id_, row)
+    missing = [i for i in pool["id"] if i not in first]
+    if missing:
+        raise ValueError(
+            f"{store.root}: {len(missing)} pool id(s) have no score after scoring, e.g. {missing[0]!r}"
+        )
+    return table.take(pa.array([first[i] for i in pool["id"]], type=pa.int64()))
+
+
+def _overall(scores) -> float:
+    from labelwise.scoring.summary import mean_logconf
+
+    return mean_logconf(scores.loc[scores["error"].isna(), "logconf"].to_numpy())
