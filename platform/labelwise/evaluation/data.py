@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
 from pathlib import Path
 
 LAYOUTS = {
@@ -40,3 +42,12 @@ def missing(benchmark: str, path: Path, what: str = "") -> FileNotFoundError:
         f"(evaluate.data_dir or $LABELWISE_DATA_DIR, or evaluate.{benchmark}.path):\n"
         f"{LAYOUTS[benchmark]}"
     )
+
+
+def sample(rows: list[dict], cap: int | None, seed: int, key: str) -> list[dict]:
+    """At most ``cap`` rows, the same for the same (seed, key), in file order."""
+    if cap is None or len(rows) <= cap:
+        return rows
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
+    picked = sorted(random.Random(int(digest[:16], 16)).sample(range(len(rows)), cap))
+    return [rows[i] for i in picked]
