@@ -1,0 +1,165 @@
+"""The Ray Train worker function: LoRA finetuning with DDP, adapter-only checkpoints.
+
+Runs on every worker of a TorchTrainer. The process group (gloo on CPU, NCCL on GPU) is set
+up by Ray Train. Worker ``r`` of ``W`` computes ``batch[r::W]`` of each global batch
+(:mod:`labelwise.training.data`). A checkpoint is the LoRA adapter (peft's
+save_pretrained), the adapter's optimizer state and ``train_state.json`` (step, epoch,
+loss log): never the base weights. On start, the latest checkpoint (from a replaced worker
+group or a restarted run of the same name) is loaded and training continues after its step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+STATE = "train_state.json"
+OPTIMIZER = "optimizer.pt"
+
+
+def train_loop_per_worker(config: dict) -> None:
+    import ray.train
+    import torch
+
+    from labelwise.models import ModelConfig, load_model
+    from labelwise.training import loop
+    from labelwise.training.config import TrainConfig
+    from labelwise.training.data import encode, micro_batches, read_labeled, steps_per_epoch, worker_share
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(max(1, int(config["threads"])))
+    model_cfg = ModelConfig(**config["model"])
+    cfg = TrainConfig(**config["train"])
+    seed = int(config["seed"])
+    hooks = config.get("hooks") or {}
+
+    if config["use_gpu"]:
+        import ray.train.torch
+
+        device = ray.train.torch.get_device()
+    else:
+        device = torch.device("cpu")
+    model, tok = load_model(model_cfg, device=device.type)
+    n_params = loop.count_parameters(model)
+    model = loop.attach_lora(model, cfg, seed)
+    model.to(device)
+    model.train()
+    lr = cfg.lr or loop.auto_lr(n_params)
+    optimizer = loop.make_optimizer(model, lr, cfg.weight_decay)
+
+    examples = encode(tok, read_labeled(config["labeled"]), cfg.max_length, model_cfg.chat_template)
+    spe = steps_per_epoch(len(examples), cfg.batch_size)
+    total_steps = spe * cfg.epochs
+    state = {"step": 0, "log": [], "resumed_from": [], "lr": lr, "n_params": n_params}
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = _load_checkpoint(Path(folder), model, optimizer)
+        state["resumed_from"].append(state["step"])
+
+    if world > 1:
+        import ray.train.torch
+
+        ddp = ray.train.torch.prepare_model(model, move_to_device=False, parallel_strategy="ddp")
+        all_reduce = loop.torch_all_reduce(device)
+    else:
+        ddp, all_reduce = model, None
+
+    pending = []  # log rows since the last report
+    for step, epoch, i, batch in loop.step_plan(len(examples), cfg.batch_size, cfg.epochs, seed):
+        if step < state["step"]:
+            continue  # done before the checkpoint we resumed from
+        _maybe_fail(hooks, step, rank)
+        share = worker_share(batch, rank, world)
+        _maybe_record(hooks, rank, epoch, step, [examples[j].id for j in share])
+        micro = [[examples[j] for j in mb] for mb in micro_batches(share, batch, world, cfg.micro_batch_size)]
+        torch.manual_seed(loop.step_seed(seed, step, rank))
+        rate = loop.lr_at(step, total_steps, lr, cfg.lr_schedule, cfg.warmup_steps)
+        s = loop.train_step(ddp, optimizer, micro, tok.pad_token_id, device, rate, all_reduce, world)
+        row = {
+            "step": step + 1,
+            "epoch": round(epoch + (i + 1) / spe, 6),
+            "loss": s.loss,
+            "lr": rate,
+            "examples": s.examples,
+            "tokens": s.tokens,
+            "response_tokens": s.response_tokens,
+            "seconds": round(s.seconds, 6),
+            "time": time.time(),
+        }
+        state["log"].append(row)
+        pending.append(row)
+        state["step"] = step + 1
+        end_of_epoch = i == spe - 1
+        due = cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0
+        if end_of_epoch or due:
+            metrics = {
+                "step": state["step"],
+                "epoch": row["epoch"],
+                "loss": sum(r["loss"] for r in pending) / len(pending),
+                "tokens_per_s": sum(r["tokens"] for r in pending) / max(1e-9, sum(r["seconds"] for r in pending)),
+            }
+            pending = []
+            if rank == 0:
+                print(
+                    f"train: step {state['step']}/{total_steps} epoch {row['epoch']:.2f} "
+                    f"loss {metrics['loss']:.4f} ({metrics['tokens_per_s']:.0f} tokens/s)",
+                    flush=True,
+                )
+            _report(metrics, model, optimizer, state, rank)
+
+
+def _report(metrics: dict, model, optimizer, state: dict, rank: int) -> None:
+    import ray.train
+    import torch
+
+    if rank != 0:  # every worker reports (it is a barrier); rank 0 alone saves
+        ray.train.report(metrics, checkpoint=None)
+        return
+    with tempfile.TemporaryDirectory(prefix="lw-ckpt-") as folder:
+        model.save_pretrained(folder)
+        torch.save(optimizer.state_dict(), os.path.join(folder, OPTIMIZER))
+        with open(os.path.join(folder, STATE), "w") as f:
+            json.dump(state, f)
+        ray.train.report(
+            metrics,
+            checkpoint=ray.train.Checkpoint.from_directory(folder),
+            checkpoint_dir_name=f"checkpoint_step{state['step']:06d}",
+        )
+
+
+def _load_checkpoint(folder: Path, model, optimizer) -> dict:
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = folder / "adapter_model.safetensors"
+    set_peft_model_state_dict(model, load_file(str(weights)))
+    optimizer.load_state_dict(torch.load(folder / OPTIMIZER, map_location="cpu", weights_only=True))
+    return json.loads((folder / STATE).read_text())
+
+
+def _maybe_fail(hooks: dict, step: int, rank: int) -> None:
+    """Test hook: the process of worker ``rank`` dies at ``step`` once (guarded by a marker file)."""
+    fail = hooks.get("fail")
+    if not fail or fail["step"] != step or fail.get("rank", 0) != rank:
+        return
+    marker = Path(fail["marker"])
+    if marker.exists():
+        return
+    marker.write_text(f"worker {rank} killed at step {step} (pid {os.getpid()})\n")
+    os._exit(1)
+
+
+def _maybe_record(hooks: dict, rank: int, epoch: int, step: int, ids: list[str]) -> None:
+    """Test hook: append the ids this worker trains on at each step to a per-rank file."""
+    folder = hooks.get("record_ids")
+    if not folder:
+        return
+    with open(Path(folder) / f"rank{rank}.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": epoch, "step": step, "ids": ids}) + "\n")
