@@ -133,7 +133,7 @@ def filter_tasks(rows: list[dict], cfg: PoolConfig, drops: Drops) -> list[dict]:
     return out
 
 
-def test_size(n: int, fraction: float, cap: int) -> int:
+def held_out_size(n: int, fraction: float, cap: int) -> int:
     """Held-out rows for a task of n prompts: floor(fraction * n), at most cap, and the
     pool always keeps at least one prompt."""
     return max(0, min(cap, math.floor(fraction * n), n - 1))
@@ -147,7 +147,7 @@ def split_test(rows: list[dict], cfg: PoolConfig) -> tuple[list[dict], list[dict
     for task in sorted(by_task):
         group = {r["id"]: r for r in by_task[task]}
         order = hashed_order(group, cfg.seed, f"test:{task}")
-        k = test_size(len(order), cfg.test_fraction, cfg.test_max_per_task)
+        k = held_out_size(len(order), cfg.test_fraction, cfg.test_max_per_task)
         test.extend(group[i] for i in order[:k])
         pool.extend(group[i] for i in order[k:])
     return pool, test

@@ -49,9 +49,9 @@ FLAN_COT_FILE = re.compile(r"^cot_.*\.tsv$")
 def detect_format(fs, path: str, files: list[str]) -> str:
     """Guess the format from file names, then from the keys of the first record."""
     names = [os.path.basename(f) for f in files]
-    if all(FLAN_COT_FILE.match(n) for n in names):
+    if any(FLAN_COT_FILE.match(n) for n in names):
         return "flan_cot"
-    if all(SNI_FILE.match(n) for n in names):
+    if any(SNI_FILE.match(n) for n in names):
         return "sni"
     first = next(iter(readers.read_table_file(fs, files[0])), None)
     keys = set(first[1]) if first else set()
@@ -66,6 +66,18 @@ def detect_format(fs, path: str, files: list[str]) -> str:
     if {"definition", "input", "output", "category"} <= keys:
         return "niv2"
     return "table"
+
+
+def format_files(fmt: str, files: list[str]) -> tuple[list[str], list[str]]:
+    """(files the format reads, files of the folder it ignores): a FLAN CoT folder also
+    holds flan_collection_info.csv, an SNI folder may hold a README."""
+    pattern = {"flan_cot": FLAN_COT_FILE, "sni": SNI_FILE}.get(fmt)
+    if pattern is None or len(files) == 1:
+        return files, []
+    used = [f for f in files if pattern.match(os.path.basename(f))]
+    if not used:
+        raise ValueError(f"format {fmt}: no files named like {pattern.pattern} among {', '.join(files)}")
+    return used, [f for f in files if f not in used]
 
 
 def mapper_for(fmt: str, cfg: PoolConfig, first_keys: set[str] | None) -> Mapper:
@@ -176,12 +188,13 @@ def source_records(cfg: PoolConfig) -> tuple[Iterator[Raw], dict]:
 
     fs, path = readers.open_source(cfg.source)
     if readers.is_dir(fs, path) and readers.is_hf_saved(fs, path):
-        files = [path]
+        files, ignored = [path], []
         fmt = "table" if cfg.format == "auto" else cfg.format
         streams = lambda f: readers.read_hf_saved(fs, f, cfg.split)  # noqa: E731
     else:
         files = readers.list_files(fs, path)
         fmt = detect_format(fs, path, files) if cfg.format == "auto" else cfg.format
+        files, ignored = format_files(fmt, files)
         streams = {
             "flan_cot": lambda f: flan_cot_records(fs, f),
             "sni": lambda f: sni_records(fs, f),
@@ -200,4 +213,4 @@ def source_records(cfg: PoolConfig) -> tuple[Iterator[Raw], dict]:
             for where, row in streams(f):
                 yield mapper(row, source, where)
 
-    return gen(), {"format": fmt, "files": files}
+    return gen(), {"format": fmt, "files": files, "ignored_files": ignored}

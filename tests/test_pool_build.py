@@ -1,0 +1,159 @@
+"""Pool building as plain functions: ids, templates, drops, duplicates, caps, test split."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labelwise.config import ConfigError, build
+from labelwise.pool.build import build_tables, split_test, held_out_size
+from labelwise.pool.config import PoolConfig
+from labelwise.pool.records import Mapper, Raw, render_template, stable_id
+
+
+def cfg(**kw) -> PoolConfig:
+    return build(PoolConfig, {"source": "mem", **kw}, "job.yaml: pool")
+
+
+def raw(prompt, response="a", task="t", where="f.jsonl:1", source="src"):
+    return Raw(prompt=prompt, response=response, task=task, source=source, where=where)
+
+
+def test_stable_id_depends_on_source_and_content_only():
+    a = stable_id("s", "p", "r")
+    assert a == stable_id("s", "p", "r") and len(a) == 16
+    assert len({a, stable_id("s2", "p", "r"), stable_id("s", "p2", "r"), stable_id("s", "p", "r2")}) == 4
+    # no ambiguity from concatenation
+    assert stable_id("s", "ab", "c") != stable_id("s", "a", "bc")
+
+
+def test_template_joins_columns_and_leaves_out_empty_paragraphs():
+    t = "{instruction}\n\n{context}"
+    assert render_template(t, {"instruction": "Sum up.", "context": "Text."}) == "Sum up.\n\nText."
+    assert render_template(t, {"instruction": "Sum up.", "context": ""}) == "Sum up."
+    assert render_template(t, {"instruction": "Sum up.", "context": None}) == "Sum up."
+    assert render_template("Q: {q} A:", {"q": "why"}) == "Q: why A:"
+
+
+def test_missing_column_lists_columns_found():
+    m = Mapper(prompt="question", response="answer", task="task")
+    with pytest.raises(ValueError, match=r"f.csv:3: column 'question' not found; columns found: q, answer, task"):
+        m({"q": "x", "answer": "y", "task": "t"}, "src", "f.csv:3")
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ConfigError, match=r"job.yaml: pool.test_fraction: must be in \[0, 1\)"):
+        cfg(test_fraction=1.5)
+    with pytest.raises(ConfigError, match=r"pool.columns: unknown key 'answer'"):
+        cfg(columns={"answer": "x"})
+    with pytest.raises(ConfigError, match=r"pool.source: unknown built-in pool 'builtin:nope'"):
+        build(PoolConfig, {"source": "builtin:nope"}, "job.yaml: pool")
+    with pytest.raises(ConfigError, match=r"pool.infer_tasks"):
+        cfg(infer_tasks=1)
+
+
+def test_bad_rows_are_counted_with_reasons_and_places():
+    records = [
+        raw("good one", where="f:1"),
+        raw("   ", where="f:2"),
+        raw("no task here", task=None, where="f:3"),
+        raw("good one", where="f:4"),  # exact duplicate of f:1
+        raw("x" * 50, where="f:5"),
+        raw("good two", response="r" * 30, where="f:6"),
+        raw("good one", response="other", where="f:7"),  # same prompt, other answer: kept
+    ]
+    pool, test, meta = build_tables(cfg(max_prompt_chars=40, max_response_chars=20, test_fraction=0), records)
+    assert list(pool.prompt) == ["good one", "good one"]
+    assert meta["n_read"] == 7 and meta["n_pool"] == 2 and meta["n_dropped"] == 5
+    d = meta["dropped"]
+    assert d["empty prompt"] == {"count": 1, "examples": ["f:2"]}
+    assert d["no task"] == {"count": 1, "examples": ["f:3"]}
+    assert d["duplicate (same source, prompt and response)"]["examples"] == ["f:4"]
+    assert meta["duplicates"] == {"count": 1, "examples": [{"row": "f:4", "first_seen": "f:1"}]}
+    assert d["prompt longer than max_prompt_chars=40"]["examples"] == ["f:5"]
+    assert d["response longer than max_response_chars=20"]["examples"] == ["f:6"]
+    assert meta["prompts_with_conflicting_responses"] == 1
+    # read = kept + dropped: nothing vanishes silently
+    assert meta["n_read"] == meta["n_pool"] + meta["n_test"] + meta["n_dropped"]
+
+
+def many(task_sizes: dict[str, int]) -> list[Raw]:
+    return [raw(f"{t} prompt {i}", response=str(i), task=t, where=f"f:{t}{i}") for t, n in task_sizes.items() for i in range(n)]
+
+
+def test_task_filters_caps_and_min_size():
+    sizes = {"a": 50, "b": 30, "c": 3, "d": 10, "e": 8}
+    c = cfg(exclude_tasks=["e"], min_per_task=5, max_per_task=20, task_caps={"b": 12}, test_fraction=0)
+    pool, _, meta = build_tables(c, many(sizes))
+    counts = pool.task.value_counts().to_dict()
+    assert counts == {"a": 20, "b": 12, "d": 10}
+    d = meta["dropped"]
+    assert d["task in pool.exclude_tasks"]["count"] == 8
+    assert d["task has fewer than min_per_task=5 prompts"]["count"] == 3
+    assert d["over the per-task cap (max_per_task / task_caps)"]["count"] == 30 + 18
+    pool2, _, _ = build_tables(cfg(tasks=["a", "c"], test_fraction=0), many(sizes))
+    assert sorted(set(pool2.task)) == ["a", "c"]
+    pool3, _, meta3 = build_tables(cfg(max_tasks=2, test_fraction=0), many(sizes))
+    assert pool3.task.nunique() == 2 and meta3["dropped"]["task not among the max_tasks=2 kept"]["count"] > 0
+
+
+def test_unknown_task_names_are_errors_listing_tasks():
+    with pytest.raises(ValueError, match=r"pool.tasks: 'zzz' is not a task of mem; tasks found: a, b"):
+        build_tables(cfg(tasks=["a", "zzz"]), many({"a": 2, "b": 2}))
+    with pytest.raises(ValueError, match=r"pool.task_caps: 'zzz'"):
+        build_tables(cfg(task_caps={"zzz": 3}), many({"a": 2}))
+
+
+def test_test_size_rule():
+    assert held_out_size(100, 0.2, 8) == 8
+    assert held_out_size(30, 0.2, 8) == 6
+    assert held_out_size(4, 0.2, 8) == 0  # tiny tasks keep everything for the pool
+    assert held_out_size(2, 0.9, 8) == 1  # the pool always keeps one
+    assert held_out_size(1, 0.9, 8) == 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    sizes=st.dictionaries(st.sampled_from("abcdefg"), st.integers(1, 40), min_size=1, max_size=5),
+    fraction=st.floats(0, 0.9),
+    cap=st.integers(0, 10),
+    seed=st.integers(0, 3),
+    shuffle_seed=st.integers(0, 1000),
+)
+def test_split_is_disjoint_complete_bounded_and_order_invariant(sizes, fraction, cap, seed, shuffle_seed):
+    c = cfg(test_fraction=fraction, test_max_per_task=cap, seed=seed)
+    records = many(sizes)
+    pool, test, meta = build_tables(c, records)
+    assert set(pool.id).isdisjoint(test.id)
+    assert len(pool) + len(test) == sum(sizes.values())
+    for t, n in sizes.items():
+        assert (test.task == t).sum() == held_out_size(n, fraction, cap)
+        assert (pool.task == t).sum() >= 1
+    shuffled = list(records)
+    random.Random(shuffle_seed).shuffle(shuffled)
+    pool2, test2, _ = build_tables(c, shuffled)
+    assert pool2.equals(pool) and test2.equals(test)
+
+
+def test_other_seed_gives_another_split_and_adding_a_task_keeps_the_others():
+    base = {"a": 40, "b": 40}
+    _, t0, _ = build_tables(cfg(seed=0), many(base))
+    _, t1, _ = build_tables(cfg(seed=1), many(base))
+    assert set(t0.id) != set(t1.id)
+    _, t2, _ = build_tables(cfg(seed=0), many({**base, "c": 25}))
+    assert set(t0.id) == set(t2[t2.task != "c"].id)
+
+
+def test_split_test_directly_on_rows():
+    rows = [{"id": f"{i:04d}", "task": "t"} for i in range(10)]
+    pool, test = split_test(rows, cfg(test_fraction=0.3, test_max_per_task=2))
+    assert len(test) == 2 and len(pool) == 8
+
+
+def test_warnings_for_pools_selectors_cannot_use():
+    _, _, meta = build_tables(cfg(test_fraction=0), many({"a": 1}))
+    assert any("1 prompt(s)" in w for w in meta["warnings"])
+    assert any("1 task(s)" in w for w in meta["warnings"])
