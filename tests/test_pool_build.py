@@ -157,3 +157,15 @@ def test_warnings_for_pools_selectors_cannot_use():
     _, _, meta = build_tables(cfg(test_fraction=0), many({"a": 1}))
     assert any("1 prompt(s)" in w for w in meta["warnings"])
     assert any("1 task(s)" in w for w in meta["warnings"])
+
+
+def test_example_pool_jobs_are_valid():
+    import pathlib
+
+    import yaml
+
+    jobs = sorted((pathlib.Path(__file__).resolve().parents[1] / "jobs").glob("pool_*.yaml"))
+    assert len(jobs) >= 5
+    for path in jobs:
+        data = yaml.safe_load(path.read_text())
+        build(PoolConfig, data["pool"], f"{path.name}: pool")
