@@ -196,3 +196,23 @@ def test_niv2_lite_real_file_reports_rows_without_category(shared_data):
     assert meta["dropped"]["no task"]["count"] == 98
     assert meta["n_read"] == 1654 == meta["n_pool"] + meta["n_dropped"]
     assert "Translation" in set(pool.task)
+
+
+def test_data_dir_variable_in_source(tmp_path, monkeypatch):
+    write_jsonl(tmp_path / "d.jsonl", DOLLY[:2])
+    monkeypatch.setenv("LABELWISE_DATA_DIR", str(tmp_path))
+    pool, _, _ = load("${LABELWISE_DATA_DIR}/d.jsonl", test_fraction=0)
+    assert len(pool) == 2
+
+
+def test_stage_and_config_imports_stay_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, labelwise.pool.stage, labelwise.pool.config;"
+        "heavy = [m for m in ('torch', 'ray', 'transformers', 'pandas', 'pyarrow') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""

@@ -17,17 +17,32 @@ from typing import Any, Iterator
 TABLE_EXTENSIONS = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".arrow")
 
 
+def data_dir() -> str:
+    """``$LABELWISE_DATA_DIR``, default ``<repository>/../shared/data``."""
+    from pathlib import Path
+
+    default = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    return os.environ.get("LABELWISE_DATA_DIR") or str(default)
+
+
+def expand(source: str) -> str:
+    """Expand ``$VARS`` (``${LABELWISE_DATA_DIR}`` has a default) and ``~``."""
+    if "LABELWISE_DATA_DIR" in source and not os.environ.get("LABELWISE_DATA_DIR"):
+        source = source.replace("${LABELWISE_DATA_DIR}", data_dir()).replace("$LABELWISE_DATA_DIR", data_dir())
+    return os.path.expanduser(os.path.expandvars(source))
+
+
 def open_source(source: str):
     """Return (pyarrow filesystem, path) for a local path or a filesystem URI."""
     from pyarrow import fs as pafs
 
+    source = expand(source)
     if "://" in source:
         try:
             return pafs.FileSystem.from_uri(source)
         except Exception as e:  # unknown scheme, missing credentials...
             raise FileNotFoundError(f"{source}: cannot open this filesystem URI ({e})") from None
-    path = os.path.abspath(os.path.expanduser(source))
-    return pafs.LocalFileSystem(), path
+    return pafs.LocalFileSystem(), os.path.abspath(source)
 
 
 def is_dir(fs, path: str) -> bool:
