@@ -51,7 +51,7 @@ def metric_columns(df) -> list[str]:
         c
         for c in df.columns
         if "." in c
-        and not c.startswith(BASE_PREFIX)
+        and not c.startswith((BASE_PREFIX, "grid:"))
         and c not in NOT_METRICS
         and pd.api.types.is_numeric_dtype(df[c])
         and df[c].notna().any()

@@ -1,14 +1,82 @@
-"""Sweep configuration."""
+"""Sweep configuration (the ``sweep:`` section of a job YAML).
+
+    sweep:
+      strategies: [random, task_diversity, weighted_task_diversity, least_confidence]
+      budgets: [40, 80]
+      seeds: [0, 1]
+      bases: [5]                    # WTD base allocation (only weighted_task_diversity uses it)
+      grid: {train.lr: [5e-4, 1e-3]}  # any other stage parameter: dotted key -> values
+      full_pool: true               # plus one model trained on the whole pool per seed
+
+Every combination is one trial with its own run folder ``<run_dir>/trials/<name>/``; pool and
+scores are computed once in ``run_dir`` before the trials.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+from labelwise.config import check
+
+# job sections a grid key may change (pool and score are computed once for the whole sweep)
+GRID_SECTIONS = ("select", "annotate", "train", "evaluate", "model")
+FIXED_IN_SWEEP = ("model.name",)
+
 
 @dataclasses.dataclass
 class SweepConfig:
     strategies: list[str] = dataclasses.field(default_factory=lambda: ["random", "weighted_task_diversity"])
+    """Selector names (labelwise.selection.registry)."""
     budgets: list[int] = dataclasses.field(default_factory=lambda: [50])
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
+    """Each seed is the job seed of a trial: selection and training randomness."""
+    bases: list[int] = dataclasses.field(default_factory=lambda: [5])
+    """WTD base allocations (select.params.base of weighted_task_diversity trials)."""
     grid: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+    """Other stage parameters: dotted key (select./annotate./train./evaluate./model.) -> values."""
+    full_pool: bool = True
+    """Also train one model on the whole pool per seed (the reference of the report)."""
+    trial_cpus: float = 1.0
+    """CPUs a trial holds (selection, annotation and in-process evaluation run there)."""
+    trial_gpus: float = 0.0
+    worker_cpus: int = 1
+    """CPUs per Ray Train worker of a trial (train.cpus_per_worker when that is null)."""
+    max_concurrent_trials: int | None = None
+    """null: as many as the cluster's CPUs hold (trial + its training workers)."""
+    max_failures: int = 0
+    """Retries of a failed trial inside one sweep run (a rerun retries failed trials anyway)."""
+    report: bool = True
+    """Write report.md / report.html in run_dir at the end."""
+
+    def __post_init__(self):
+        from labelwise.selection.registry import NAMES
+
+        check(len(self.strategies) > 0, "strategies", "must list at least one selector")
+        for s in self.strategies:
+            check(s in NAMES, "strategies", f"unknown selector {s!r} (valid: {', '.join(NAMES)})")
+        check(len(set(self.strategies)) == len(self.strategies), "strategies", "lists a selector twice")
+        check(len(self.budgets) > 0, "budgets", "must list at least one budget")
+        check(all(b > 0 for b in self.budgets), "budgets", "every budget must be a positive number of prompts")
+        check(len(set(self.budgets)) == len(self.budgets), "budgets", "lists a budget twice")
+        check(len(self.seeds) > 0, "seeds", "must list at least one seed")
+        check(len(set(self.seeds)) == len(self.seeds), "seeds", "lists a seed twice")
+        check(len(self.bases) > 0, "bases", "must list at least one base (default [5])")
+        check(all(b >= 0 for b in self.bases), "bases", "every base must be >= 0")
+        for key, values in self.grid.items():
+            section = key.split(".", 1)[0]
+            check(
+                "." in key and section in GRID_SECTIONS,
+                f"grid.{key}",
+                f"must be a dotted key in one of the sections {', '.join(GRID_SECTIONS)} "
+                "(pool and score are computed once per sweep)",
+            )
+            check(key not in FIXED_IN_SWEEP, f"grid.{key}", "the scores are computed with one model; sweep one model per run_dir")
+            check(key not in ("select.strategy", "select.budget", "select.seed"), f"grid.{key}",
+                  "use sweep.strategies / sweep.budgets / sweep.seeds")
+            check(isinstance(values, list) and len(values) > 0, f"grid.{key}", "must be a non-empty list of values")
+        check(self.trial_cpus >= 0, "trial_cpus", "must be >= 0")
+        check(self.trial_gpus >= 0, "trial_gpus", "must be >= 0")
+        check(self.worker_cpus > 0, "worker_cpus", "must be positive")
+        check(self.max_concurrent_trials is None or self.max_concurrent_trials > 0, "max_concurrent_trials", "must be positive or null")
+        check(self.max_failures >= 0, "max_failures", "must be >= 0")

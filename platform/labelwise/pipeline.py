@@ -1,0 +1,187 @@
+"""``labelwise run CONFIG``: every stage in order, in one job.
+
+    pool -> score -> select -> annotate -> train -> evaluate base -> evaluate adapted -> report
+
+Each stage keeps what its folder already holds (the stage functions skip finished work), so
+a rerun after a crash or a kill goes on where the last one stopped. Progress is printed per
+stage; the run ends with a summary table, ``run_dir/summary.json`` and a report
+(``report.md`` / ``report.html``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from labelwise import runio
+
+SUMMARY = "summary.json"
+
+# (stage name, module, function, the output it leaves in run_dir)
+STAGES = [
+    ("pool", "labelwise.pool.stage", "build_pool", runio.POOL),
+    ("score", "labelwise.scoring.stage", "score_pool", runio.SCORES),
+    ("select", "labelwise.selection.stage", "select", runio.SELECTION),
+    ("annotate", "labelwise.annotate.stage", "annotate", runio.LABELED),
+    ("train", "labelwise.training.stage", "train", runio.ADAPTER),
+    ("evaluate base", "labelwise.evaluation.stage", "evaluate", runio.METRICS),
+    ("evaluate adapted", "labelwise.evaluation.stage", "evaluate", runio.METRICS),
+]
+STAGE_NAMES = [s[0] for s in STAGES]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "--until",
+        choices=STAGE_NAMES,
+        default=None,
+        help="stop after this stage (default: run every stage)",
+    )
+    parser.add_argument("--no-report", action="store_true", help="do not write report.md / report.html")
+
+
+def stage_call(name: str, job):
+    """Call stage ``name``; the function is looked up when called (tests may replace it)."""
+    _, module, func, _ = STAGES[STAGE_NAMES.index(name)]
+    fn = getattr(importlib.import_module(module), func)
+    run_dir = Path(job.run_dir)
+    if name == "evaluate base":
+        return fn(job, adapter=None, label="base")
+    if name == "evaluate adapted":
+        return fn(job, adapter=run_dir / runio.ADAPTER, label="adapted")
+    return fn(job)
+
+
+def fingerprint_output(run_dir: Path, name: str):
+    """What the stage's output looks like now (None: absent), to tell 'ran' from 'kept'."""
+    output = run_dir / STAGES[STAGE_NAMES.index(name)][3]
+    if not output.exists():
+        return None
+    if name.startswith("evaluate"):
+        label = "base" if name == "evaluate base" else "adapted"
+        try:
+            return json.dumps(json.loads(output.read_text()).get(label), sort_keys=True, default=str)
+        except (ValueError, OSError):
+            return None
+    if output.is_dir():
+        files = sorted(p for p in output.rglob("*") if p.is_file())
+        return tuple((str(p), p.stat().st_mtime_ns) for p in files) or None
+    return output.stat().st_mtime_ns
+
+
+def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -> dict:
+    """Run (or resume) every stage of ``job``; return the summary (also in summary.json).
+
+    A stage that fails is recorded in summary.json with its error, then re-raised: the
+    stages before it keep their outputs and a rerun starts again at the failed stage.
+    """
+    from labelwise import config
+    from labelwise.progress import Progress, fmt_seconds
+    from labelwise.ray_start import init_ray
+
+    out = out or sys.stdout
+    run_dir = Path(job.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    names = STAGE_NAMES[: STAGE_NAMES.index(until) + 1] if until else list(STAGE_NAMES)
+    summary = {
+        "run_dir": str(run_dir),
+        "status": "running",
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "stages": [],
+        "config": config.to_dict(job),
+    }
+    progress = Progress(len(names), "stages", prefix="run", stream=out)
+    progress.message(f"run folder {run_dir}")
+    init_ray(job.ray)
+    t_all = time.monotonic()
+    for i, name in enumerate(names):
+        progress.update(i, f"{name} ...")
+        before = fingerprint_output(run_dir, name)
+        t0 = time.monotonic()
+        record = {"stage": name, "status": "running", "seconds": 0.0,
+                  "output": str(run_dir / STAGES[STAGE_NAMES.index(name)][3])}
+        summary["stages"].append(record)
+        try:
+            stage_call(name, job)
+        except BaseException as e:
+            record.update(status="failed", seconds=time.monotonic() - t0, error=f"{type(e).__name__}: {e}")
+            summary["status"] = f"failed at {name}"
+            summary["seconds"] = time.monotonic() - t_all
+            runio.write_json(run_dir / SUMMARY, summary)
+            print(f"[run] {name} failed after {fmt_seconds(record['seconds'])}: {type(e).__name__}: {e}\n"
+                  f"[run] finished stages are kept in {run_dir}; rerun the same command to continue",
+                  file=out, flush=True)
+            raise
+        after = fingerprint_output(run_dir, name)
+        record["seconds"] = round(time.monotonic() - t0, 2)
+        record["status"] = "kept" if before is not None and before == after else "ran"
+        if record["status"] == "kept":
+            progress.skipped += 1
+        runio.write_json(run_dir / SUMMARY, summary)
+        progress.update(i + 1, f"{name} {record['status']} in {fmt_seconds(record['seconds'])}")
+    summary["status"] = "done" if until is None else f"stopped after {until}"
+    summary["seconds"] = round(time.monotonic() - t_all, 2)
+    summary["metrics"] = read_metrics(run_dir)
+    if report and until is None:
+        from labelwise.report.stage import write_report
+
+        runio.write_json(run_dir / SUMMARY, summary)
+        md, page = write_report(run_dir)
+        summary["report"] = {"markdown": str(md), "html": str(page)}
+    runio.write_json(run_dir / SUMMARY, summary)
+    print(summary_text(summary), file=out, flush=True)
+    return summary
+
+
+def read_metrics(run_dir: Path) -> dict:
+    from labelwise.report.run_report import flatten_metrics
+
+    path = run_dir / runio.METRICS
+    if not path.exists():
+        return {}
+    return flatten_metrics(json.loads(path.read_text()))
+
+
+def summary_text(summary: dict) -> str:
+    from labelwise.progress import fmt_seconds
+    from labelwise.report.run_report import metrics_rows
+
+    lines = ["", f"labelwise run: {summary['status']} in {fmt_seconds(summary.get('seconds', 0))}", ""]
+    lines += _text_table(
+        ["stage", "status", "time"],
+        [[s["stage"], s["status"], fmt_seconds(s["seconds"])] for s in summary["stages"]],
+    )
+    if summary.get("metrics"):
+        header, rows = metrics_rows(summary["metrics"])
+        lines += [""] + _text_table(header, rows)
+    run_dir = Path(summary["run_dir"])
+    lines += ["", f"results: {run_dir}/"]
+    for name in (runio.SELECTION, runio.ALLOCATION, runio.LABELED, runio.ADAPTER, runio.METRICS, SUMMARY):
+        if (run_dir / name).exists():
+            lines.append(f"  {name}")
+    if summary.get("report"):
+        lines.append(f"report: {summary['report']['html']}  (and report.md)")
+    return "\n".join(lines)
+
+
+def _text_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*map(str, r)) for r in rows]
+
+
+def main(job, args) -> int:
+    try:
+        run_pipeline(job, until=getattr(args, "until", None), report=not getattr(args, "no_report", False))
+    except (FileNotFoundError, ValueError):
+        raise  # the CLI prints these as one clear line
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        traceback.print_exc()
+        return 1
+    return 0

@@ -1,0 +1,116 @@
+"""The trials of a sweep, as plain data: one dict per trial, and its job config.
+
+A trial is ``{"name", "strategy", "budget", "base", "seed", "grid": {dotted key: value}}``;
+the full-pool reference has strategy ``full`` and budget None (the pool size, known once
+the pool is built). Names are stable and readable, so a rerun finds the same folders.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+FULL = "full"
+TRIALS = "trials"
+WTD = "weighted_task_diversity"
+
+
+def _slug(value) -> str:
+    text = str(value)
+    return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_") or "x"
+
+
+def trial_name(strategy: str, budget, base, seed: int, grid: dict) -> str:
+    parts = [strategy]
+    if base is not None:
+        parts.append(f"base{_slug(base)}")
+    parts.append("kall" if budget is None else f"k{budget}")
+    parts.append(f"s{seed}")
+    for key in sorted(grid):
+        parts.append(f"{_slug(key.rsplit('.', 1)[-1])}{_slug(grid[key])}")
+    return "-".join(parts)
+
+
+def plan_trials(sweep) -> list[dict]:
+    """Every trial of ``sweep`` (a SweepConfig), in a stable order; names are unique."""
+    keys = sorted(sweep.grid)
+    grids = [dict(zip(keys, values)) for values in itertools.product(*(sweep.grid[k] for k in keys))]
+    trials = []
+    for seed in sweep.seeds:
+        for grid in grids:
+            for strategy in sweep.strategies:
+                bases = sweep.bases if strategy == WTD else [None]
+                for base in bases:
+                    for budget in sorted(sweep.budgets):
+                        trials.append(_trial(strategy, budget, base, seed, grid))
+            if sweep.full_pool:
+                trials.append(_trial(FULL, None, None, seed, grid))
+    names = [t["name"] for t in trials]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"sweep: two trials are both named {dupes[0]!r}; make the grid values distinct")
+    return trials
+
+
+def _trial(strategy, budget, base, seed, grid) -> dict:
+    return {
+        "name": trial_name(strategy, budget, base, seed, grid),
+        "strategy": strategy,
+        "budget": budget,
+        "base": base,
+        "seed": seed,
+        "grid": dict(grid),
+    }
+
+
+def trial_job_data(job_data: dict, trial: dict, trial_dir: str, pool_size: int | None, worker_cpus: int) -> dict:
+    """The job config (as plain data) of one trial: the sweep's job with the trial's settings."""
+    import copy
+
+    from labelwise.config import apply_overrides
+
+    data = copy.deepcopy(job_data)
+    data["run_dir"] = str(trial_dir)
+    data["seed"] = trial["seed"]
+    select = data.setdefault("select", {})
+    select["seed"] = trial["seed"]
+    if trial["strategy"] == FULL:
+        if pool_size is None:
+            raise ValueError("the full-pool trial needs the pool size")
+        select["strategy"] = "random"
+        select["budget"] = pool_size
+        select["params"] = {}
+        select["allow_full_pool"] = True
+    else:
+        select["strategy"] = trial["strategy"]
+        select["budget"] = trial["budget"]
+        # each selector has its own parameters: start from none (grid keys may add some)
+        params = {}
+        if trial["base"] is not None:
+            params["base"] = trial["base"]
+        select["params"] = params
+    train = data.setdefault("train", {})
+    if train.get("cpus_per_worker") is None:
+        train["cpus_per_worker"] = worker_cpus
+    evaluate = data.setdefault("evaluate", {})
+    if evaluate.get("use_ray", "auto") == "auto":
+        # a trial holds its CPUs already: evaluate in the trial's own process
+        evaluate["use_ray"] = False
+    data.pop("sweep", None)
+    overrides = [f"{k}={_yaml(v)}" for k, v in sorted(trial["grid"].items())]
+    return apply_overrides(data, overrides)
+
+
+def _yaml(value) -> str:
+    import json
+
+    return json.dumps(value)  # JSON is YAML: lists, numbers, strings, null all read back
+
+
+def build_trial_job(job_data: dict, trial: dict, trial_dir: str, pool_size: int | None, worker_cpus: int, where: str):
+    """A validated JobConfig for one trial; a bad grid value is a ConfigError naming it."""
+    from labelwise import config
+    from labelwise.job import JobConfig
+
+    data = trial_job_data(job_data, trial, trial_dir, pool_size, worker_cpus)
+    return config.build(JobConfig, data, f"{where} (trial {trial['name']})")

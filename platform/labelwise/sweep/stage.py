@@ -1,0 +1,305 @@
+"""``labelwise sweep CONFIG``: Ray Tune over selector x budget x base x seed (x grid).
+
+1. Pool and scores are built once in ``run_dir`` (the sweep folder), and the untrained
+   model is evaluated once there (the report's budget-0 point).
+2. Every trial (``labelwise.sweep.plan``) gets ``run_dir/trials/<name>/`` with the pool,
+   test split and scores linked in; a Tune trial selects (through one SelectionService
+   actor holding the scores), annotates with the gold answers, trains with a TorchTrainer
+   and evaluates, then writes ``trial_result.json``.
+3. Resources: a trial holds ``sweep.trial_cpus``, its training workers ``train.num_workers
+   x sweep.worker_cpus`` more; ``max_concurrent_trials`` is how many such trials the
+   cluster's CPUs hold, so trials never wait on each other's CPUs (on 2 CPUs: one at a time).
+4. Resume: a rerun keeps every trial whose folder has ``trial_result.json`` and runs the
+   rest (a killed trial continues from what its folder holds: selection, labels, the last
+   training checkpoint).
+5. ``run_dir/results.csv`` (one row per trial, failed trials included with their error)
+   and the report (``report.md``, ``report.html``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from labelwise import runio
+
+RESULTS = "results.csv"
+PLAN = "sweep_plan.json"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="print the trials and the resources, run nothing")
+
+
+def trial_cpus_needed(job) -> float:
+    """CPUs one trial holds while it trains: the trial itself plus its training workers."""
+    workers = job.train.num_workers
+    per_worker = job.train.cpus_per_worker or job.sweep.worker_cpus
+    return job.sweep.trial_cpus + workers * per_worker
+
+
+def concurrency(job, cluster_cpus: float, cluster_gpus: float = 0, use_gpu: bool = False) -> int:
+    """How many trials may run at once so that none waits on another's CPUs (or GPUs)."""
+    need = trial_cpus_needed(job)
+    n = max(1, int(math.floor(cluster_cpus / need))) if need > 0 else 1
+    if use_gpu:
+        n = min(n, max(1, int(cluster_gpus // max(1, job.train.num_workers))))
+    if job.sweep.max_concurrent_trials is not None:
+        n = min(n, job.sweep.max_concurrent_trials)
+    return n
+
+
+def validate_trials(job, trials: list[dict]) -> None:
+    """Build every trial's job config now, so a bad grid value fails before any work."""
+    from labelwise import config
+    from labelwise.sweep.plan import build_trial_job
+
+    data = config.to_dict(job)
+    for t in trials:
+        build_trial_job(data, t, "/tmp/labelwise-check", 1, job.sweep.worker_cpus, "sweep")
+
+
+def prepare(job, log=print) -> int:
+    """Pool, scores and base-model metrics in the sweep folder (each kept when done); returns
+    the pool size."""
+    from labelwise.evaluation.stage import evaluate
+    from labelwise.pool.stage import build_pool, read_pool
+    from labelwise.scoring.stage import score_pool
+
+    t = time.monotonic()
+    build_pool(job)
+    n = len(read_pool(job.run_dir))
+    log(f"[sweep] pool: {n} prompts ({time.monotonic() - t:.0f}s)")
+    t = time.monotonic()
+    score_pool(job)
+    log(f"[sweep] scores ready ({time.monotonic() - t:.0f}s)")
+    t = time.monotonic()
+    evaluate(job, adapter=None, label="base")
+    log(f"[sweep] base model evaluated ({time.monotonic() - t:.0f}s)")
+    return n
+
+
+def start_service(job):
+    """The SelectionService actor that holds the score table for every trial (or None)."""
+    from labelwise.selection import service as svc
+
+    scores = Path(job.run_dir) / runio.SCORES
+    for name in ("start_service", "start", "get_or_create"):
+        fn = getattr(svc, name, None)
+        if callable(fn):
+            return fn(job)
+    cls = svc.SelectionService
+    return cls.options(num_cpus=0).remote(str(scores))
+
+
+def collect_rows(sweep_dir: Path, trials: list[dict], errors: dict[str, str]) -> list[dict]:
+    """One row per planned trial: its result when finished, else a failed/pending row."""
+    from labelwise.sweep.plan import TRIALS
+    from labelwise.sweep.trial import read_result, selector_of
+
+    rows = []
+    for t in trials:
+        row = read_result(sweep_dir / TRIALS / t["name"])
+        if row is None:
+            row = {
+                "trial": t["name"],
+                "selector": selector_of(t),
+                "strategy": t["strategy"],
+                "base": t.get("base"),
+                "budget": t["budget"],
+                "seed": t["seed"],
+                "status": "error" if t["name"] in errors else "not run",
+                "error": errors.get(t["name"]),
+                "run_dir": str(Path(TRIALS) / t["name"]),
+            }
+        rows.append(row)
+    return rows
+
+
+def write_results(sweep_dir: Path, rows: list[dict], pool_size: int) -> Path:
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    if "budget" in df.columns:
+        df["budget"] = df["budget"].fillna(pool_size).astype(int)
+    return runio.write_csv(sweep_dir / RESULTS, df)
+
+
+def progress_callback(progress, already: int):
+    """A Tune callback printing trials done / total, time spent and time left."""
+    from ray.tune import Callback
+
+    class ProgressCallback(Callback):
+        def __init__(self):
+            self.done = already
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            progress.message(f"trial {trial.config['trial']['name']} started")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.done += 1
+            progress.update(self.done, f"{trial.config['trial']['name']} done")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.done += 1
+            progress.update(self.done, f"{trial.config['trial']['name']} FAILED (see results.csv)")
+
+    return ProgressCallback()
+
+
+def run_sweep(job, out=None) -> Path:
+    """Run (or resume) the sweep of ``job``; returns run_dir/results.csv."""
+    from labelwise import config
+    from labelwise.progress import Progress
+    from labelwise.ray_start import init_ray
+    from labelwise.sweep.plan import TRIALS, plan_trials
+    from labelwise.sweep.trial import read_result
+
+    out = out or sys.stdout
+    sweep_dir = Path(job.run_dir).resolve()
+    job.run_dir = str(sweep_dir)
+    trials = plan_trials(job.sweep)
+    validate_trials(job, trials)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    runio.write_json(sweep_dir / PLAN, {"trials": trials, "config": config.to_dict(job)})
+
+    def log(msg):
+        print(msg, file=out, flush=True)
+
+    ray = init_ray(job.ray)
+    pool_size = prepare(job, log)
+    too_big = [b for b in job.sweep.budgets if b > pool_size]
+    if too_big:
+        raise ValueError(f"sweep.budgets: {too_big[0]} is more than the {pool_size} prompts of the pool")
+    finished = [t for t in trials if read_result(sweep_dir / TRIALS / t["name"]) is not None]
+    pending = [t for t in trials if t not in finished]
+    progress = Progress(len(trials), "trials", prefix="sweep", stream=out)
+    progress.skipped = len(finished)
+    resources = ray.cluster_resources()
+    use_gpu = job.model.device == "cuda" or (job.model.device == "auto" and resources.get("GPU", 0) > 0)
+    n_parallel = concurrency(job, resources.get("CPU", 1), resources.get("GPU", 0), use_gpu)
+    if job.ray.address is None and not os.environ.get("RAY_ADDRESS") and trial_cpus_needed(job) > resources.get("CPU", 1):
+        raise ValueError(
+            f"sweep: a trial needs {trial_cpus_needed(job):g} CPUs (sweep.trial_cpus + train.num_workers x "
+            f"sweep.worker_cpus) but this Ray has {resources.get('CPU', 1):g}"
+        )
+    log(f"[sweep] {len(trials)} trials: {len(finished)} finished before, {len(pending)} to run, "
+        f"{n_parallel} at a time ({trial_cpus_needed(job):g} CPUs each) -> {sweep_dir / TRIALS}")
+    errors: dict[str, str] = {}
+    if pending:
+        errors = _run_tuner(job, pending, sweep_dir, pool_size, n_parallel, progress, len(finished))
+    rows = collect_rows(sweep_dir, trials, errors)
+    path = write_results(sweep_dir, rows, pool_size)
+    log(f"[sweep] results: {path}")
+    if job.sweep.report:
+        from labelwise.report.stage import write_report
+
+        md, page = write_report(sweep_dir)
+        log(f"[sweep] report: {page} (and {md.name})")
+    log(summary_text(rows))
+    return path
+
+
+def _run_tuner(job, pending, sweep_dir: Path, pool_size: int, n_parallel: int, progress, already: int) -> dict:
+    """Run the pending trials on a Tuner; return {trial name: error} for failed ones."""
+    from ray import tune
+
+    from labelwise import config
+    from labelwise.sweep.trial import tune_trainable
+
+    # the trials must see the driver's paths: no per-trial working directory
+    os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
+    service = start_service(job)
+    trainable = tune.with_parameters(
+        tune_trainable,
+        job_data=config.to_dict(job),
+        sweep_dir=str(sweep_dir),
+        cwd=os.getcwd(),
+        pool_size=pool_size,
+        worker_cpus=job.sweep.worker_cpus,
+        service=service,
+    )
+    resources = {"cpu": job.sweep.trial_cpus}
+    if job.sweep.trial_gpus:
+        resources["gpu"] = job.sweep.trial_gpus
+    trainable = tune.with_resources(trainable, resources)
+
+    def name_of(trial):
+        return trial.config["trial"]["name"]
+
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search(pending)},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=n_parallel,
+            trial_name_creator=name_of,
+            trial_dirname_creator=name_of,
+        ),
+        run_config=tune.RunConfig(
+            name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str(job.ray.storage or (sweep_dir / "tune")),
+            failure_config=tune.FailureConfig(max_failures=job.sweep.max_failures),
+            verbose=0,
+            callbacks=[progress_callback(progress, already)],
+        ),
+    )
+    grid = tuner.fit()
+    errors = {}
+    for result in grid:
+        if result.error is not None:
+            name = result.config["trial"]["name"] if result.config else "?"
+            errors[name] = f"{type(result.error).__name__}: {str(result.error).strip().splitlines()[-1][:500]}"
+    return errors
+
+
+def summary_text(rows: list[dict]) -> str:
+    """Mean ± standard error of the first metric per selector and budget, as text."""
+    import pandas as pd
+
+    from labelwise.report.table import FULL, metric_columns, paper_table
+
+    df = pd.DataFrame(rows)
+    ok = df[df["status"] == "ok"] if "status" in df.columns else df
+    failed = len(df) - len(ok)
+    lines = [f"\nsweep: {len(ok)} trials finished, {failed} failed or not run"]
+    if ok.empty:
+        return "\n".join(lines)
+    ok = ok.copy()
+    ok["budget"] = ok["budget"].astype(int)
+    metrics = metric_columns(ok)
+    if not metrics:
+        return "\n".join(lines)
+    table = paper_table(ok, metrics[0])
+    header = ["selector"] + [f"k={b}" for b in table["budgets"]] + (["full"] if table["full"] else [])
+    body = []
+    for selector, cells in table["rows"]:
+        row = [selector] + [
+            "-" if b not in cells else f"{cells[b]['mean']:.4f}±{cells[b]['se']:.4f}" + ("*" if cells[b]["rank"] == 1 else "")
+            for b in table["budgets"]
+        ]
+        if table["full"]:
+            row.append(f"{table['full']['mean']:.4f}")
+        body.append(row)
+    widths = [max(len(x) for x in col) for col in zip(header, *body)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines += [f"{metrics[0]} (mean±se over seeds, * best):", fmt.format(*header)]
+    lines += [fmt.format(*r) for r in body]
+    return "\n".join(lines)
+
+
+def main(job, args) -> int:
+    if getattr(args, "dry_run", False):
+        from labelwise.sweep.plan import plan_trials
+
+        trials = plan_trials(job.sweep)
+        validate_trials(job, trials)
+        for t in trials:
+            print(t["name"])
+        print(f"{len(trials)} trials; each needs {trial_cpus_needed(job):g} CPUs while it trains")
+        return 0
+    run_sweep(job)
+    return 0

@@ -1,0 +1,138 @@
+"""One sweep trial in its own run folder: select, annotate (simulated), train, evaluate.
+
+:func:`run_trial` is plain Python over a JobConfig (testable without Tune);
+:func:`tune_trainable` is the Tune function trainable around it. A trial whose folder holds
+``trial_result.json`` is finished: it is returned as it is, never redone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from labelwise import runio
+
+RESULT = "trial_result.json"
+# what every trial shares with the sweep folder (computed once, before the trials)
+SHARED = (runio.POOL, runio.TEST, runio.POOL_META, runio.SCORES, "score_summary.json")
+
+
+def link_shared(sweep_dir: Path, trial_dir: Path) -> None:
+    """Make the sweep's pool, test split and scores visible in the trial folder.
+
+    A relative symlink where the file system allows it, else a hard link, else a copy."""
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    for name in SHARED:
+        src = sweep_dir / name
+        dst = trial_dir / name
+        if not src.exists():
+            continue
+        if dst.is_symlink() or dst.exists():
+            if dst.resolve() == src.resolve():
+                continue
+            dst.unlink()
+        try:
+            os.symlink(os.path.relpath(src, trial_dir), dst)
+        except OSError:
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+
+
+def read_result(trial_dir: Path) -> dict | None:
+    path = trial_dir / RESULT
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None  # never finished writing (cannot happen with atomic writes, but be safe)
+
+
+def selector_of(trial: dict) -> str:
+    """The label the report groups by: strategy, WTD base, and the trial's grid values."""
+    from labelwise.report.table import selector_label
+
+    label = selector_label(trial["strategy"], trial.get("base"))
+    extra = " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sorted((trial.get("grid") or {}).items()))
+    return f"{label} {extra}".strip()
+
+
+def base_model_metrics(sweep_dir: Path) -> dict:
+    """The untrained model's metrics (evaluated once in the sweep folder), flattened."""
+    from labelwise.report.run_report import flatten_metrics
+
+    path = sweep_dir / runio.METRICS
+    if not path.exists():
+        return {}
+    flat = flatten_metrics(json.loads(path.read_text())).get("base", {})
+    return {f"base_model.{k}": v for k, v in flat.items()}
+
+
+def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) -> dict:
+    """Run one trial in ``job.run_dir`` (resuming what its folder holds); return its row."""
+    from labelwise.annotate.stage import annotate
+    from labelwise.evaluation.stage import evaluate
+    from labelwise.report.run_report import flatten_metrics
+    from labelwise.selection.stage import select
+    from labelwise.training.stage import train
+
+    sweep_dir = Path(sweep_dir)
+    trial_dir = Path(job.run_dir)
+    done = read_result(trial_dir)
+    if done is not None:
+        return done
+    link_shared(sweep_dir, trial_dir)
+    times = {}
+    t0 = time.monotonic()
+    for name, step in (
+        ("select", lambda: select(job, service=service)),
+        ("annotate", lambda: annotate(job, simulate=True)),
+        ("train", lambda: train(job)),
+        ("evaluate", lambda: evaluate(job, adapter=trial_dir / runio.ADAPTER, label="adapted")),
+    ):
+        t = time.monotonic()
+        log(f"[trial {trial['name']}] {name} ...")
+        step()
+        times[f"{name}_s"] = round(time.monotonic() - t, 2)
+    metrics = flatten_metrics(json.loads((trial_dir / runio.METRICS).read_text())).get("adapted", {})
+    n_labeled = len(runio.read_jsonl(trial_dir / runio.LABELED))
+    row = {
+        "trial": trial["name"],
+        "selector": selector_of(trial),
+        "strategy": trial["strategy"],
+        "base": trial.get("base"),
+        "budget": n_labeled if trial["budget"] is None else trial["budget"],
+        "seed": trial["seed"],
+        "status": "ok",
+        "error": None,
+        "run_dir": str(Path("trials") / trial["name"]),
+        "n_labeled": n_labeled,
+        **{f"grid:{k}": v for k, v in sorted((trial.get("grid") or {}).items())},
+        **times,
+        "time_s": round(time.monotonic() - t0, 2),
+        **metrics,
+        **base_model_metrics(sweep_dir),
+    }
+    runio.write_json(trial_dir / RESULT, row)
+    return row
+
+
+def tune_trainable(config: dict, job_data: dict, sweep_dir: str, cwd: str, pool_size: int,
+                   worker_cpus: int, service=None) -> None:
+    """Tune function trainable: one trial, reported once as a flat row."""
+    from ray import tune
+
+    from labelwise.sweep.plan import TRIALS, build_trial_job
+
+    if cwd and os.path.isdir(cwd):
+        os.chdir(cwd)  # relative paths in the job (models, data) mean what they meant to the driver
+    trial = config["trial"]
+    trial_dir = Path(sweep_dir) / TRIALS / trial["name"]
+    job = build_trial_job(job_data, trial, str(trial_dir), pool_size, worker_cpus, "sweep")
+    row = run_trial(job, trial, sweep_dir, service=service)
+    tune.report({k: v for k, v in row.items() if v is not None})

@@ -1,0 +1,123 @@
+"""labelwise run: stage order, resume after a failure, summary.json and the printed summary.
+
+The stage functions are replaced by small fakes that honour the same contract (write their
+output atomically, keep it when it exists), so these tests check the pipeline itself."""
+
+from __future__ import annotations
+
+import io
+import json
+import types
+from pathlib import Path
+
+import pytest
+
+from labelwise import pipeline, runio
+
+
+class FakeStages:
+    """Stand-ins for the stage entry points; ``fail_at`` raises once in that stage."""
+
+    def __init__(self, fail_at=None):
+        self.calls = []
+        self.fail_at = fail_at
+
+    def __call__(self, name, job):
+        self.calls.append(name)
+        if name == self.fail_at:
+            self.fail_at = None
+            raise RuntimeError(f"{name} crashed")
+        run = Path(job.run_dir)
+        out = run / pipeline.STAGES[pipeline.STAGE_NAMES.index(name)][3]
+        if name.startswith("evaluate"):
+            label = name.split()[1]
+            metrics = json.loads(out.read_text()) if out.exists() else {}
+            if label not in metrics:
+                acc = 0.25 if label == "base" else 0.5
+                metrics[label] = {"heldout": {"accuracy": acc, "protocol": {"n": 4}}}
+                runio.write_json(out, metrics)
+            return metrics[label]
+        if name == "select":
+            runio.write_text(run / runio.ALLOCATION, "task,pool_size,confidence,allocated,selected\na,4,0.5,2,2\n")
+        if name == "train":
+            runio.write_text(run / "train_log.csv", "step,epoch,loss\n1,0,2.0\n2,0,1.0\n")
+        if not out.exists():
+            if name == "train":
+                out.mkdir(parents=True)
+                (out / "adapter_config.json").write_text("{}")
+            else:
+                runio.write_text(out, name)
+        return out
+
+
+@pytest.fixture
+def job(tmp_path, monkeypatch):
+    import labelwise.ray_start
+
+    monkeypatch.setattr(labelwise.ray_start, "init_ray", lambda cfg: None)
+    return types.SimpleNamespace(run_dir=str(tmp_path / "run"), ray=None)
+
+
+def test_runs_every_stage_in_order_and_writes_summary_and_report(job, monkeypatch):
+    fake = FakeStages()
+    monkeypatch.setattr(pipeline, "stage_call", fake)
+    monkeypatch.setattr("labelwise.config.to_dict", lambda obj: {"run_dir": obj.run_dir})
+    out = io.StringIO()
+    summary = pipeline.run_pipeline(job, out=out)
+    assert fake.calls == pipeline.STAGE_NAMES
+    run = Path(job.run_dir)
+    stored = json.loads((run / pipeline.SUMMARY).read_text())
+    assert stored["status"] == "done" and [s["status"] for s in stored["stages"]] == ["ran"] * 7
+    assert stored["metrics"]["adapted"]["heldout.accuracy"] == 0.5
+    text = out.getvalue()
+    assert "[run] stages 3/7" in text and "heldout.accuracy" in text and "+0.25" in text
+    assert f"report: {run / 'report.html'}" in text
+    assert (run / "report.md").exists() and summary["report"]["html"].endswith("report.html")
+
+
+def test_rerun_after_a_crash_keeps_finished_stages_and_continues(job, monkeypatch):
+    monkeypatch.setattr("labelwise.config.to_dict", lambda obj: {})
+    fake = FakeStages(fail_at="train")
+    monkeypatch.setattr(pipeline, "stage_call", fake)
+    with pytest.raises(RuntimeError, match="train crashed"):
+        pipeline.run_pipeline(job, out=io.StringIO())
+    run = Path(job.run_dir)
+    failed = json.loads((run / pipeline.SUMMARY).read_text())
+    assert failed["status"] == "failed at train"
+    assert failed["stages"][-1] == {**failed["stages"][-1], "stage": "train", "status": "failed",
+                                    "error": "RuntimeError: train crashed"}
+    before = {n: (run / n).stat().st_mtime_ns for n in (runio.POOL, runio.SCORES, runio.LABELED)}
+    out = io.StringIO()
+    summary = pipeline.run_pipeline(job, out=out)
+    assert [s["status"] for s in summary["stages"]] == ["kept"] * 4 + ["ran"] * 3
+    assert {n: (run / n).stat().st_mtime_ns for n in before} == before
+    # a third run finds everything done
+    again = pipeline.run_pipeline(job, out=io.StringIO())
+    assert [s["status"] for s in again["stages"]] == ["kept"] * 7
+
+
+def test_until_stops_after_the_named_stage(job, monkeypatch):
+    monkeypatch.setattr("labelwise.config.to_dict", lambda obj: {})
+    fake = FakeStages()
+    monkeypatch.setattr(pipeline, "stage_call", fake)
+    summary = pipeline.run_pipeline(job, until="select", out=io.StringIO())
+    assert fake.calls == ["pool", "score", "select"]
+    assert summary["status"] == "stopped after select"
+    assert not (Path(job.run_dir) / "report.md").exists()
+
+
+def test_stage_call_passes_the_adapter_and_labels(monkeypatch, tmp_path):
+    import importlib
+
+    seen = []
+
+    class Mod:
+        @staticmethod
+        def evaluate(job, adapter=None, label=None):
+            seen.append((adapter, label))
+
+    monkeypatch.setattr(importlib, "import_module", lambda name: Mod)
+    job = types.SimpleNamespace(run_dir=str(tmp_path))
+    pipeline.stage_call("evaluate base", job)
+    pipeline.stage_call("evaluate adapted", job)
+    assert seen == [(None, "base"), (tmp_path / runio.ADAPTER, "adapted")]

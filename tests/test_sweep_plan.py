@@ -1,0 +1,99 @@
+"""Sweep planning, config checks and resources: plain functions, no Ray."""
+
+from __future__ import annotations
+
+import pytest
+
+from labelwise import config
+from labelwise.config import ConfigError
+from labelwise.job import JobConfig
+from labelwise.sweep import plan
+from labelwise.sweep.stage import concurrency, trial_cpus_needed, validate_trials
+
+
+def job_with(sweep: dict, **extra) -> JobConfig:
+    return config.build(JobConfig, {"run_dir": "runs/x", "sweep": sweep, **extra}, "test.yaml")
+
+
+def test_plan_covers_the_grid_with_wtd_bases_and_a_full_pool_per_seed():
+    job = job_with(
+        {
+            "strategies": ["random", "weighted_task_diversity", "least_confidence"],
+            "budgets": [80, 40],
+            "seeds": [0, 1],
+            "bases": [0, 5],
+            "grid": {"train.lr": [0.001, 0.0005]},
+        }
+    )
+    trials = plan.plan_trials(job.sweep)
+    # per seed and lr: random 2 + WTD 2 bases x 2 budgets + LC 2 + full 1 = 9
+    assert len(trials) == 2 * 2 * 9
+    names = [t["name"] for t in trials]
+    assert len(set(names)) == len(names)
+    wtd = [t for t in trials if t["strategy"] == "weighted_task_diversity"]
+    assert {t["base"] for t in wtd} == {0, 5}
+    assert all(t["base"] is None for t in trials if t["strategy"] != "weighted_task_diversity")
+    full = [t for t in trials if t["strategy"] == plan.FULL]
+    assert len(full) == 4 and all(t["budget"] is None for t in full)
+    assert "weighted_task_diversity-base5-k40-s1-lr0.0005" in names
+    assert plan.plan_trials(job.sweep) == trials  # stable: a rerun finds the same folders
+
+
+def test_trial_job_sets_strategy_budget_seed_base_grid_and_worker_cpus(tmp_path):
+    job = job_with(
+        {"strategies": ["weighted_task_diversity"], "budgets": [40], "seeds": [3], "bases": [2],
+         "grid": {"train.epochs": [1]}},
+        select={"strategy": "random", "budget": 7},
+    )
+    (trial,) = [t for t in plan.plan_trials(job.sweep) if t["strategy"] != plan.FULL]
+    tj = plan.build_trial_job(config.to_dict(job), trial, str(tmp_path / "t"), 100, 1, "test.yaml")
+    assert tj.run_dir == str(tmp_path / "t")
+    assert (tj.select.strategy, tj.select.budget, tj.select.params) == ("weighted_task_diversity", 40, {"base": 2})
+    assert tj.seed == 3 and tj.select.seed == 3
+    assert tj.train.epochs == 1 and tj.train.cpus_per_worker == 1
+    assert tj.evaluate.use_ray is False  # evaluation runs inside the trial's own CPU
+    full = [t for t in plan.plan_trials(job.sweep) if t["strategy"] == plan.FULL][0]
+    fj = plan.build_trial_job(config.to_dict(job), full, str(tmp_path / "f"), 100, 1, "test.yaml")
+    assert (fj.select.strategy, fj.select.budget, fj.select.allow_full_pool) == ("random", 100, True)
+
+
+def test_bad_grid_value_fails_before_any_work_naming_the_key():
+    job = job_with({"strategies": ["random"], "budgets": [5], "grid": {"train.epochs": [1, -2]}})
+    with pytest.raises(ConfigError, match=r"train\.epochs: must be positive"):
+        validate_trials(job, plan.plan_trials(job.sweep))
+
+
+@pytest.mark.parametrize(
+    "sweep, message",
+    [
+        ({"strategies": ["nope"]}, r"sweep\.strategies: unknown selector 'nope'"),
+        ({"budgets": [0]}, r"sweep\.budgets: every budget must be"),
+        ({"seeds": [1, 1]}, r"sweep\.seeds: lists a seed twice"),
+        ({"grid": {"pool.max_per_task": [3]}}, r"sweep\.grid\.pool\.max_per_task: must be a dotted key"),
+        ({"grid": {"select.budget": [3]}}, r"sweep\.grid\.select\.budget: use sweep\.strategies"),
+        ({"grid": {"train.lr": []}}, r"sweep\.grid\.train\.lr: must be a non-empty list"),
+        ({"budgets": "10"}, r"sweep\.budgets: expected a list"),
+    ],
+)
+def test_sweep_config_errors_name_the_key(sweep, message):
+    with pytest.raises(ConfigError, match=message):
+        job_with(sweep)
+
+
+@pytest.mark.parametrize(
+    "cpus, workers, trial_cpus, cap, expected",
+    [(2, 1, 1, None, 1), (4, 1, 1, None, 2), (16, 2, 1, None, 5), (16, 1, 1, 3, 3), (1, 1, 1, None, 1)],
+)
+def test_concurrency_follows_the_resources(cpus, workers, trial_cpus, cap, expected):
+    job = job_with(
+        {"trial_cpus": trial_cpus, "max_concurrent_trials": cap},
+        train={"num_workers": workers, "batch_size": 8},
+    )
+    assert concurrency(job, cpus) == expected
+    # never more concurrent trials than the CPUs hold (except the one that must run)
+    assert expected == 1 or expected * trial_cpus_needed(job) <= cpus
+
+
+def test_gpu_trials_are_limited_by_gpus():
+    job = job_with({}, train={"num_workers": 2, "batch_size": 8})
+    assert concurrency(job, 64, cluster_gpus=4, use_gpu=True) == 2
