@@ -151,3 +151,59 @@ def test_pool_as_ray_dataset(tmp_path, local_ray):
     assert stage.pool_dataset(run, "test").count() == len(stage.read_test(run))
     with pytest.raises(ValueError, match="split must be"):
         stage.pool_dataset(run, "train")
+
+
+def _fake_sdist(path):
+    """A tar.gz laid out like the bigbench sdist, with tasks that exercise every filter."""
+    import io
+    import json
+    import tarfile
+
+    tasks = {
+        "gen_task": {"keywords": ["arithmetic"], "task_prefix": "Answer briefly.", "examples": [
+            {"input": "1+1=", "target": "2"},
+            {"input": "2+2=", "target": ["4", "four"]},
+            {"input": "long answer", "target": "x" * 100},
+            {"input": "", "target": "empty input"},
+        ]},
+        "mc_task": {"keywords": ["multiple choice"], "examples": [
+            {"input": "Sky color?", "target_scores": {"blue": 1, "green": 0}},
+            {"input": "Tie?", "target_scores": {"a": 1, "b": 1}},
+        ]},
+        "navigate": {"keywords": ["logical reasoning"], "examples": [{"input": "BBH task", "target": "Yes"}]},
+        "ascii_art": {"keywords": ["non-language"], "examples": [{"input": "#", "target": "hash"}]},
+    }
+    with tarfile.open(path, "w:gz") as tar:
+        def add(name, obj):
+            data = json.dumps(obj).encode()
+            info = tarfile.TarInfo(f"bigbench-1.0.0/bigbench/benchmark_tasks/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        for name, task in tasks.items():
+            add(f"{name}/task.json", {"name": name, **task})
+        add("parent/task.json", {"name": "parent", "keywords": ["translation"]})
+        add("parent/sub_a/task.json", {"name": "sub_a", "keywords": [], "examples": [{"input": "a?", "target": "A"}]})
+        add("parent/sub_b/task.json", {"name": "sub_b", "keywords": [], "examples": [{"input": "b?", "target": "B"}]})
+    return path
+
+
+def test_bigbench_index_filters_on_a_small_sdist(tmp_path):
+    import json
+
+    from labelwise.pool import bigbench
+
+    out = tmp_path / "index.jsonl.gz"
+    info = bigbench.build_index(_fake_sdist(tmp_path / "bigbench-1.0.0.tar.gz"), out, log=lambda *_: None)
+    assert sorted(info["tasks"]) == ["gen_task", "mc_task", "parent"]
+    assert info["skipped_tasks"] == {"ascii_art": "not a text task (keyword non-language)", "navigate": "evaluated by BIG-Bench-Hard"}
+    _, rows = bigbench.read_index(out)
+    got = {(r["task"], r["prompt"]): r["response"] for r in rows}
+    assert got == {
+        ("gen_task", "Answer briefly.\n\n1+1="): "2",
+        ("gen_task", "Answer briefly.\n\n2+2="): "4",
+        ("mc_task", "Sky color?\nOptions:\n- blue\n- green"): "blue",
+        ("parent", "a?"): "A",
+        ("parent", "b?"): "B",
+    }
+    json.dumps(info)  # recordable in pool_meta.json
