@@ -165,8 +165,10 @@ class LocalCluster:
         if r.returncode != 0:
             raise RuntimeError(f"the cluster did not reach {n} nodes: {r.stdout[-2000:]}{r.stderr[-2000:]}")
 
-    def stop(self, grace_s: float = 10.0) -> None:
-        """Stop every process this cluster started (by process group and descent), TERM first."""
+    def stop(self, grace_s: float = 3.0) -> None:
+        """Stop every process this cluster started (by process group and descent): TERM,
+        then KILL after ``grace_s`` (the GCS, raylets and agents ignore TERM for long; the
+        cluster is throwaway and finished work is on disk)."""
         for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
             pids = self._our_pids()
             if not pids:
