@@ -282,15 +282,27 @@ def score_on_ray(job, batches: list[dict], store, scorer_cls=None) -> int:
             "threads": cfg.threads or plan.threads,
             "device": plan.device,
         },
+        # Ray 2.60 has no named parameter for these yet (it warns that ray_remote_args is deprecated)
         max_restarts=cfg.max_restarts,
         max_task_retries=cfg.max_task_retries,
-        **plan.map_batches_kwargs(),
+        **actor_pool_kwargs(ray, plan),
     )
     flusher = _Flusher(store, sum(len(b["ids"]) for b in batches))
     for block in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         flusher.add(block)
     flusher.flush()
     return flusher.tokens
+
+
+def actor_pool_kwargs(ray, plan) -> dict:
+    """The plan's map_batches arguments, with ``concurrency`` (deprecated since Ray 2.51) as ``compute``."""
+    kw = plan.map_batches_kwargs()
+    size = kw.pop("concurrency")
+    if isinstance(size, int):
+        kw["compute"] = ray.data.ActorPoolStrategy(size=size)
+    else:
+        kw["compute"] = ray.data.ActorPoolStrategy(min_size=size[0], max_size=size[1])
+    return kw
 
 
 def assemble(store, pool, embeddings: bool):
