@@ -145,7 +145,9 @@ def _load_checkpoint(folder: Path, model, optimizer) -> dict:
 
 
 def _maybe_fail(hooks: dict, step: int, rank: int) -> None:
-    """Test hook: the process of worker ``rank`` dies at ``step`` once (guarded by a marker file)."""
+    """Test hook: the process of worker ``rank`` dies at ``step`` once (guarded by a marker file).
+
+    ``{"step": N, "rank": R, "marker": PATH, "delay_s": S}`` (sleeps S seconds, then exits)."""
     fail = hooks.get("fail")
     if not fail or fail["step"] != step or fail.get("rank", 0) != rank:
         return
@@ -153,6 +155,9 @@ def _maybe_fail(hooks: dict, step: int, rank: int) -> None:
     if marker.exists():
         return
     marker.write_text(f"worker {rank} killed at step {step} (pid {os.getpid()})\n")
+    # Ray Train's controller collects reports every couple of seconds; a crash right after
+    # a report could beat it to the checkpoint. Real crashes come later than that.
+    time.sleep(float(fail.get("delay_s", 0)))
     os._exit(1)
 
 
