@@ -64,8 +64,31 @@ def test_bad_mmlu_csv_names_file_and_line(tmp_path):
         (tmp_path / split / f"x_{split}.csv").write_text(
             "question,choice0,choice1,choice2,choice3,answer\nq,a,b,c,d,1\nq2,a,b,c,d,7\n"
         )
-    with pytest.raises(ValueError, match=r"x_dev.csv:3: answer '7'"):
+    with pytest.raises(ValueError, match=r"x_dev.csv:3: expected a question, 4 choices and an answer index 0-3"):
         mmlu.build_requests(MMLUConfig(shots=1), tmp_path, 0, lambda t: t)
+
+
+def test_mmlu_reads_the_hub_layout(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for subject in ("anatomy", "virology", "all"):
+        (tmp_path / subject).mkdir()
+        for split, n in (("dev", 5), ("test", 3)):
+            table = pa.table({
+                "question": [f"{subject} {split} q{i}" for i in range(n)],
+                "subject": [subject] * n,
+                "choices": [["w", "x", "y", "z"]] * n,
+                "answer": [i % 4 for i in range(n)],
+            })
+            pq.write_table(table, tmp_path / subject / f"{split}-00000-of-00001.parquet")
+    assert mmlu.subjects_in(tmp_path) == ["anatomy", "virology"]
+    items, payloads = mmlu.build_requests(MMLUConfig(shots=2), tmp_path, 0, lambda t: t)
+    assert [i["answer"] for i in items] == [0, 1, 2, 0, 1, 2]
+    assert payloads[0]["context"].startswith("The following are multiple choice questions (with answers) about anatomy.\n\nanatomy dev q0\nA. w")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="network is off"):
+        mmlu.resolve_folder("hf:cais/mmlu")
 
 
 def test_unknown_subject_and_task_list_the_known_ones(shared_data):

@@ -25,7 +25,8 @@ KNOWN_BENCHMARKS = ("heldout", "mmlu", "bbh", "winrate")
 @dataclasses.dataclass
 class MMLUConfig:
     path: str | None = None
-    """Folder with dev/*.csv and test/*.csv (default: <data_dir>/mmlu)."""
+    """Folder with dev/*.csv and test/*.csv (default: <data_dir>/mmlu), a folder in the hub
+    layout <subject>/{dev,test}-*.parquet, or hf:cais/mmlu (downloaded once, when online)."""
     shots: int = 5
     """Few-shot examples from the subject's dev split (0-5), the first k as in lm-eval-harness."""
     split: Literal["test", "dev"] = "test"

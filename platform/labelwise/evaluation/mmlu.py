@@ -36,8 +36,36 @@ PROMPT_FORMAT = (
 )
 
 
+HUB_PREFIX = "hf:"
+
+
+def resolve_folder(path: str | Path) -> Path:
+    """A local folder; ``hf:<dataset>`` (e.g. hf:cais/mmlu) is downloaded once when online."""
+    text = str(path)
+    if not text.startswith(HUB_PREFIX):
+        return Path(text).expanduser()
+    from labelwise.models import network_allowed
+
+    name = text[len(HUB_PREFIX):]
+    if not network_allowed():
+        raise FileNotFoundError(
+            f"mmlu: {text} needs the hub, and the network is off (HF_HUB_OFFLINE). Use a local folder "
+            "in the layout of shared/data/mmlu (evaluate.mmlu.path)"
+        )
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(name, repo_type="dataset", allow_patterns=["*/dev-*.parquet", "*/test-*.parquet"]))
+
+
+def _hub_layout(folder: Path) -> bool:
+    """The hub dataset's layout: <subject>/<split>-00000-of-00001.parquet."""
+    return not (folder / "test").is_dir() and any(folder.glob("*/test-*.parquet"))
+
+
 def read_split(folder: Path, subject: str, split: str) -> list[dict]:
-    """Rows {question, choices[4], answer (int)} of ``folder/split/<subject>_<split>.csv``."""
+    """Rows {question, choices[4], answer (int)} of the subject's split (CSV or hub layout)."""
+    if _hub_layout(folder):
+        return _read_hub_split(folder, subject, split)
     path = folder / split / f"{subject}_{split}.csv"
     if not path.exists():
         raise missing("mmlu", path, f"no {split} file for subject {subject}")
@@ -48,19 +76,36 @@ def read_split(folder: Path, subject: str, split: str) -> list[dict]:
         if reader.fieldnames != want:
             raise ValueError(f"{path}: header {reader.fieldnames} is not {','.join(want)}")
         for line, row in enumerate(reader, 2):
-            try:
-                answer = int(row["answer"])
-            except (TypeError, ValueError):
-                answer = -1
-            if answer not in range(4):
-                raise ValueError(f"{path}:{line}: answer {row['answer']!r} is not an index 0-3")
-            rows.append(
-                {"question": row["question"], "choices": [row[f"choice{i}"] for i in range(4)], "answer": answer}
-            )
+            rows.append(_row(path, line, row["question"], [row[f"choice{i}"] for i in range(4)], row["answer"]))
     return rows
 
 
+def _read_hub_split(folder: Path, subject: str, split: str) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    files = sorted((folder / subject).glob(f"{split}-*.parquet"))
+    if not files:
+        raise missing("mmlu", folder / subject, f"no {split}-*.parquet for subject {subject}")
+    rows = []
+    for path in files:
+        for i, rec in enumerate(pq.read_table(path).to_pylist()):
+            rows.append(_row(path, i, rec.get("question"), list(rec.get("choices") or []), rec.get("answer")))
+    return rows
+
+
+def _row(path, line, question, choices, answer) -> dict:
+    try:
+        answer = int(answer)
+    except (TypeError, ValueError):
+        answer = -1
+    if answer not in range(4) or len(choices) != 4 or not isinstance(question, str):
+        raise ValueError(f"{path}:{line}: expected a question, 4 choices and an answer index 0-3")
+    return {"question": question, "choices": [str(c) for c in choices], "answer": answer}
+
+
 def subjects_in(folder: Path) -> list[str]:
+    if _hub_layout(folder):
+        return sorted(p.parent.name for p in folder.glob("*/test-*.parquet") if p.parent.name not in ("all", "auxiliary_train"))
     if not (folder / "test").is_dir() or not (folder / "dev").is_dir():
         raise missing("mmlu", folder)
     found = sorted(p.name[: -len("_test.csv")] for p in (folder / "test").glob("*_test.csv"))

@@ -171,7 +171,7 @@ class _Context:
 
         seed = self.job.seed
         if bench == "mmlu":
-            return {**mmlu.protocol(self.cfg.mmlu, seed), "data": str(self._mmlu_dir())}
+            return {**mmlu.protocol(self.cfg.mmlu, seed), "data": self.cfg.mmlu.path or str(self.root / "mmlu")}
         if bench == "bbh":
             return {**bbh.protocol(self.cfg.bbh, seed), "data": str(self._bbh_dir())}
         if bench == "heldout":
@@ -188,7 +188,9 @@ class _Context:
         return getattr(self, f"_run_{bench}")(label)
 
     def _mmlu_dir(self) -> Path:
-        return Path(self.cfg.mmlu.path) if self.cfg.mmlu.path else self.root / "mmlu"
+        from labelwise.evaluation.mmlu import resolve_folder
+
+        return resolve_folder(self.cfg.mmlu.path) if self.cfg.mmlu.path else self.root / "mmlu"
 
     def _bbh_dir(self) -> Path:
         return Path(self.cfg.bbh.path) if self.cfg.bbh.path else self.root / "bbh"
