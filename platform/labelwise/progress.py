@@ -34,10 +34,20 @@ class Progress:
         self.total = total
         self.what = what
         self.prefix = prefix
-        self.stream = stream or sys.stdout
+        self._stream = stream
         self.clock = clock
         self.start = clock()
         self.skipped = 0
+
+    @property
+    def stream(self):
+        return self._stream or sys.stdout
+
+    def __getstate__(self):
+        # Tune pickles its callbacks: a stream does not travel, the receiver prints to stdout
+        state = dict(self.__dict__)
+        state["_stream"] = None
+        return state
 
     def line(self, done: int, note: str = "") -> str:
         elapsed = self.clock() - self.start

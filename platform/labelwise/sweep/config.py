@@ -75,7 +75,7 @@ class SweepConfig:
             check(key not in ("select.strategy", "select.budget", "select.seed"), f"grid.{key}",
                   "use sweep.strategies / sweep.budgets / sweep.seeds")
             check(isinstance(values, list) and len(values) > 0, f"grid.{key}", "must be a non-empty list of values")
-        check(self.trial_cpus >= 0, "trial_cpus", "must be >= 0")
+        check(self.trial_cpus > 0, "trial_cpus", "must be > 0 (a Tune trial needs some resource; 0.5 is fine)")
         check(self.trial_gpus >= 0, "trial_gpus", "must be >= 0")
         check(self.worker_cpus > 0, "worker_cpus", "must be positive")
         check(self.max_concurrent_trials is None or self.max_concurrent_trials > 0, "max_concurrent_trials", "must be positive or null")
