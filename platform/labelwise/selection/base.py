@@ -1,0 +1,195 @@
+"""The selector interface: parameters checked in the constructor, one ``select`` call.
+
+Every selector is used the same way and returns the same thing::
+
+    sel = make_selector("weighted_task_diversity", {"base": 5})
+    result = sel.select(table, budget=500, seed=0)
+    result.ids          # selected ids in selection order (rank 0 first)
+    result.allocation   # DataFrame: task, pool_size, confidence, allocated, selected
+
+A subclass implements ``_choose(table, budget, rng) -> Choice`` (row indices into the
+canonical table, in selection order, plus the per-task allocation when it has one);
+``select`` does the budget checks, the seeding and the per-task report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from labelwise.selection.registry import SelectorParamError
+from labelwise.selection.table import ScoreTable
+
+
+class BudgetError(ValueError):
+    """A budget that cannot be met; the message says why."""
+
+
+@dataclasses.dataclass
+class Choice:
+    """What a selector's ``_choose`` returns."""
+
+    rows: np.ndarray  # row indices into the canonical table, selection order
+    allocated: np.ndarray | None = None  # (T,) float per-task allocation, if the selector has one
+    info: dict = dataclasses.field(default_factory=dict)  # choices worth recording (e.g. kernel structure)
+
+
+@dataclasses.dataclass
+class Selection:
+    """The result of every selector."""
+
+    selector: str
+    params: dict
+    budget: int
+    seed: int
+    ids: list[str]
+    tasks: list[str]
+    allocation: Any  # pandas DataFrame: task, pool_size, confidence, allocated, selected
+    info: dict
+    excluded: list[dict]
+
+    def record(self) -> dict:
+        """What selection.json holds."""
+        return {
+            "selector": self.selector,
+            "params": self.params,
+            "budget": self.budget,
+            "seed": self.seed,
+            "selected": len(self.ids),
+            "tasks_selected": int((self.allocation["selected"] > 0).sum()),
+            "info": self.info,
+            "excluded": {"count": len(self.excluded), "rows": self.excluded[:1000]},
+        }
+
+
+def param_error(param: str, message: str) -> SelectorParamError:
+    return SelectorParamError(param, message)
+
+
+def check_param(cond: bool, param: str, message: str) -> None:
+    if not cond:
+        raise SelectorParamError(param, message)
+
+
+def check_number(value, param: str, *, positive=False, nonnegative=False, integer=False) -> None:
+    ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if integer:
+        ok_type = ok_type and float(value).is_integer()
+    check_param(ok_type, param, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
+    check_param(math.isfinite(value), param, f"must be finite, got {value!r}")
+    if positive:
+        check_param(value > 0, param, f"must be > 0, got {value!r}")
+    if nonnegative:
+        check_param(value >= 0, param, f"must be >= 0, got {value!r}")
+
+
+def check_choice(value, param: str, choices) -> None:
+    check_param(value in choices, param, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+class Selector:
+    """Base class. Subclasses set ``name`` and define ``__init__`` with keyword parameters."""
+
+    name: ClassVar[str] = "?"
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self) -> dict:
+        """Every parameter with its value (defaults included), like scikit-learn."""
+        return {p: getattr(self, p) for p in self.param_names()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _choose(self, table: ScoreTable, budget: int, rng: np.random.Generator) -> Choice:
+        raise NotImplementedError
+
+    def select(self, table: ScoreTable, budget: int, seed: int = 0, allow_full_pool: bool = False) -> Selection:
+        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
+            raise BudgetError(f"budget must be an integer, got {budget!r}")
+        budget = int(budget)
+        if budget <= 0:
+            raise BudgetError(f"budget must be positive, got {budget}")
+        n = table.n
+        if n == 0:
+            raise BudgetError(f"{table.source}: no usable prompts to select from")
+        if budget > n:
+            if not allow_full_pool:
+                raise BudgetError(
+                    f"budget {budget} is larger than the {n} usable prompts in {table.source}"
+                    + (f" ({len(table.excluded)} excluded for scoring errors)" if table.excluded else "")
+                    + "; lower select.budget or set select.allow_full_pool: true to take them all"
+                )
+            budget = n
+        rng = np.random.default_rng(seed)
+        choice = self._choose(table, budget, rng)
+        rows = np.asarray(choice.rows, dtype=np.int64)
+        if len(rows) != budget or (len(rows) and np.bincount(rows, minlength=n).max() > 1):
+            raise AssertionError(f"{self.name} chose {len(rows)} rows, not {budget} distinct ones")
+        allocation = allocation_frame(table, rows, choice.allocated)
+        return Selection(
+            selector=self.name,
+            params=self.get_params(),
+            budget=budget,
+            seed=int(seed),
+            ids=table.ids[rows].tolist(),
+            tasks=np.asarray(table.task_names, dtype=object)[table.task_codes[rows]].tolist(),
+            allocation=allocation,
+            info=choice.info,
+            excluded=list(table.excluded),
+        )
+
+
+def task_log_confidence(table: ScoreTable, length_normalized: bool = False) -> np.ndarray:
+    """log conf_t = log(mean over the task of conf(x)), computed as logsumexp(logconf) - log n.
+
+    length_normalized: conf(x) = exp(logconf / n_tokens) (the geometric mean token probability).
+    NaN when a task's logconf is not finite (selectors that use it check it first).
+    """
+    lc = table.scores.get("logconf")
+    if lc is None:
+        return np.full(table.n_tasks, np.nan)
+    if length_normalized:
+        nt = table.scores.get("n_tokens")
+        if nt is None:
+            raise ValueError(f"{table.source}: length-normalized confidence needs the n_tokens column")
+        lc = lc / np.maximum(nt, 1.0)
+    codes = table.task_codes
+    t = table.n_tasks
+    mx = np.full(t, -np.inf)
+    np.maximum.at(mx, codes, lc)
+    safe = np.where(np.isfinite(mx), mx, 0.0)
+    s = np.bincount(codes, weights=np.exp(lc - safe[codes]), minlength=t)
+    n = np.bincount(codes, minlength=t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(s) + safe - np.log(n)
+
+
+def allocation_frame(table: ScoreTable, rows: np.ndarray, allocated: np.ndarray | None):
+    import pandas as pd
+
+    sizes = table.task_sizes()
+    selected = np.bincount(table.task_codes[rows], minlength=table.n_tasks)
+    conf = np.exp(task_log_confidence(table))
+    return pd.DataFrame(
+        {
+            "task": table.task_names,
+            "pool_size": sizes.astype(np.int64),
+            "confidence": conf.astype(np.float64),
+            "allocated": (selected if allocated is None else allocated).astype(np.float64),
+            "selected": selected.astype(np.int64),
+        }
+    )
+
+
+def tie_broken_order(key: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Row indices sorted by ``key`` ascending, ties broken by a seeded random order."""
+    return np.lexsort((rng.permutation(len(key)), key))

@@ -1,0 +1,89 @@
+"""K-Center greedy (Sener & Savarese 2018): farthest-first traversal on prompt embeddings.
+
+Exact greedy, O(N) memory. The first center is a seeded random prompt; every next center
+is the prompt farthest (Euclidean) from its nearest center. Instead of updating all N
+distances after every pick (N x d work per pick), distances are kept as upper bounds
+(they only shrink) and a working set of the largest bounds is kept exact: a pick from the
+working set is exact as soon as its distance is at least the largest stale bound outside
+it. Refreshing the working set against many new centers is one chunked matrix product.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labelwise.selection.base import Choice, Selector, check_number
+
+
+def sq_dists(x: np.ndarray, x_sq: np.ndarray, c: np.ndarray, c_sq: np.ndarray) -> np.ndarray:
+    """Squared distances (len(x), len(c)) without forming differences."""
+    d = x_sq[:, None] + c_sq[None, :] - 2.0 * (x @ c.T)
+    return np.maximum(d, 0.0, out=d)
+
+
+class KCenter(Selector):
+    name = "kcenter"
+
+    def __init__(self, working_set: int = 2048, chunk: int = 4096):
+        check_number(working_set, "working_set", positive=True, integer=True)
+        check_number(chunk, "chunk", positive=True, integer=True)
+        self.working_set = int(working_set)
+        self.chunk = int(chunk)
+
+    def _choose(self, table, budget, rng):
+        x = table.require_embedding()
+        n = len(x)
+        x_sq = np.einsum("ij,ij->i", x, x)
+        centers = np.empty(budget, dtype=np.int64)
+        centers[0] = rng.integers(n)
+        ub = np.empty(n, dtype=np.float32)  # upper bound of squared distance to nearest center
+        for s in range(0, n, self.chunk):
+            ub[s : s + self.chunk] = sq_dists(x[s : s + self.chunk], x_sq[s : s + self.chunk], x[centers[:1]], x_sq[centers[:1]])[:, 0]
+        ver = np.ones(n, dtype=np.int64)  # ub[i] accounts for centers[:ver[i]]
+        ub[centers[0]] = -np.inf
+        k = 1
+        rebuilds = 0
+        m = min(self.working_set, n)
+        while k < budget:
+            rebuilds += 1
+            k_start = k
+            if m < n:
+                part = np.argpartition(ub, n - m - 1)
+                w, tau = part[n - m :], float(ub[part[n - m - 1]])  # tau: largest bound outside w
+            else:
+                w = np.arange(n)
+                tau = -np.inf
+            self._refresh(x, x_sq, centers, k, w, ub, ver)
+            xw, xw_sq = x[w], x_sq[w]
+            uw = ub[w]
+            while k < budget:
+                j = int(np.argmax(uw))
+                if not uw[j] >= tau or uw[j] == -np.inf:
+                    break
+                c = w[j]
+                centers[k] = c
+                k += 1
+                uw[j] = -np.inf
+                d = sq_dists(xw, xw_sq, x[c : c + 1], x_sq[c : c + 1])[:, 0]
+                np.minimum(uw, d, out=uw, where=np.isfinite(uw))
+            ub[w] = uw
+            ver[w] = k
+            if k - k_start < 8 and m < n:
+                m = min(n, m * 2)  # few picks per rebuild: grow the working set
+        return Choice(centers, info={"working_set": m, "rebuilds": rebuilds, "radius": float(np.sqrt(max(ub.max(), 0)))})
+
+    def _refresh(self, x, x_sq, centers, k, w, ub, ver):
+        """Make ub[w] exact for centers[:k] (each row only against the centers it has not seen)."""
+        stale = w[ver[w] < k]
+        if len(stale) == 0:
+            return
+        first = int(ver[stale].min())
+        xs, xs_sq = x[stale], x_sq[stale]
+        best = ub[stale].copy()
+        for s in range(first, k, self.chunk):
+            cs = centers[s : min(k, s + self.chunk)]
+            d = sq_dists(xs, xs_sq, x[cs], x_sq[cs])
+            np.minimum(best, d.min(axis=1), out=best)
+        sel = np.isfinite(ub[stale])
+        ub[stale[sel]] = best[sel]
+        ver[stale] = k
