@@ -198,3 +198,13 @@ def test_report_of_an_empty_folder_is_a_clear_error(tmp_path, capsys):
     assert stage.main(str(tmp_path)) == 2
     assert "nothing to report" in capsys.readouterr().err
     assert stage.main(str(tmp_path / "missing")) == 2
+
+
+def test_report_of_a_sweep_still_running_uses_finished_trials(tmp_path):
+    df = synthetic_results()
+    for row in df.to_dict("records"):
+        d = tmp_path / row["run_dir"]
+        d.mkdir(parents=True)
+        (d / "trial_result.json").write_text(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}))
+    md, _ = stage.write_report(tmp_path)
+    assert "| **40.00** ± 1.00 |" in md.read_text()

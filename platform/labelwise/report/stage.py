@@ -1,5 +1,5 @@
 """``labelwise report FOLDER``: report.md (+ report_files/*.png) and a self-contained
-report.html for a sweep folder (has results.csv) or a run folder."""
+report.html for a sweep folder (results.csv, or the trials finished so far) or a run folder."""
 
 from __future__ import annotations
 
@@ -16,13 +16,19 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
-    if (folder / RESULTS).exists():
+    finished = sorted(folder.glob("trials/*/trial_result.json"))
+    if (folder / RESULTS).exists() or finished:
+        import json
+
         import pandas as pd
 
         from labelwise.report import sweep_report
         from labelwise.report.table import check_results
 
-        df = check_results(pd.read_csv(folder / RESULTS), str(folder / RESULTS))
+        if (folder / RESULTS).exists():
+            df = check_results(pd.read_csv(folder / RESULTS), str(folder / RESULTS))
+        else:  # a sweep still running or interrupted: the trials finished so far
+            df = check_results(pd.DataFrame([json.loads(p.read_text()) for p in finished]), str(folder / "trials"))
         doc = sweep_report.build(df, folder)
     else:
         from labelwise.report import run_report
