@@ -121,3 +121,19 @@ def test_stage_call_passes_the_adapter_and_labels(monkeypatch, tmp_path):
     pipeline.stage_call("evaluate base", job)
     pipeline.stage_call("evaluate adapted", job)
     assert seen == [(None, "base"), (tmp_path / runio.ADAPTER, "adapted")]
+
+
+def test_progress_lines_show_done_elapsed_and_time_left():
+    from labelwise.progress import Progress, fmt_seconds
+
+    now = [0.0]
+    out = io.StringIO()
+    p = Progress(10, "trials", prefix="sweep", stream=out, clock=lambda: now[0])
+    p.skipped = 2  # found done: they cost no time and do not count in the rate
+    now[0] = 120.0
+    p.update(4, "random k=40 seed 0 done")
+    # 2 trials in 120 s -> 60 s each, 6 left -> 6 minutes
+    assert out.getvalue().strip() == "[sweep] trials 4/10 (40%), 2m00s elapsed, about 6m00s left: random k=40 seed 0 done"
+    assert "left" not in p.line(10)
+    assert "left" not in Progress(3, "stages", show_eta=False, clock=lambda: 5.0).line(1)
+    assert fmt_seconds(3725) == "1h02m" and fmt_seconds(59.6) == "1m00s" and fmt_seconds(7) == "7s"

@@ -94,7 +94,9 @@ def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -
         "stages": [],
         "config": config.to_dict(job),
     }
-    progress = Progress(len(names), "stages", prefix="run", stream=out)
+    # stages differ far too much in length for a time-left estimate; each long stage
+    # (score, train, evaluate) prints its own rows done and rate
+    progress = Progress(len(names), "stages", prefix="run", stream=out, show_eta=False)
     progress.message(f"run folder {run_dir}")
     init_ray(job.ray)
     t_all = time.monotonic()

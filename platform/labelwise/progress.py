@@ -30,7 +30,10 @@ def eta(elapsed: float, done: int, total: int) -> float | None:
 
 
 class Progress:
-    def __init__(self, total: int, what: str, prefix: str = "labelwise", stream=None, clock=time.monotonic):
+    def __init__(self, total: int, what: str, prefix: str = "labelwise", stream=None, clock=time.monotonic,
+                 show_eta: bool = True):
+        """``show_eta``: False when the steps differ too much in length for a mean rate."""
+        self.show_eta = show_eta
         self.total = total
         self.what = what
         self.prefix = prefix
@@ -55,7 +58,7 @@ class Progress:
         text = f"[{self.prefix}] {self.what} {done}/{self.total} ({pct:.0f}%), {fmt_seconds(elapsed)} elapsed"
         # work found already done costs no time: leave it out of the rate
         left = eta(elapsed, done - self.skipped, self.total - self.skipped)
-        if left is not None and done < self.total:
+        if self.show_eta and left is not None and done < self.total:
             text += f", about {fmt_seconds(left)} left"
         if note:
             text += f": {note}"
