@@ -165,7 +165,8 @@ def task_log_confidence(table: ScoreTable, length_normalized: bool = False) -> n
     codes = table.task_codes
     t = table.n_tasks
     mx = np.full(t, -np.inf)
-    np.maximum.at(mx, codes, lc)
+    with np.errstate(invalid="ignore"):
+        np.maximum.at(mx, codes, lc)
     safe = np.where(np.isfinite(mx), mx, 0.0)
     s = np.bincount(codes, weights=np.exp(lc - safe[codes]), minlength=t)
     n = np.bincount(codes, minlength=t)

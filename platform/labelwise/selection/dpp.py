@@ -1,0 +1,144 @@
+"""DPP: greedy MAP of log det(L_S), L = diag(q) K diag(q), with confidence as quality q.
+
+Greedy log-determinant (Chen et al. 2018): each step adds the prompt with the largest
+log(L_ii - l_iS^T L_S^{-1} l_iS), the log of the next Cholesky pivot.
+
+kernel:
+* ``ridge`` (default): K = Z Z^T + ridge * I on unit-normalized embeddings. The ridge keeps
+  K full rank, so the greedy does not stall after d picks (a plain linear kernel has rank
+  <= d). The Cholesky is kept in feature space (d x d, by Sherman-Morrison): the pivot of
+  prompt i is q_i^2 * ridge * (1 + z_i^T A^{-1} z_i), A = ridge I + Z_S^T Z_S, so memory is
+  O(N + d^2). Pivots only shrink, so a working set of the largest stale pivots is kept
+  exact (lazy greedy, exact result).
+* ``rbf``: K = exp(-gamma ||z_i - z_j||^2) with the incremental Cholesky rows of Chen et al.
+  (B x N floats; refused above ``max_memory_mb``).
+
+quality: ``confidence`` q = conf(x) (default), ``uncertainty`` q = 1 - conf(x), ``none`` q = 1;
+``length_normalized`` (default true) uses exp(logconf / n_tokens) as conf(x);
+``quality_weight`` scales log q (0: pure diversity).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labelwise.selection import kernels
+from labelwise.selection.base import Choice, Selector, check_choice, check_number, check_param
+
+LOG_Q_FLOOR = -30.0
+
+
+class DPP(Selector):
+    name = "dpp"
+
+    def __init__(
+        self,
+        kernel: str = "ridge",
+        ridge: float = 0.1,
+        gamma: float = 0.002,
+        quality: str = "confidence",
+        length_normalized: bool = True,
+        quality_weight: float = 1.0,
+        working_set: int = 2048,
+        max_memory_mb: int = 2048,
+    ):
+        check_choice(kernel, "kernel", ("ridge", "rbf"))
+        check_number(ridge, "ridge", positive=True)
+        check_number(gamma, "gamma", positive=True)
+        check_choice(quality, "quality", ("confidence", "uncertainty", "none"))
+        check_param(isinstance(length_normalized, bool), "length_normalized", f"must be true or false, got {length_normalized!r}")
+        check_number(quality_weight, "quality_weight", nonnegative=True)
+        check_number(working_set, "working_set", positive=True, integer=True)
+        check_number(max_memory_mb, "max_memory_mb", positive=True)
+        self.kernel, self.ridge, self.gamma = kernel, float(ridge), float(gamma)
+        self.quality, self.length_normalized, self.quality_weight = quality, length_normalized, float(quality_weight)
+        self.working_set, self.max_memory_mb = int(working_set), max_memory_mb
+
+    def log_quality(self, table) -> np.ndarray:
+        if self.quality == "none" or self.quality_weight == 0:
+            return np.zeros(table.n)
+        lc = table.require_finite("logconf")
+        if self.length_normalized:
+            lc = lc / np.maximum(table.require_finite("n_tokens"), 1.0)
+        lc = np.minimum(lc, 0.0)
+        logq = lc if self.quality == "confidence" else np.log(-np.expm1(lc) + 1e-300)
+        return self.quality_weight * np.maximum(logq, LOG_Q_FLOOR)
+
+    def _choose(self, table, budget, rng):
+        x = table.require_embedding()
+        log_q2 = 2.0 * self.log_quality(table)
+        jitter = rng.random(table.n) * 1e-9  # seeded tie-break between equal pivots
+        if self.kernel == "ridge":
+            rows, info = self._ridge(x, log_q2 + jitter, budget)
+        else:
+            rows, info = self._rbf(x, log_q2 + jitter, budget)
+        info.update(kernel=self.kernel, quality=self.quality)
+        return Choice(rows, info=info)
+
+    def _ridge(self, x, log_q2, budget):
+        x, x_sq = kernels.prepare(x, "cosine")  # unit rows
+        n, d = x.shape
+        lam = self.ridge
+        ainv = np.eye(d) / lam
+        v = x_sq.astype(np.float64) / lam  # z^T A^{-1} z, exact for S = {}
+        gain = log_q2 + np.log(lam) + np.log1p(v)  # upper bounds once stale
+        picked = np.empty(budget, dtype=np.int64)
+        k, rebuilds, m = 0, 0, min(self.working_set, n)
+        logdet = 0.0
+        while k < budget:
+            rebuilds += 1
+            k_start = k
+            if m < n:
+                part = np.argpartition(gain, n - m - 1)
+                w, tau = part[n - m :], float(gain[part[n - m - 1]])
+            else:
+                w, tau = np.arange(n), -np.inf
+            xw = x[w].astype(np.float64)
+            live = np.isfinite(gain[w])
+            vw = np.einsum("ij,ij->i", xw @ ainv, xw)  # exact for the current S
+            gw = np.where(live, log_q2[w] + np.log(lam) + np.log1p(np.maximum(vw, 0.0)), -np.inf)
+            while k < budget:
+                j = int(np.argmax(gw))
+                if gw[j] == -np.inf or gw[j] < tau:
+                    break
+                picked[k] = w[j]
+                k += 1
+                logdet += float(gw[j])
+                u = ainv @ xw[j]
+                denom = 1.0 + vw[j]
+                ainv -= np.outer(u, u) / denom
+                vw -= (xw @ u) ** 2 / denom
+                gw = np.where(np.isfinite(gw), log_q2[w] + np.log(lam) + np.log1p(np.maximum(vw, 0.0)), -np.inf)
+                gw[j] = -np.inf
+            gain[w] = gw
+            if k - k_start < 8 and m < n:
+                m = min(n, 2 * m)
+        return picked, {"ridge": lam, "log_det": logdet, "working_set": m, "rebuilds": rebuilds}
+
+    def _rbf(self, x, log_q2, budget):
+        n = len(x)
+        need_mb = budget * n * 4 / 2**20
+        if need_mb > self.max_memory_mb:
+            raise ValueError(
+                f"dpp kernel rbf keeps {budget} x {n} Cholesky rows ({need_mb:.0f} MB > "
+                f"max_memory_mb={self.max_memory_mb}); use kernel: ridge (O(N + d^2) memory) "
+                "or raise max_memory_mb"
+            )
+        xp, x_sq = kernels.prepare(x, "rbf")
+        q = np.exp(0.5 * (log_q2 - log_q2.max()))  # quality, scaled (log det shifts by a constant)
+        c = np.zeros((budget, n), dtype=np.float32)
+        d2 = q * q  # K_ii = 1
+        picked = np.empty(budget, dtype=np.int64)
+        alive = np.ones(n, dtype=bool)
+        logdet = 0.0
+        for k in range(budget):
+            score = np.where(alive, np.log(np.maximum(d2, 1e-300)), -np.inf)
+            j = int(np.argmax(score))
+            picked[k] = j
+            alive[j] = False
+            logdet += float(score[j])
+            kj = kernels.similarity(xp[j : j + 1], x_sq[j : j + 1], xp, x_sq, "rbf", self.gamma)[0]
+            e = (q[j] * q * kj - c[:k, j] @ c[:k]) / np.sqrt(max(d2[j], 1e-300))
+            c[k] = e
+            d2 = d2 - e.astype(np.float64) ** 2
+        return picked, {"gamma": self.gamma, "log_det_scaled": logdet}

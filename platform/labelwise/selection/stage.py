@@ -1,0 +1,119 @@
+"""The select stage: scores.parquet -> selection.parquet, allocation.csv, to_annotate.jsonl.
+
+    labelwise select JOB.yaml [--set select.strategy=task_diversity --set select.budget=500]
+
+Also writes selection.json (selector, full parameters, budget, seed, excluded rows, the
+choices a selector made) and allocation.png. A rerun with the same request keeps the
+finished files; a changed request selects again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--force", action="store_true", help="select again even if the same selection is already there")
+    parser.add_argument("--show", type=int, default=15, metavar="N", help="tasks shown in the printed allocation (default 15)")
+
+
+def _request(job) -> dict:
+    from labelwise import runio
+    from labelwise.selection.registry import make_selector
+
+    cfg = job.select
+    scores = Path(job.run_dir) / runio.SCORES
+    stat = scores.stat() if scores.exists() else None
+    return {
+        "strategy": cfg.strategy,
+        "params": make_selector(cfg.strategy, cfg.params).get_params(),
+        "budget": cfg.budget,
+        "seed": cfg.seed,
+        "allow_full_pool": cfg.allow_full_pool,
+        "scores": {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns} if stat else None,
+    }
+
+
+def is_done(job) -> bool:
+    """True when every output is there and selection.json records the same request."""
+    from labelwise import runio
+    from labelwise.selection.outputs import ALLOCATION_PNG, SELECTION_JSON
+
+    run = Path(job.run_dir)
+    names = [runio.SELECTION, runio.ALLOCATION, runio.TO_ANNOTATE, ALLOCATION_PNG, SELECTION_JSON]
+    if not all((run / n).exists() for n in names):
+        return False
+    try:
+        recorded = json.loads((run / SELECTION_JSON).read_text()).get("request")
+    except (OSError, json.JSONDecodeError):
+        return False
+    return json.loads(json.dumps(recorded)) == json.loads(json.dumps(_request(job), default=str))
+
+
+def compute(job, service=None):
+    """The Selection for ``job.select`` (no files written)."""
+    from labelwise import runio
+
+    cfg = job.select
+    if service is not None:
+        call = service.select
+        args = (cfg.strategy, cfg.params, cfg.budget, cfg.seed, cfg.allow_full_pool)
+        if hasattr(call, "remote"):
+            import ray
+
+            return ray.get(call.remote(*args))
+        return call(*args)
+    from labelwise.selection.run import run_selection
+    from labelwise.selection.table import load_scores
+
+    table = load_scores(Path(job.run_dir) / runio.SCORES)
+    return run_selection(table, cfg.strategy, cfg.params, cfg.budget, cfg.seed, cfg.allow_full_pool)
+
+
+def select(job, service=None, force: bool = False) -> Path:
+    """Select ``job.select.budget`` prompts; returns run_dir/selection.parquet."""
+    from labelwise import runio
+    from labelwise.selection.outputs import write_outputs
+
+    run = Path(job.run_dir)
+    if not force and is_done(job):
+        return run / runio.SELECTION
+    selection = compute(job, service)
+    return write_outputs(selection, run, _request(job))
+
+
+def main(job, args) -> int:
+    import pandas as pd
+
+    from labelwise import runio
+    from labelwise.selection.outputs import SELECTION_JSON
+
+    run = Path(job.run_dir)
+    force = bool(getattr(args, "force", False))
+    if not force and is_done(job):
+        print(f"selection already done for this request: {run / runio.SELECTION} (use --force to redo)")
+    else:
+        select(job, force=force)
+    record = json.loads((run / SELECTION_JSON).read_text())
+    alloc = pd.read_csv(run / runio.ALLOCATION).sort_values("selected", ascending=False)
+    print(
+        f"{record['selector']} selected {record['selected']} prompts from "
+        f"{int(alloc['pool_size'].sum())} in {len(alloc)} tasks ({record['tasks_selected']} tasks got some), seed {record['seed']}"
+    )
+    if record["excluded"]["count"]:
+        rows = record["excluded"]["rows"]
+        print(
+            f"excluded {record['excluded']['count']} prompt(s) with scoring errors, e.g. "
+            + "; ".join(f"{r['id']}: {r['error']}" for r in rows[:3])
+        )
+    for key, value in record.get("info", {}).items():
+        if key != "knn_tasks" and key != "tasks_taken":
+            print(f"  {key}: {value}")
+    show = max(0, int(getattr(args, "show", 15)))
+    with pd.option_context("display.width", 120, "display.max_columns", 10):
+        print(alloc.head(show).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if len(alloc) > show:
+        print(f"... {len(alloc) - show} more tasks in {run / runio.ALLOCATION}")
+    print(f"wrote {run / runio.SELECTION}, {runio.ALLOCATION}, {runio.TO_ANNOTATE}, allocation.png, {SELECTION_JSON}")
+    return 0
