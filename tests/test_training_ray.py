@@ -40,7 +40,11 @@ def two_workers(tmp_path_factory, tiny_model_dir, local_ray):
 
 @pytest.fixture(scope="module")
 def one_worker_killed_then_restarted(tmp_path_factory, tiny_model_dir, local_ray):
-    """1 worker, no retries, dies at step 4; then the same job is started again."""
+    """1 worker, no retries, dies at step 4; then the same job is started again, this time
+    from inside a Ray Tune trial, the way the sweep calls train(job): a trial (1 CPU) runs
+    a 1-worker TorchTrainer (1 CPU) on the 2 CPUs."""
+    from ray import tune
+
     from labelwise.training.stage import train
 
     tmp = tmp_path_factory.mktemp("w1")
@@ -49,7 +53,18 @@ def one_worker_killed_then_restarted(tmp_path_factory, tiny_model_dir, local_ray
     with pytest.raises(Exception, match="(?i)fail|died|error"):
         train(job, hooks={"fail": {"step": 4, "rank": 0, "marker": str(marker), "delay_s": DELAY}})
     assert marker.exists() and not (job.run_path / "adapter").exists()
-    train(job)  # same job again: same run name, so it finds the step-3 checkpoint
+
+    def trial(params):
+        adapter = train(job)  # same job: same run name, so it finds the step-3 checkpoint
+        tune.report({"steps": json.loads((adapter.parent / "train_summary.json").read_text())["steps"]})
+
+    results = tune.Tuner(
+        tune.with_resources(trial, {"cpu": 1}),
+        param_space={"x": 0},
+        run_config=tune.RunConfig(name="tune", storage_path=str(tmp / "tune")),
+    ).fit()
+    assert not results.errors, results.errors
+    assert results[0].metrics["steps"] == 6
     return job
 
 
@@ -123,24 +138,27 @@ def test_dead_worker_is_replaced_and_training_continues(two_workers, tmp_path, t
     assert losses(job.run_path) == pytest.approx(losses(two_workers[0].run_path), rel=1e-4, abs=1e-4)
 
 
-def test_train_inside_a_tune_trial(tmp_path, tiny_model_dir, local_ray):
-    """The sweep's shape: a Tune trial (1 CPU) runs a 1-worker TorchTrainer (1 CPU) on 2 CPUs."""
-    from ray import tune
+def test_real_model_training_lowers_train_and_heldout_loss(tmp_path, packaged_model_dir, local_ray):
+    """SmolLM2-135M-Instruct, 24 examples, max_length 128, paper defaults (3 epochs, AdamW)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from labelwise.training.data import encode
+    from labelwise.training.loop import mean_response_loss
     from labelwise.training.stage import train
 
-    job = make_job(tmp_path, tiny_model_dir, ROWS, num_workers=1, lr=LR, epochs=1)
+    job = make_job(tmp_path, "smollm2-135m-instruct", synthetic_rows(24), epochs=3, batch_size=8, max_length=128, lora_dropout=0.05)
+    train(job)
+    log = pd.read_csv(job.run_path / "train_log.csv")
+    assert len(log) == 9
+    assert log["loss"].iloc[-3:].mean() < 0.7 * log["loss"].iloc[:3].mean()
+    s = summary(job.run_path)
+    assert s["lr"] == 5e-4 and s["lr_source"].startswith("by model size") and s["n_truncated"] == 0
 
-    def trial(params):
-        adapter = train(job)
-        tune.report({"steps": json.loads((adapter.parent / "train_summary.json").read_text())["steps"]})
-
-    tuner = tune.Tuner(
-        tune.with_resources(trial, {"cpu": 1}),
-        param_space={"x": 0},
-        run_config=tune.RunConfig(name="tune", storage_path=str(tmp_path / "tune")),
-    )
-    results = tuner.fit()
-    assert not results.errors, results.errors
-    assert results[0].metrics["steps"] == 3
-    assert (job.run_path / "adapter" / "adapter_config.json").exists()
+    tok = AutoTokenizer.from_pretrained(packaged_model_dir)
+    heldout = encode(tok, synthetic_rows(12, offset=100), 128)  # same tasks, unseen examples
+    base = AutoModelForCausalLM.from_pretrained(packaged_model_dir)
+    before = mean_response_loss(base, heldout, tok.pad_token_id)
+    adapted = PeftModel.from_pretrained(base, str(job.run_path / "adapter"))
+    after = mean_response_loss(adapted, heldout, tok.pad_token_id)
+    assert after < 0.7 * before, (before, after)

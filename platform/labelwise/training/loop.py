@@ -83,9 +83,16 @@ def response_loss_sum(model, batch: dict):
     """(sum of token cross-entropies over response tokens, number of those tokens)."""
     import torch
 
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    labels = batch["labels"][:, 1:]
-    logits = logits[:, :-1, :].float()
+    labels = batch["labels"]
+    # Only positions that predict a response token need logits: from the earliest response
+    # start in the batch to the end (the vocabulary projection is a fifth of a small model).
+    answered = (labels != IGNORE).any(dim=0).nonzero()
+    start = max(0, int(answered[0]) - 1) if len(answered) else labels.size(1) - 2
+    keep = torch.arange(start, labels.size(1) - 1, device=labels.device)
+    logits = model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep
+    ).logits.float()
+    labels = labels[:, start + 1 :]
     loss = torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
     )
