@@ -24,6 +24,7 @@ import numpy as np
 
 from labelwise.selection import kernels
 from labelwise.selection.base import Choice, Selector, check_choice, check_number, check_param
+from labelwise.selection.threads import single_thread_blas
 
 LOG_Q_FLOOR = -30.0
 
@@ -79,7 +80,9 @@ class DPP(Selector):
         x, x_sq = kernels.prepare(x, "cosine")  # unit rows
         n, d = x.shape
         lam = self.ridge
-        ainv = np.eye(d) / lam
+        from scipy.linalg.blas import dger
+
+        ainv = np.asfortranarray(np.eye(d) / lam)
         v = x_sq.astype(np.float64) / lam  # z^T A^{-1} z, exact for S = {}
         gain = log_q2 + np.log(lam) + np.log1p(v)  # upper bounds once stale
         picked = np.empty(budget, dtype=np.int64)
@@ -93,23 +96,26 @@ class DPP(Selector):
                 w, tau = part[n - m :], float(gain[part[n - m - 1]])
             else:
                 w, tau = np.arange(n), -np.inf
-            xw = x[w].astype(np.float64)
+            xw = x[w]
             live = np.isfinite(gain[w])
             vw = np.einsum("ij,ij->i", xw @ ainv, xw)  # exact for the current S
-            gw = np.where(live, log_q2[w] + np.log(lam) + np.log1p(np.maximum(vw, 0.0)), -np.inf)
-            while k < budget:
-                j = int(np.argmax(gw))
-                if gw[j] == -np.inf or gw[j] < tau:
-                    break
-                picked[k] = w[j]
-                k += 1
-                logdet += float(gw[j])
-                u = ainv @ xw[j]
-                denom = 1.0 + vw[j]
-                ainv -= np.outer(u, u) / denom
-                vw -= (xw @ u) ** 2 / denom
-                gw = np.where(np.isfinite(gw), log_q2[w] + np.log(lam) + np.log1p(np.maximum(vw, 0.0)), -np.inf)
-                gw[j] = -np.inf
+            base_w = log_q2[w] + np.log(lam)
+            gw = np.where(live, base_w + np.log1p(np.maximum(vw, 0.0)), -np.inf)
+            with single_thread_blas():
+                while k < budget:
+                    j = int(np.argmax(gw))
+                    if gw[j] == -np.inf or gw[j] < tau:
+                        break
+                    picked[k] = w[j]
+                    k += 1
+                    logdet += float(gw[j])
+                    live[j] = False
+                    u = ainv @ xw[j].astype(np.float64)
+                    denom = 1.0 + vw[j]
+                    ainv = dger(-1.0 / denom, u, u, a=ainv, overwrite_a=1)  # A^{-1} -= u u^T / denom
+                    p = xw @ u.astype(np.float32)
+                    vw -= np.square(p, dtype=np.float64) / denom
+                    gw = np.where(live, base_w + np.log1p(np.maximum(vw, 0.0)), -np.inf)
             gain[w] = gw
             if k - k_start < 8 and m < n:
                 m = min(n, 2 * m)

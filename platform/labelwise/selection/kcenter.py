@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from labelwise.selection.base import Choice, Selector, check_number
+from labelwise.selection.threads import single_thread_blas
 
 
 def sq_dists(x: np.ndarray, x_sq: np.ndarray, c: np.ndarray, c_sq: np.ndarray) -> np.ndarray:
@@ -56,16 +57,22 @@ class KCenter(Selector):
             self._refresh(x, x_sq, centers, k, w, ub, ver)
             xw, xw_sq = x[w], x_sq[w]
             uw = ub[w]
-            while k < budget:
-                j = int(np.argmax(uw))
-                if not uw[j] >= tau or uw[j] == -np.inf:
-                    break
-                c = w[j]
-                centers[k] = c
-                k += 1
-                uw[j] = -np.inf
-                d = sq_dists(xw, xw_sq, x[c : c + 1], x_sq[c : c + 1])[:, 0]
-                np.minimum(uw, d, out=uw, where=np.isfinite(uw))
+            live = np.isfinite(uw)
+            with single_thread_blas():
+                while k < budget:
+                    j = int(np.argmax(uw))
+                    if not uw[j] >= tau or uw[j] == -np.inf:
+                        break
+                    c = w[j]
+                    centers[k] = c
+                    k += 1
+                    uw[j] = -np.inf
+                    live[j] = False
+                    d = xw @ x[c]
+                    d *= -2.0
+                    d += xw_sq
+                    d += x_sq[c]
+                    np.minimum(uw, d, out=uw, where=live)
             ub[w] = uw
             ver[w] = k
             if k - k_start < 8 and m < n:
