@@ -40,7 +40,7 @@ class DPP(Selector):
         quality: str = "confidence",
         length_normalized: bool = True,
         quality_weight: float = 1.0,
-        working_set: int = 2048,
+        working_set: int = 4096,
         max_memory_mb: int = 2048,
     ):
         check_choice(kernel, "kernel", ("ridge", "rbf"))
@@ -77,49 +77,69 @@ class DPP(Selector):
         return Choice(rows, info=info)
 
     def _ridge(self, x, log_q2, budget):
+        from scipy.linalg.blas import dger
+
         x, x_sq = kernels.prepare(x, "cosine")  # unit rows
         n, d = x.shape
         lam = self.ridge
-        from scipy.linalg.blas import dger
-
         ainv = np.asfortranarray(np.eye(d) / lam)
-        v = x_sq.astype(np.float64) / lam  # z^T A^{-1} z, exact for S = {}
-        gain = log_q2 + np.log(lam) + np.log1p(v)  # upper bounds once stale
+        # v_i = z_i^T A^{-1} z_i = |z_i|^2 / lam - sum_j (z_i . h_j)^2 with h_j = A_j^{-1} z_j / sqrt(1 + v_j)
+        hist = np.empty((budget, d), dtype=np.float32)
+        v = x_sq.astype(np.float64) / lam
+        ver = np.zeros(n, dtype=np.int64)  # v[i] is exact for picked[:ver[i]]
+        log_base = log_q2 + np.log(lam)
+        gain = log_base + np.log1p(v)  # upper bounds once stale (pivots only shrink)
         picked = np.empty(budget, dtype=np.int64)
         k, rebuilds, m = 0, 0, min(self.working_set, n)
         logdet = 0.0
         while k < budget:
             rebuilds += 1
-            k_start = k
             if m < n:
                 part = np.argpartition(gain, n - m - 1)
                 w, tau = part[n - m :], float(gain[part[n - m - 1]])
             else:
                 w, tau = np.arange(n), -np.inf
+            self._refresh(x, hist, k, w, v, ver)
             xw = x[w]
             live = np.isfinite(gain[w])
-            vw = np.einsum("ij,ij->i", xw @ ainv, xw)  # exact for the current S
-            base_w = log_q2[w] + np.log(lam)
-            gw = np.where(live, base_w + np.log1p(np.maximum(vw, 0.0)), -np.inf)
+            vw = v[w]
+            lbw = log_base[w]
+            gw = np.where(live, lbw + np.log1p(np.maximum(vw, 0.0)), -np.inf)
             with single_thread_blas():
                 while k < budget:
                     j = int(np.argmax(gw))
                     if gw[j] == -np.inf or gw[j] < tau:
                         break
                     picked[k] = w[j]
-                    k += 1
                     logdet += float(gw[j])
                     live[j] = False
                     u = ainv @ xw[j].astype(np.float64)
                     denom = 1.0 + vw[j]
                     ainv = dger(-1.0 / denom, u, u, a=ainv, overwrite_a=1)  # A^{-1} -= u u^T / denom
-                    p = xw @ u.astype(np.float32)
-                    vw -= np.square(p, dtype=np.float64) / denom
-                    gw = np.where(live, base_w + np.log1p(np.maximum(vw, 0.0)), -np.inf)
-            gain[w] = gw
-            if k - k_start < 8 and m < n:
-                m = min(n, 2 * m)
+                    h = (u / np.sqrt(denom)).astype(np.float32)
+                    hist[k] = h
+                    k += 1
+                    vw -= np.square(xw @ h, dtype=np.float64)
+                    np.log1p(np.maximum(vw, 0.0), out=gw)
+                    gw += lbw
+                    gw[~live] = -np.inf
+            v[w], ver[w], gain[w] = vw, k, gw
         return picked, {"ridge": lam, "log_det": logdet, "working_set": m, "rebuilds": rebuilds}
+
+    def _refresh(self, x, hist, k, w, v, ver, chunk=2048):
+        """Make v[w] exact for the first k picks; each (row, pick) pair is computed once."""
+        rows = w[ver[w] < k]
+        if len(rows) == 0:
+            return
+        vr = ver[rows]
+        for start in np.unique(vr):  # rows refreshed at the same time share their missing picks
+            g = rows[vr == start]
+            xs, vs = x[g], v[g]
+            for s in range(int(start), k, chunk):
+                prod = xs @ hist[s : min(k, s + chunk)].T
+                vs -= np.einsum("ij,ij->i", prod, prod)
+            v[g] = vs
+        ver[rows] = k
 
     def _rbf(self, x, log_q2, budget):
         n = len(x)

@@ -25,7 +25,7 @@ def sq_dists(x: np.ndarray, x_sq: np.ndarray, c: np.ndarray, c_sq: np.ndarray) -
 class KCenter(Selector):
     name = "kcenter"
 
-    def __init__(self, working_set: int = 2048, chunk: int = 4096):
+    def __init__(self, working_set: int = 4096, chunk: int = 2048):
         check_number(working_set, "working_set", positive=True, integer=True)
         check_number(chunk, "chunk", positive=True, integer=True)
         self.working_set = int(working_set)
@@ -47,7 +47,6 @@ class KCenter(Selector):
         m = min(self.working_set, n)
         while k < budget:
             rebuilds += 1
-            k_start = k
             if m < n:
                 part = np.argpartition(ub, n - m - 1)
                 w, tau = part[n - m :], float(ub[part[n - m - 1]])  # tau: largest bound outside w
@@ -75,8 +74,6 @@ class KCenter(Selector):
                     np.minimum(uw, d, out=uw, where=live)
             ub[w] = uw
             ver[w] = k
-            if k - k_start < 8 and m < n:
-                m = min(n, m * 2)  # few picks per rebuild: grow the working set
         return Choice(centers, info={"working_set": m, "rebuilds": rebuilds, "radius": float(np.sqrt(max(ub.max(), 0)))})
 
     def _refresh(self, x, x_sq, centers, k, w, ub, ver):
@@ -84,13 +81,16 @@ class KCenter(Selector):
         stale = w[ver[w] < k]
         if len(stale) == 0:
             return
-        first = int(ver[stale].min())
-        xs, xs_sq = x[stale], x_sq[stale]
         best = ub[stale].copy()
-        for s in range(first, k, self.chunk):
-            cs = centers[s : min(k, s + self.chunk)]
-            d = sq_dists(xs, xs_sq, x[cs], x_sq[cs])
-            np.minimum(best, d.min(axis=1), out=best)
+        vs = ver[stale]
+        for first in np.unique(vs):  # rows refreshed together miss the same centers
+            sel_g = np.flatnonzero(vs == first)
+            xs, xs_sq = x[stale[sel_g]], x_sq[stale[sel_g]]
+            bg = best[sel_g]
+            for s in range(int(first), k, self.chunk):
+                cs = centers[s : min(k, s + self.chunk)]
+                np.minimum(bg, sq_dists(xs, xs_sq, x[cs], x_sq[cs]).min(axis=1), out=bg)
+            best[sel_g] = bg
         sel = np.isfinite(ub[stale])
         ub[stale[sel]] = best[sel]
         ver[stale] = k
