@@ -9,6 +9,7 @@
     labelwise run      CONFIG ...      every stage in order, resuming what is done
     labelwise sweep    CONFIG ...      Ray Tune over selector x budget x base x seed
     labelwise report   FOLDER
+    labelwise config   CONFIG ...      print the resolved config, every default filled in
     labelwise bench    {score,select,train} [...]
 
 A stage module ``labelwise.<package>.stage`` provides ``main(job, args)`` and may provide
@@ -63,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(module=module)
         _stage_arguments(module, p)
     p = sub.add_parser(
+        "config",
+        help="validate a job YAML and print it resolved, with every default filled in",
+        description="Validate a job YAML (with --set overrides) and print the resolved config "
+        "as YAML: every key of every section, defaults included.",
+    )
+    p.add_argument("config", nargs="?", help="job YAML (omit to print the defaults)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable)")
+    p = sub.add_parser(
         "report",
         help="write report.md and report.html (tables and plots) for a run or sweep folder",
         description="Write report.md and a self-contained report.html for a run or sweep folder.",
@@ -87,6 +97,17 @@ def _stage_arguments(module: str, parser: argparse.ArgumentParser) -> None:
         add(parser)
 
 
+def print_config(path: str | None, overrides: list[str]) -> int:
+    import yaml
+
+    from labelwise.config import to_dict
+    from labelwise.job import load_job
+
+    job = load_job(path, overrides)
+    print(yaml.safe_dump(to_dict(job), sort_keys=False, default_flow_style=False, width=100), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from labelwise.config import ConfigError
 
@@ -94,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "bench":
             return int(importlib.import_module(BENCHES[args.target]).main(args.bench_args) or 0)
+        if args.command == "config":
+            return print_config(args.config, args.overrides)
         if args.command == "report":
             return int(importlib.import_module(args.module).main(args.folder) or 0)
         from labelwise.job import load_job
