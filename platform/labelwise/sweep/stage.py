@@ -84,16 +84,13 @@ def prepare(job, log=print) -> int:
 
 
 def start_service(job):
-    """The SelectionService actor that holds the score table for every trial (or None)."""
-    from labelwise.selection import service as svc
+    """The SelectionService actor holding the score table for every trial.
 
-    scores = Path(job.run_dir) / runio.SCORES
-    for name in ("start_service", "start", "get_or_create"):
-        fn = getattr(svc, name, None)
-        if callable(fn):
-            return fn(job)
-    cls = svc.SelectionService
-    return cls.options(num_cpus=0).remote(str(scores))
+    It reserves no CPU: it works only while a trial waits on it, and a CPU held by it would
+    be one the trials' training workers cannot have (on 2 CPUs: a deadlock)."""
+    from labelwise.selection.service import start_service as start
+
+    return start(Path(job.run_dir) / runio.SCORES, num_cpus=0)
 
 
 def collect_rows(sweep_dir: Path, trials: list[dict], errors: dict[str, str]) -> list[dict]:
