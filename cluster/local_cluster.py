@@ -91,7 +91,9 @@ class LocalCluster:
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # `labelwise` and `ray` for jobs
         env["RAY_AUTH_MODE"] = "token"
         env["RAY_USAGE_STATS_ENABLED"] = "0"
-        env.pop("RAY_ADDRESS", None)
+        # Processes on the nodes that look for "the" cluster (Ray Train's placement-group
+        # cleaner, a bare ray.init()) must find this one, not another Ray on the machine.
+        env["RAY_ADDRESS"] = self.address
         return env
 
     # ---------------------------------------------------------------- lifecycle
@@ -117,6 +119,7 @@ class LocalCluster:
                 self._ray_start(
                     f"worker{i}",
                     [f"--address={self.address}", f"--num-cpus={spec.num_cpus}", f"--num-gpus={spec.num_gpus}"],
+                    temp_dir=self.temp_dir / f"w{i}",
                 )
             self._wait_for_nodes(1 + len(self.workers))
         except BaseException:
@@ -124,11 +127,14 @@ class LocalCluster:
             raise
         return self
 
-    def _ray_start(self, name: str, args: list[str]) -> None:
+    def _ray_start(self, name: str, args: list[str], temp_dir: Path | None = None) -> None:
+        """``ray start`` in a session of its own. Each node gets its own temp dir, as on
+        separate machines: nodes sharing one would share runtime_resources/, and one node's
+        runtime-env cleanup would delete a job's working_dir under the other's driver."""
         ray = str(Path(sys.executable).parent / "ray")
         cmd = [
             ray, "start", *args,
-            f"--temp-dir={self.temp_dir}",
+            f"--temp-dir={temp_dir or self.temp_dir}",
             f"--object-store-memory={self.object_store_mb * 1024 * 1024}",
             f"--dashboard-agent-listen-port={free_port()}",
             f"--dashboard-agent-grpc-port={free_port()}",
