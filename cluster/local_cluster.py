@@ -82,6 +82,7 @@ class LocalCluster:
         """Environment for `ray job ...` commands aimed at this cluster."""
         env = self.node_env()
         env["RAY_ADDRESS"] = self.dashboard_url
+        env.pop("RAY_API_SERVER_ADDRESS", None)  # the jobs CLI would prefer it to RAY_ADDRESS
         return env
 
     def node_env(self) -> dict[str, str]:
