@@ -33,7 +33,7 @@ while [[ $# -gt 0 ]]; do
     -e) env_pairs+=("$2"); shift 2 ;;
     --no-wait) wait_flag=(--no-wait); shift ;;
     --job-id) job_id="$2"; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
