@@ -121,3 +121,12 @@ def test_to_dict_round_trips():
     job = load_job(None, ["select.budget=7"])
     again = config.build(JobConfig, config.to_dict(job), "roundtrip")
     assert again == job
+
+
+def test_relative_run_dir_is_rejected_inside_a_submitted_job(tmp_path, monkeypatch):
+    p = write(tmp_path, "run_dir: runs/x\n")
+    assert load_job(p).run_dir == "runs/x"  # fine on a laptop
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}")
+    with pytest.raises(ConfigError, match=r"job\.yaml: run_dir: 'runs/x' is relative.*ray job submit"):
+        load_job(p)
+    assert load_job(p, [f"run_dir={tmp_path / 'abs'}"]).run_dir == str(tmp_path / "abs")

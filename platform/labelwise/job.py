@@ -23,7 +23,7 @@ from labelwise.annotate.config import AnnotateConfig
 from labelwise.evaluation.config import EvaluateConfig
 from labelwise.models import ModelConfig
 from labelwise.pool.config import PoolConfig
-from labelwise.ray_start import RayConfig
+from labelwise.ray_start import RayConfig, in_submitted_job
 from labelwise.scoring.config import ScoreConfig
 from labelwise.selection.config import SelectConfig
 from labelwise.sweep.config import SweepConfig
@@ -51,4 +51,17 @@ class JobConfig:
 
 def load_job(path: str | Path | None, overrides: list[str] | None = None) -> JobConfig:
     """Load and validate a job YAML; errors name the file and the dotted key."""
-    return config.load(JobConfig, path, overrides)
+    job = config.load(JobConfig, path, overrides)
+    if in_submitted_job() and not _is_absolute(job.run_dir):
+        # The driver of a submitted job runs in a temporary copy of the working dir that Ray
+        # deletes afterwards: a relative run folder would be lost with it.
+        raise config.ConfigError(
+            f"{path or '<config>'}: run_dir: {job.run_dir!r} is relative, and this job runs under "
+            "`ray job submit`, whose working dir is temporary; use an absolute path on shared "
+            "storage, e.g. --set run_dir=/mnt/labelwise/runs/NAME"
+        )
+    return job
+
+
+def _is_absolute(run_dir: str) -> bool:
+    return Path(run_dir).is_absolute() or "://" in run_dir

@@ -39,7 +39,9 @@ def init_ray(cfg: RayConfig | None = None):
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Ray Data prints a progress bar per operator; keep it, but not the verbose logs.
     address = cfg.address or os.environ.get("RAY_ADDRESS")
-    runtime_env = {"env_vars": _forwarded_env()}
+    # Inside `ray job submit` the job's runtime env already reaches every worker, and Ray
+    # refuses to merge a second one that sets the same variables.
+    runtime_env = None if in_submitted_job() else {"env_vars": _forwarded_env()}
     if address:
         ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
     else:
@@ -59,6 +61,11 @@ def init_ray(cfg: RayConfig | None = None):
     except Exception:  # older Ray: defaults are fine
         pass
     return ray
+
+
+def in_submitted_job() -> bool:
+    """True when this process is the driver of a job started by `ray job submit`."""
+    return "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ
 
 
 def _forwarded_env() -> dict[str, str]:
