@@ -274,3 +274,19 @@ def test_water_fill_is_min_max(sizes, data):
     assert (alloc <= sizes + 1e-9).all()
     level = alloc.max()
     assert np.allclose(alloc, np.minimum(sizes, level))  # saturated tasks or the common level
+
+
+def test_length_normalized_confidence_uses_per_token_probability():
+    tab = T.from_arrays(["a", "b", "c"], ["x", "x", "y"], {"logconf": np.array([-4.0, -2.0, -3.0]), "n_tokens": np.array([4.0, 1.0, 3.0])})
+    lc = task_log_confidence(tab, length_normalized=True)
+    assert np.exp(lc) == pytest.approx([(math.exp(-1) + math.exp(-2)) / 2, math.exp(-1)])
+    res = make_selector("weighted_task_diversity", {"base": 0, "length_normalized": True}).select(tab, 2)
+    assert res.allocation["allocated"].sum() == pytest.approx(2)
+
+
+def test_bench_runs_scaled_down(capsys):
+    from labelwise.selection.bench import main
+
+    assert main(["--only", "wtd,fl-dense", "--scale", "0.002", "--repeat", "1", "--dim", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "wtd       N=2,000" in out and "same: True" in out

@@ -39,7 +39,7 @@ def _tasks(rng, n, t):
     return np.repeat(np.arange(t), sizes)
 
 
-def _table(n, t, d, seed):
+def _table(n, t, d, seed, intrinsic=0):
     import numpy as np
     import pyarrow as pa
 
@@ -56,7 +56,12 @@ def _table(n, t, d, seed):
     emb = None
     if d:
         centers = rng.normal(0, 1.0, (t, d)).astype(np.float32)
-        emb = centers[codes] + rng.normal(0, 1.0, (n, d)).astype(np.float32)
+        if intrinsic:  # prompts vary along a few directions (like real sentence embeddings)
+            basis = rng.normal(0, 1.0, (intrinsic, d)).astype(np.float32) / np.sqrt(intrinsic)
+            noise = rng.normal(0, 1.0, (n, intrinsic)).astype(np.float32) @ basis
+            emb = centers[codes] + noise + rng.normal(0, 0.05, (n, d)).astype(np.float32)
+        else:  # isotropic noise in all d dimensions: the hardest case for pruning
+            emb = centers[codes] + rng.normal(0, 1.0, (n, d)).astype(np.float32)
     t0 = time.perf_counter()
     table = from_arrays(ids, tasks, scores, emb)
     return table, time.perf_counter() - t0
@@ -99,7 +104,8 @@ def _case(case, a):
         budget = a.budget
         out.update(n=table.n, tasks=table.n_tasks, budget=budget, build_s=build)
     elif case in ("kcenter", "fl", "dpp"):
-        table, build = _table(a.emb_n, a.emb_tasks, a.dim, a.seed)
+        table, build = _table(a.emb_n, a.emb_tasks, a.dim, a.seed, a.intrinsic_dim)
+        out["intrinsic_dim"] = a.intrinsic_dim or a.dim
         name = {"kcenter": "kcenter", "fl": "facility_location", "dpp": "dpp"}[case]
         budget = a.emb_budget
         out.update(n=table.n, tasks=table.n_tasks, dim=a.dim, budget=budget, build_s=build)
@@ -149,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emb-tasks", type=int, default=200, help="tasks for kcenter/fl/dpp")
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--emb-budget", type=int, default=10_000)
+    p.add_argument("--intrinsic-dim", type=int, default=0, help="embedding noise in this many directions (0: isotropic in all d)")
     p.add_argument("--fl-n", type=int, default=5000, help="prompts for the dense facility-location comparison")
     p.add_argument("--fl-budget", type=int, default=500)
     p.add_argument("--gamma", type=float, default=0.002, help="rbf gamma for facility location")
@@ -196,7 +203,7 @@ def _line(r) -> str:
             f"plain dense greedy {r['plain_s']:.2f} s, speedup x{r['speedup']:.1f}; objective "
             f"{r['lazy_objective']:.4f} vs {r['plain_objective']:.4f} (same: {r['same_objective']}); peak RSS {r['peak_rss_mb']:.0f} MB"
         )
-    dims = f" d={r['dim']}" if "dim" in r else ""
+    dims = f" d={r['dim']} (intrinsic {r['intrinsic_dim']})" if "dim" in r else ""
     return (
         f"{r['case']:<9} N={r['n']:,} tasks={r['tasks']:,}{dims} B={r['budget']:,}: select {r['select_s']:.2f} s "
         f"(table build {r['build_s']:.2f} s, once), peak RSS {r['peak_rss_mb']:.0f} MB "

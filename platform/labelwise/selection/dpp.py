@@ -29,6 +29,16 @@ from labelwise.selection.threads import single_thread_blas
 LOG_Q_FLOOR = -30.0
 
 
+def _rank1_update(a, u, alpha):
+    """a += alpha * u u^T in place (BLAS dger when scipy is there, numpy otherwise)."""
+    try:
+        from scipy.linalg.blas import dger
+    except ImportError:
+        a += alpha * np.multiply.outer(u, u)
+        return a
+    return dger(alpha, u, u, a=a, overwrite_a=1)
+
+
 class DPP(Selector):
     name = "dpp"
 
@@ -77,8 +87,6 @@ class DPP(Selector):
         return Choice(rows, info=info)
 
     def _ridge(self, x, log_q2, budget):
-        from scipy.linalg.blas import dger
-
         x, x_sq = kernels.prepare(x, "cosine")  # unit rows
         n, d = x.shape
         lam = self.ridge
@@ -115,7 +123,7 @@ class DPP(Selector):
                     live[j] = False
                     u = ainv @ xw[j].astype(np.float64)
                     denom = 1.0 + vw[j]
-                    ainv = dger(-1.0 / denom, u, u, a=ainv, overwrite_a=1)  # A^{-1} -= u u^T / denom
+                    ainv = _rank1_update(ainv, u, -1.0 / denom)  # A^{-1} -= u u^T / denom
                     h = (u / np.sqrt(denom)).astype(np.float32)
                     hist[k] = h
                     k += 1
