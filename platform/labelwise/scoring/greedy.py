@@ -22,18 +22,20 @@ import torch
 def step_metrics(logits: torch.Tensor):
     """Greedy token, its log-prob, the entropy and the top1-top2 margin of [B, V] logits.
 
-    Computed in float32 whatever the model dtype. Returns four [B] tensors.
+    Computed in float32 whatever the model dtype, in a few fused passes over the vocabulary.
+    Returns four [B] tensors.
     """
     x = logits.float()
-    lse = torch.logsumexp(x, dim=-1)
-    token = torch.argmax(x, dim=-1)  # the same tie-breaking as generate's greedy search
     top2 = torch.topk(x, 2, dim=-1).values
-    logprob = x.gather(-1, token[:, None])[:, 0] - lse
-    p = torch.exp(x - lse[:, None])
-    # H = -sum p log p = lse - sum p x; p == 0 where x == -inf, so mask those terms.
-    px = torch.where(p > 0, p * x, torch.zeros((), dtype=x.dtype, device=x.device))
-    entropy = lse - px.sum(dim=-1)
-    margin = torch.exp(logprob) - torch.exp(top2[:, 1] - lse)
+    token = torch.argmax(x, dim=-1)  # the same tie-breaking as generate's greedy search
+    # z = x - max: the chosen token has z = 0; -inf logits become -1e4 (exp gives exactly 0).
+    z = (x - top2[:, :1]).clamp_(min=-1e4)
+    e = torch.exp(z)
+    s = e.sum(dim=-1)
+    log_s = torch.log(s)
+    logprob = -log_s  # log p(chosen) = 0 - logsumexp(z)
+    entropy = log_s - torch.linalg.vecdot(e, z) / s  # H = lse - E_p[z]
+    margin = (1.0 - torch.exp(top2[:, 1] - top2[:, 0])) / s  # p1 - p2
     return token, logprob, entropy, margin
 
 

@@ -118,6 +118,8 @@ def read_pool(path: Path):
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected id, task, prompt)")
     pool = pool[["id", "task", "prompt"]].reset_index(drop=True)
+    if len(pool) == 0:
+        raise ValueError(f"{path}: the pool has no rows, nothing to score")
     nulls = pool[pool[["id", "task", "prompt"]].isna().any(axis=1)]
     if len(nulls):
         raise ValueError(f"{path}: {len(nulls)} row(s) with a null id, task or prompt, first at row {nulls.index[0]}")
