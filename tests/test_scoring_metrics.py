@@ -187,5 +187,5 @@ def test_config_errors_name_the_field():
         build(ScoreConfig, {"overlong": "drop"}, "job.yaml: score")
     with pytest.raises(ConfigError, match=r"score.max_actors: must be positive"):
         build(ScoreConfig, {"max_actors": 0}, "job.yaml: score")
-    with pytest.raises(ConfigError, match=r"score.use_ray: expected one of"):
-        build(ScoreConfig, {"use_ray": True}, "job.yaml: score")
+    with pytest.raises(ConfigError, match=r"score.use_ray: expected bool or one of 'auto', got 'yes'"):
+        build(ScoreConfig, {"use_ray": "yes"}, "job.yaml: score")

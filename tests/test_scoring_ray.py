@@ -42,10 +42,10 @@ def assert_same_scores(a, b):
 @pytest.mark.ray
 def test_one_and_two_actors_give_the_same_scores(tmp_path, tiny_model_dir, local_ray):
     runs = {}
-    for name, extra in [("inproc", {"use_ray": "false"}), ("one", {"max_actors": 1}), ("two", {"max_actors": 2})]:
+    for name, extra in [("inproc", {"use_ray": False}), ("one", {"max_actors": 1}), ("two", {"max_actors": 2})]:
         run = tmp_path / name
         make_pool(run)
-        job = make_job(run, tiny_model_dir, **{"use_ray": "true", "batch_size": 2, **extra})
+        job = make_job(run, tiny_model_dir, **{"use_ray": True, "batch_size": 2, **extra})
         stage.score_pool(job)
         runs[name] = read_scores(run)
     assert runs["one"]["error"].isna().all()
@@ -63,7 +63,7 @@ def test_crashed_actor_is_restarted_and_its_batch_retried(tmp_path, tiny_model_d
     monkeypatch.setattr(DiesOnce, "flag", str(flag))
     run = tmp_path / "run"
     make_pool(run)
-    job = make_job(run, tiny_model_dir, use_ray="true", max_actors=1, max_restarts=2, max_task_retries=2)
+    job = make_job(run, tiny_model_dir, use_ray=True, max_actors=1, max_restarts=2, max_task_retries=2)
 
     real = stage.score_on_ray
     monkeypatch.setattr(stage, "score_on_ray", lambda j, b, s: real(j, b, s, scorer_cls=DiesOnce))

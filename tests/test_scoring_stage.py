@@ -34,7 +34,7 @@ def make_job(run_dir, model_dir, **score):
     from labelwise.config import build
     from labelwise.job import JobConfig
 
-    score = {"max_new_tokens": 5, "batch_size": 3, "use_ray": "false", **score}
+    score = {"max_new_tokens": 5, "batch_size": 3, "use_ray": False, **score}
     return build(
         JobConfig,
         {"run_dir": str(run_dir), "model": {"name": str(model_dir), "device": "cpu"}, "score": score},

@@ -22,10 +22,13 @@ class ActorPlan:
 
     def map_batches_kwargs(self) -> dict:
         """Keyword arguments for ``Dataset.map_batches`` with a callable class."""
-        concurrency = (
-            self.max_actors if self.min_actors == self.max_actors else (self.min_actors, self.max_actors)
-        )
-        kw = {"concurrency": concurrency, "num_cpus": self.num_cpus}
+        from ray.data import ActorPoolStrategy
+
+        if self.min_actors == self.max_actors:
+            compute = ActorPoolStrategy(size=self.max_actors)
+        else:
+            compute = ActorPoolStrategy(min_size=self.min_actors, max_size=self.max_actors)
+        kw = {"compute": compute, "num_cpus": self.num_cpus}
         if self.num_gpus:
             kw["num_gpus"] = self.num_gpus
         return kw

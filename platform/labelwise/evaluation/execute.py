@@ -79,7 +79,7 @@ def _run_on_ray(kind, payloads, spec, settings, ray_config, max_actors) -> list[
         fn_constructor_kwargs={
             "spec": spec.to_dict(),
             "settings": dataclasses.asdict(settings),
-            "device": plan.device,
+            "device": spec.model.device,  # "auto" sees the actor's GPU; a declared-only GPU falls back to CPU
             "threads": plan.threads,
         },
         batch_size=settings.batch_size,

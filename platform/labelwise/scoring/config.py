@@ -24,7 +24,7 @@ class ScoreConfig:
     """Longest rendered prompt, in tokens (default: the model context minus max_new_tokens)."""
     overlong: Literal["truncate", "reject"] = "truncate"
     """A prompt longer than max_prompt_tokens: cut its end (truncate) or give it an error (reject)."""
-    use_ray: Literal["auto", "true", "false"] = "auto"
+    use_ray: bool | Literal["auto"] = "auto"
     """auto: Ray Data when the pending prompts exceed ray_threshold or a cluster address is set."""
     ray_threshold: int = 2000
     max_actors: int | None = None

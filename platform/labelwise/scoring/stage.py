@@ -44,7 +44,7 @@ def add_arguments(parser) -> None:
 
 def main(job, args) -> int:
     if getattr(args, "ray", None):
-        job.score.use_ray = args.ray
+        job.score.use_ray = {"true": True, "false": False}.get(args.ray, args.ray)
     path = score_pool(job)
     print(f"wrote {path}")
     return 0
@@ -152,7 +152,7 @@ def pool_digest(ids: list[str]) -> str:
 def want_ray(job, n_pending: int) -> bool:
     mode = job.score.use_ray
     if mode != "auto":
-        return mode == "true"
+        return bool(mode)
     if job.ray.address or os.environ.get("RAY_ADDRESS"):
         return True
     ray = sys.modules.get("ray")
@@ -282,29 +282,20 @@ def score_on_ray(job, batches: list[dict], store, scorer_cls=None) -> int:
             "embeddings": cfg.embeddings,
             "answers": cfg.answers,
             "threads": cfg.threads or plan.threads,
-            "device": plan.device,
+            # The user's choice, not the plan's: an actor scheduled on a GPU node sees the GPU
+            # with "auto", and a node that only declares a GPU falls back to the CPU.
+            "device": job.model.device,
         },
         # Ray 2.60 has no named parameter for these yet (it warns that ray_remote_args is deprecated)
         max_restarts=cfg.max_restarts,
         max_task_retries=cfg.max_task_retries,
-        **actor_pool_kwargs(ray, plan),
+        **plan.map_batches_kwargs(),
     )
     flusher = _Flusher(store, sum(len(b["ids"]) for b in batches))
     for block in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         flusher.add(block)
     flusher.flush()
     return flusher.tokens
-
-
-def actor_pool_kwargs(ray, plan) -> dict:
-    """The plan's map_batches arguments, with ``concurrency`` (deprecated since Ray 2.51) as ``compute``."""
-    kw = plan.map_batches_kwargs()
-    size = kw.pop("concurrency")
-    if isinstance(size, int):
-        kw["compute"] = ray.data.ActorPoolStrategy(size=size)
-    else:
-        kw["compute"] = ray.data.ActorPoolStrategy(min_size=size[0], max_size=size[1])
-    return kw
 
 
 def assemble(store, pool, embeddings: bool):
