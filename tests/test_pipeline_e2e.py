@@ -30,7 +30,7 @@ def tiny_run_yaml(tmp_path: Path, model_dir: Path) -> Path:
         "model": {"name": str(model_dir)},
         "pool": {"source": "builtin:skills", "max_tasks": 3, "max_per_task": 8,
                  "test_fraction": 0.25, "test_max_per_task": 2},
-        "score": {"max_new_tokens": 4, "batch_size": 8, "embeddings": False, "use_ray": "false"},
+        "score": {"max_new_tokens": 4, "batch_size": 8, "embeddings": False, "use_ray": False},
         "select": {"strategy": "weighted_task_diversity", "budget": 8, "params": {"base": 2}},
         "train": {"epochs": 2, "batch_size": 4, "max_length": 64},
         "evaluate": {"benchmarks": ["heldout"], "heldout": {"max_new_tokens": 4}},

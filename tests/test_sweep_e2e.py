@@ -32,7 +32,7 @@ def tiny_sweep_yaml(tmp_path: Path, model_dir: Path) -> Path:
         "model": {"name": str(model_dir)},
         "pool": {"source": "builtin:skills", "max_tasks": 3, "max_per_task": 8,
                  "test_fraction": 0.25, "test_max_per_task": 2},
-        "score": {"max_new_tokens": 4, "batch_size": 8, "embeddings": False, "use_ray": "false"},
+        "score": {"max_new_tokens": 4, "batch_size": 8, "embeddings": False, "use_ray": False},
         "train": {"epochs": 1, "batch_size": 4, "max_length": 64},
         "evaluate": {"benchmarks": ["heldout"], "heldout": {"max_new_tokens": 4}},
         "sweep": {"strategies": ["weighted_task_diversity"], "budgets": [6], "seeds": [0],
