@@ -56,6 +56,7 @@ def parse_args(argv):
     p.add_argument("--model", default="smollm2-135m-instruct", help="model name (ignored with --random)")
     p.add_argument("--random", choices=sorted(PRESETS), help="a random-weight Llama of this shape instead")
     p.add_argument("--vocab", type=int, help="override the random model's vocabulary size")
+    p.add_argument("--tokenizer", default="smollm2-135m-instruct", help="tokenizer for --random (a model name or folder)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--batch-size", type=int, default=16)
@@ -84,7 +85,7 @@ def load(args):
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     hidden, layers, heads, kv, inter, vocab = PRESETS[args.random]
-    tok = load_tokenizer(ModelConfig())
+    tok = load_tokenizer(ModelConfig(name=args.tokenizer))
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
     cfg = LlamaConfig(

@@ -65,6 +65,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="labelwise bench train", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="smollm2-135m-instruct", help="model name or folder")
     p.add_argument("--random-model", choices=["1b"], help="train a random-weight model of this size instead")
+    p.add_argument("--tokenizer", default="smollm2-135m-instruct", help="tokenizer for --random-model (a model name or folder)")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray Train worker counts to run")
     p.add_argument("--examples", type=int, default=32)
     p.add_argument("--epochs", type=int, default=1)
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="lw-bench-train-"))
     model_name = args.model
     if args.random_model:
-        model_name = str(random_llama(args.random_model, work / "model", resolve("smollm2-135m-instruct")))
+        model_name = str(random_llama(args.random_model, work / "model", resolve(args.tokenizer)))
     rows = bench_rows(args.examples)
     base = {"epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length}
     threads = os.cpu_count() or 1
