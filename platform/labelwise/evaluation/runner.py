@@ -101,17 +101,22 @@ class ModelRunner:
             for targets in u.targets:
                 for pos, _ in targets:
                     keep[b, pos] = True
-        # rows of the kept logits, in row-major order of (batch row, position)
-        row_of = {(int(b), int(p)): r for r, (b, p) in enumerate(keep.nonzero().tolist())}
+        # Logits only at the columns some row needs: a 1-D index tensor for logits_to_keep
+        # works on every transformers release that has the argument (a 2-D mask does not).
+        cols = keep.any(dim=0).nonzero().flatten()
+        col_of = {int(c): j for j, c in enumerate(cols.tolist())}
         with torch.no_grad():
             logits = self.model(
                 input_ids=ids.to(self.device),
                 attention_mask=mask.to(self.device),
-                logits_to_keep=keep.to(self.device),
+                logits_to_keep=cols.to(self.device),
             ).logits
-        logits = logits.reshape(-1, logits.shape[-1])
-        if logits.shape[0] != len(row_of):  # a model without per-position logits_to_keep
-            logits = logits.reshape(len(batch), width, -1)[keep.to(logits.device)]
+        if logits.shape[1] != len(cols):  # a model that ignores logits_to_keep: all positions
+            logits = logits[:, cols.to(logits.device)]
+        pairs = keep.nonzero().tolist()  # (batch row, position), row-major
+        row_of = {(b, p): r for r, (b, p) in enumerate(pairs)}
+        index = torch.tensor([[b, col_of[p]] for b, p in pairs], dtype=torch.long, device=logits.device)
+        logits = logits[index[:, 0], index[:, 1]]
         logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
         result = []
         for b, u in enumerate(batch):
