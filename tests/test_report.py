@@ -35,18 +35,18 @@ def synthetic_results(tmp_path=None) -> pd.DataFrame:
                         "seed": seed,
                         "status": "ok",
                         "run_dir": f"trials/{name}",
-                        "heldout.accuracy": acc + noise,
-                        "heldout.loss": 2.0 - acc + noise,
+                        "heldout.em_macro": acc + noise,
+                        "heldout.nll_macro": 2.0 - acc + noise,
                         "winrate.win_rate": acc,
-                        "base_model.heldout.accuracy": 0.30,
+                        "base_model.heldout.em_macro": 0.30,
                     }
                 )
         rows.append(
             {
                 "trial": f"full_s{seed}", "strategy": "full", "base": None, "budget": pool,
                 "seed": seed, "status": "ok", "run_dir": f"trials/full_s{seed}",
-                "heldout.accuracy": 0.50 + noise, "heldout.loss": 1.5 + noise,
-                "winrate.win_rate": 0.5, "base_model.heldout.accuracy": 0.30,
+                "heldout.em_macro": 0.50 + noise, "heldout.nll_macro": 1.5 + noise,
+                "winrate.win_rate": 0.5, "base_model.heldout.em_macro": 0.30,
             }
         )
     return pd.DataFrame(rows)
@@ -54,7 +54,7 @@ def synthetic_results(tmp_path=None) -> pd.DataFrame:
 
 def test_aggregate_mean_and_standard_error_over_seeds():
     df = synthetic_results()
-    agg = table.aggregate(df, "heldout.accuracy")
+    agg = table.aggregate(df, "heldout.em_macro")
     r = agg[(agg.selector == "random") & (agg.budget == 50)].iloc[0]
     assert r["n"] == 2
     assert r["mean"] == pytest.approx(0.325)
@@ -65,7 +65,7 @@ def test_aggregate_mean_and_standard_error_over_seeds():
 
 def test_paper_table_ranks_best_in_the_metric_direction():
     df = synthetic_results()
-    acc = table.paper_table(df, "heldout.accuracy")
+    acc = table.paper_table(df, "heldout.em_macro")
     cells = dict(acc["rows"])
     assert acc["budgets"] == [50, 100]
     assert cells["weighted_task_diversity (base=5)"][50]["rank"] == 1
@@ -73,7 +73,7 @@ def test_paper_table_ranks_best_in_the_metric_direction():
     assert cells["least_confidence"][50]["rank"] == 3
     assert acc["full"]["budget"] == 400 and acc["full"]["mean"] == pytest.approx(0.5)
     assert acc["rows"][0][0] == "random"  # the reference comes first
-    loss = dict(table.paper_table(df, "heldout.loss")["rows"])
+    loss = dict(table.paper_table(df, "heldout.nll_macro")["rows"])
     # loss is lower-is-better: WTD has the lowest loss, so it is still ranked first
     assert loss["weighted_task_diversity (base=5)"][100]["rank"] == 1
     assert loss["least_confidence"][100]["rank"] == 3
@@ -81,7 +81,22 @@ def test_paper_table_ranks_best_in_the_metric_direction():
 
 def test_metric_columns_skip_base_model_and_bookkeeping():
     cols = table.metric_columns(synthetic_results())
-    assert cols == ["heldout.accuracy", "heldout.loss", "winrate.win_rate"]
+    assert cols == ["heldout.nll_macro", "heldout.em_macro", "winrate.win_rate"]
+
+
+def test_metric_columns_from_real_metric_names_leave_out_counts_and_put_the_headline_first():
+    from labelwise.report.run_report import flatten_metrics
+
+    metrics = {"adapted": {
+        "heldout": {"nll_macro": 2.1, "nll_micro": 2.0, "em_macro": 0.3, "em_micro": 0.25, "n": 66, "n_em": 40,
+                    "n_tasks": 12, "per_task": {"a": {"nll": 1.0}}, "protocol": {"split": "test.parquet"}},
+        "winrate": {"win_rate": 0.6, "lc_win_rate": 0.55, "wins": 0.5, "ties": 0.2, "losses": 0.3, "lc_theta": 0.1,
+                    "lc_phi": 0.0, "len_a_chars": 300.0, "n": 20, "invalid_judgments": 0},
+    }}
+    row = {"strategy": "random", "budget": 10, "seed": 0, **flatten_metrics(metrics)["adapted"]}
+    cols = table.metric_columns(pd.DataFrame([row]))
+    assert cols == ["heldout.nll_macro", "heldout.em_macro", "winrate.lc_win_rate", "winrate.win_rate",
+                    "heldout.em_micro", "heldout.nll_micro"]
 
 
 def test_check_results_names_the_missing_column():
@@ -91,7 +106,7 @@ def test_check_results_names_the_missing_column():
 
 def test_savings_vs_random_and_full_pool():
     df = synthetic_results()
-    rows = {(r["selector"], r["budget"]): r for r in table.savings(df, "heldout.accuracy")}
+    rows = {(r["selector"], r["budget"]): r for r in table.savings(df, "heldout.em_macro")}
     wtd50 = rows[("weighted_task_diversity (base=5)", 50)]
     # WTD at 50 equals random at 200 (interpolated between random at 100 and the full
     # pool at 400): three quarters of the annotation saved
@@ -108,8 +123,8 @@ def test_savings_vs_random_and_full_pool():
 
 def test_savings_when_random_never_gets_there():
     df = synthetic_results()
-    df.loc[df.strategy == "weighted_task_diversity", "heldout.accuracy"] = 0.9
-    rows = {(r["selector"], r["budget"]): r for r in table.savings(df, "heldout.accuracy")}
+    df.loc[df.strategy == "weighted_task_diversity", "heldout.em_macro"] = 0.9
+    rows = {(r["selector"], r["budget"]): r for r in table.savings(df, "heldout.em_macro")}
     r = rows[("weighted_task_diversity (base=5)", 100)]
     assert r["saved_vs_random_at_least"] and r["saved_vs_random"] == pytest.approx(0.75)
 
@@ -148,7 +163,7 @@ def test_sweep_report_files(tmp_path):
     html = (tmp_path / "report.html").read_text()
     # the paper-style table: WTD best at k=50, in bold with its standard error
     row = next(l for l in md.splitlines() if l.startswith("| weighted_task_diversity (base=5)") and "± " in l)
-    assert "| **40.00** ± 1.00 |" in row
+    assert "| **1.600** ± 0.0100 |" in row  # nll: lower is better
     assert "| Strategy | k = 50 | k = 100 | Full (400) |" in md
     assert "Annotation saved" in md and "| weighted_task_diversity (base=5) | 50 | 200 | 75% | – |" in md
     for ref in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
@@ -157,7 +172,7 @@ def test_sweep_report_files(tmp_path):
     # self-contained: every image inlined, nothing fetched from disk
     assert html.count("data:image/png;base64,") == md.count("![")
     assert 'src="report_files' not in html
-    assert "<b>40.00</b>" in html
+    assert "<b>1.600</b>" in html
 
 
 def test_sweep_report_lists_failed_trials(tmp_path):
@@ -175,8 +190,8 @@ def test_run_report(tmp_path):
     (tmp_path / "metrics.json").write_text(
         json.dumps(
             {
-                "base": {"heldout": {"accuracy": 0.25, "loss": 2.0, "protocol": {"n": 10}}},
-                "adapted": {"heldout": {"accuracy": 0.5, "loss": 1.5, "protocol": {"n": 10}}},
+                "base": {"heldout": {"em_macro": 0.25, "nll_macro": 2.0, "protocol": {"n": 10}}},
+                "adapted": {"heldout": {"em_macro": 0.5, "nll_macro": 1.5, "protocol": {"n": 10}}},
             }
         )
     )
@@ -187,8 +202,8 @@ def test_run_report(tmp_path):
     )
     md, page = stage.write_report(tmp_path)
     text = md.read_text()
-    assert "| heldout.accuracy | 0.25 | 0.5 | +0.25 |" in text
-    assert "| heldout.loss | 2 | 1.5 | -0.5 |" in text
+    assert "| heldout.em_macro | 0.25 | 0.5 | +0.25 |" in text
+    assert "| heldout.nll_macro | 2 | 1.5 | -0.5 |" in text
     assert "protocol" not in text.split("## Metrics")[1].split("##")[0]
     assert (tmp_path / "report_files" / "loss.png").exists()
     assert page.read_text().count("data:image/png;base64,") == 2

@@ -23,7 +23,17 @@ BASE_PREFIX = "base_model."
 REQUIRED = ("strategy", "budget", "seed")
 NOT_METRICS = {"budget", "seed", "base", "trial_index", "pool_size", "train_time_s", "time_s"}
 LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "nll")
+# The quality figures first, in this order; the first one present is a report's primary metric.
+HEADLINE = ("mmlu.acc", "bbh.em", "heldout.nll_macro", "heldout.em_macro", "winrate.lc_win_rate", "winrate.win_rate")
 PREFERRED_ORDER = ("mmlu.", "bbh.", "heldout.", "winrate.")
+# Descriptive numbers an evaluation records beside its metrics: counts, lengths, fit parameters.
+NOT_QUALITY = {"wins", "ties", "losses", "lc_theta", "lc_phi", "invalid_judgments", "position_consistency"}
+
+
+def is_quality_metric(column: str) -> bool:
+    """False for counts (``n``, ``n_*``), lengths (``len_*``) and other descriptive numbers."""
+    name = column.rsplit(".", 1)[-1]
+    return not (name == "n" or name.startswith(("n_", "len_")) or name in NOT_QUALITY)
 
 
 def check_results(df, where: str = "results table"):
@@ -53,15 +63,18 @@ def metric_columns(df) -> list[str]:
         if "." in c
         and not c.startswith((BASE_PREFIX, "grid:"))
         and c not in NOT_METRICS
+        and is_quality_metric(c)
         and pd.api.types.is_numeric_dtype(df[c])
         and df[c].notna().any()
     ]
 
     def order(c):
+        if c in HEADLINE:
+            return (0, HEADLINE.index(c), c)
         for i, prefix in enumerate(PREFERRED_ORDER):
             if c.startswith(prefix):
-                return (i, c)
-        return (len(PREFERRED_ORDER), c)
+                return (1 + i, 0, c)
+        return (1 + len(PREFERRED_ORDER), 0, c)
 
     return sorted(cols, key=order)
 
