@@ -2,8 +2,9 @@
 
 Scoring and evaluation both run a model-per-actor callable class over a Ray Dataset with
 ``map_batches``. On a cluster with GPUs: one actor per GPU (``num_gpus=1``), scaling from 1
-up to the GPUs the cluster has or may autoscale to. On CPU only: a few actors, each with
-several threads, so the torch kernels use the cores without oversubscribing them.
+up to the GPUs the cluster has (or up to ``max_actors`` on a cluster that can add GPU nodes).
+On CPU only: a few actors, each with several threads and as many CPUs reserved, so the torch
+kernels use the cores without oversubscribing a node.
 """
 
 from __future__ import annotations
@@ -35,28 +36,61 @@ class ActorPlan:
 
 
 def plan_actors(device: str = "auto", max_actors: int | None = None) -> ActorPlan:
-    """Decide actor resources from the running Ray cluster's resources.
+    """Decide actor resources from the running Ray cluster's resources (see :func:`plan_for`)."""
+    import ray
+
+    from labelwise.ray_start import started_locally
+
+    resources = ray.cluster_resources()
+    node_cpus = [n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+    return plan_for(
+        device,
+        cpus=int(resources.get("CPU", 1)),
+        gpus=int(resources.get("GPU", 0)),
+        max_actors=max_actors,
+        can_grow=not started_locally(),
+        node_cpus=int(max(node_cpus, default=0)) or None,
+    )
+
+
+def plan_for(
+    device: str,
+    cpus: int,
+    gpus: int,
+    max_actors: int | None = None,
+    can_grow: bool = False,
+    node_cpus: int | None = None,
+) -> ActorPlan:
+    """The actor plan for a cluster with ``cpus`` and ``gpus`` now.
 
     ``device``: auto (GPU actors when the cluster has GPUs), cuda or cpu.
     ``max_actors``: an upper bound (None: as many as the resources allow).
+    ``can_grow``: the cluster may add nodes (a joined cluster, autoscaling or not): with
+    ``device: cuda`` and no GPU up yet, GPU actors are still planned (the autoscaler starts
+    GPU nodes for them), and ``max_actors`` may exceed the GPUs up now. A local Ray cannot
+    grow: asking it for CUDA without a GPU is an error at once rather than a wait forever.
+    ``node_cpus``: CPUs of the largest node (None: one node holds them all); an actor's
+    threads never exceed it, so every actor fits on some node.
     """
-    import ray
-
-    resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0))
-    cpus = max(1, int(resources.get("CPU", 1)))
-    if device == "cuda" and gpus == 0:
+    cpus = max(1, cpus)
+    if device == "cuda" and gpus == 0 and not can_grow:
         raise RuntimeError("device is cuda but the Ray cluster has no GPU resources")
-    if gpus and device in ("auto", "cuda"):
-        n = gpus if max_actors is None else max(1, min(gpus, max_actors))
+    if device == "cuda" or (device == "auto" and gpus):
+        if max_actors is None:
+            n = max(1, gpus)
+        else:
+            n = max(1, max_actors if can_grow else min(gpus, max_actors))
         return ActorPlan("cuda", 1.0, 1.0, 1, n, threads=1)
     # CPU: leave a core for the driver / data operators on small machines.
     usable = max(1, cpus - 1) if cpus > 2 else cpus
     n = 1 if max_actors is None else max(1, min(max_actors, usable))
     if max_actors is None:
         n = max(1, usable // 4) if usable >= 8 else 1
-    threads = max(1, usable // n)
-    # Reserve one logical CPU per actor even when it runs several threads: Ray Data's own
-    # read and write tasks need a CPU too, and on a 2-core machine reserving both would
-    # starve them.
-    return ActorPlan("cpu", 0.0, 1.0, n, n, threads=threads)
+    threads = max(1, min(usable // n, node_cpus or usable))
+    if max_actors is None and threads * n < usable:  # small nodes: more actors, fewer threads
+        n = max(1, usable // threads)
+    # Each actor reserves the CPUs its threads use, so Ray never packs more threads onto a
+    # node than it has cores. On a machine of 2 CPUs or fewer it reserves one: Ray Data's own
+    # read and write tasks need a CPU too, and reserving both would starve them.
+    reserve = float(threads) if cpus > 2 else 1.0
+    return ActorPlan("cpu", 0.0, reserve, n, n, threads=threads)

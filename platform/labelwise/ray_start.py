@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 
 from labelwise.config import check
 
@@ -29,15 +30,23 @@ class RayConfig:
         check(self.num_gpus is None or self.num_gpus >= 0, "num_gpus", "must be >= 0")
 
 
+_STARTED_LOCALLY = False
+
+
+def started_locally() -> bool:
+    """True when this process started its own local Ray (which cannot add nodes)."""
+    return _STARTED_LOCALLY
+
+
 def init_ray(cfg: RayConfig | None = None):
     """Start or join Ray once per process; returns the ray module."""
+    global _STARTED_LOCALLY
     import ray
 
     cfg = cfg or RayConfig()
     if ray.is_initialized():
         return ray
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Ray Data prints a progress bar per operator; keep it, but not the verbose logs.
     address = cfg.address or os.environ.get("RAY_ADDRESS")
     # Inside `ray job submit` the job's runtime env already reaches every worker, and Ray
     # refuses to merge a second one that sets the same variables.
@@ -45,6 +54,7 @@ def init_ray(cfg: RayConfig | None = None):
     if address:
         ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
     else:
+        _STARTED_LOCALLY = True
         ray.init(
             num_cpus=cfg.num_cpus,
             num_gpus=cfg.num_gpus,
@@ -56,7 +66,9 @@ def init_ray(cfg: RayConfig | None = None):
     try:
         from ray.data import DataContext
 
-        DataContext.get_current().enable_progress_bars = True
+        # Ray Data's bars on a terminal; elsewhere (logs, CI, ray job submit) its fallback prints
+        # a block every few seconds, so the stages' own progress lines are the record instead.
+        DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
         DataContext.get_current().print_on_execution_start = False
     except Exception:  # older Ray: defaults are fine
         pass
