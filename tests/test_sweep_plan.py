@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from labelwise import config
@@ -52,6 +54,10 @@ def test_trial_job_sets_strategy_budget_seed_base_grid_and_worker_cpus(tmp_path)
     assert tj.seed == 3 and tj.select.seed == 3
     assert tj.train.epochs == 1 and tj.train.cpus_per_worker == 1
     assert tj.evaluate.use_ray is False  # evaluation runs inside the trial's own CPU
+    data = config.to_dict(job)
+    data["model"]["device"] = "cuda"
+    gj = plan.build_trial_job(data, trial, str(tmp_path / "g"), 100, 1, "test.yaml")
+    assert gj.evaluate.use_ray is True  # on GPU: Ray Data's GPU actors, not the trial's CPU
     full = [t for t in plan.plan_trials(job.sweep) if t["strategy"] == plan.FULL][0]
     fj = plan.build_trial_job(config.to_dict(job), full, str(tmp_path / "f"), 100, 1, "test.yaml")
     assert (fj.select.strategy, fj.select.budget, fj.select.allow_full_pool) == ("random", 100, True)
@@ -97,3 +103,21 @@ def test_concurrency_follows_the_resources(cpus, workers, trial_cpus, cap, expec
 def test_gpu_trials_are_limited_by_gpus():
     job = job_with({}, train={"num_workers": 2, "batch_size": 8})
     assert concurrency(job, 64, cluster_gpus=4, use_gpu=True) == 2
+
+
+def test_rerun_with_other_settings_is_refused_naming_them(tmp_path):
+    from labelwise.sweep.stage import PLAN, check_same_settings
+
+    job = job_with({"strategies": ["random"], "budgets": [5]})
+    settings = config.to_dict(job)
+    check_same_settings(tmp_path, settings)  # a new folder: fine
+    (tmp_path / PLAN).write_text(json.dumps({"trials": [], "config": settings}))
+    check_same_settings(tmp_path, settings)  # the same settings: fine
+    moved = json.loads(json.dumps(settings))
+    moved["ray"]["num_cpus"] = 7  # where Ray runs does not change results
+    moved["sweep"]["budgets"] = [5, 10]  # new grid points are new trials
+    check_same_settings(tmp_path, moved)
+    changed = json.loads(json.dumps(settings))
+    changed["train"]["epochs"] = settings["train"]["epochs"] + 1
+    with pytest.raises(ValueError, match=r"train\.epochs: \d+ -> \d+"):
+        check_same_settings(tmp_path, changed)

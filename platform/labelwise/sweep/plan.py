@@ -94,8 +94,9 @@ def trial_job_data(job_data: dict, trial: dict, trial_dir: str, pool_size: int |
         train["cpus_per_worker"] = worker_cpus
     evaluate = data.setdefault("evaluate", {})
     if evaluate.get("use_ray", "auto") == "auto":
-        # a trial holds its CPUs already: evaluate in the trial's own process
-        evaluate["use_ray"] = False
+        # On CPU a trial holds its CPUs already: evaluate in the trial's own process. On GPU
+        # the trial process has none: evaluate on Ray Data's GPU actors, as the run does.
+        evaluate["use_ray"] = data.get("model", {}).get("device") == "cuda"
     data.pop("sweep", None)
     overrides = [f"{k}={_yaml(v)}" for k, v in sorted(trial["grid"].items())]
     return apply_overrides(data, overrides)

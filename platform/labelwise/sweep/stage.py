@@ -148,6 +148,38 @@ def progress_callback(progress, already: int):
     return ProgressCallback()
 
 
+# Sections that do not change a trial's result: where Ray runs, the folder, and the sweep
+# section itself (its grid is in the trial names: a new value is a new trial folder).
+NOT_RESULT_SETTINGS = ("ray", "run_dir", "sweep")
+
+
+def changed_settings(old, new, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf setting that differs (dotted keys, sorted)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            if not prefix and key in NOT_RESULT_SETTINGS:
+                continue
+            out += changed_settings(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def check_same_settings(sweep_dir: Path, settings: dict) -> None:
+    """A rerun keeps finished trials only if they were made with the same settings."""
+    path = sweep_dir / PLAN
+    if not path.exists():
+        return
+    diff = changed_settings(json.loads(path.read_text()).get("config", {}), settings)
+    if diff:
+        shown = "; ".join(diff[:8]) + (f"; and {len(diff) - 8} more" if len(diff) > 8 else "")
+        raise ValueError(
+            f"{sweep_dir} holds a sweep made with other settings ({shown}); its finished trials "
+            "would be kept as if they were made with these. Use a new run_dir, or delete "
+            f"{sweep_dir / PLAN} and the trials/ folder to start over"
+        )
+
+
 def run_sweep(job, out=None) -> Path:
     """Run (or resume) the sweep of ``job``; returns run_dir/results.csv."""
     from labelwise import config
@@ -162,7 +194,9 @@ def run_sweep(job, out=None) -> Path:
     trials = plan_trials(job.sweep)
     validate_trials(job, trials)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    runio.write_json(sweep_dir / PLAN, {"trials": trials, "config": config.to_dict(job)})
+    settings = config.to_dict(job)
+    check_same_settings(sweep_dir, settings)
+    runio.write_json(sweep_dir / PLAN, {"trials": trials, "config": settings})
 
     def log(msg):
         print(msg, file=out, flush=True)
