@@ -7,7 +7,6 @@ Only the processes the fixture started are stopped (by process group and descent
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -92,11 +91,6 @@ def submit_with_wrapper(cluster: LocalCluster, job_id: str, *labelwise_args: str
 DEVICE = "cpu"
 
 
-def needs_command(*modules: str):
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    return pytest.mark.skipif(bool(missing), reason=f"{', '.join(missing)} not in the package yet")
-
-
 PROBE = r"""
 import json, ray, labelwise
 ray.init()
@@ -136,7 +130,6 @@ def test_a_gpu_task_runs_on_the_gpu_node_with_the_submitted_code(cluster):
         assert "runtime_resources/py_modules_files" in probe[key], probe[key]
 
 
-@needs_command("labelwise.pipeline", "labelwise.selection.stage")
 def test_labelwise_run_as_a_submitted_job(cluster, tiny_model_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("multinode-run")
     run_dir = base / "run"
@@ -162,7 +155,6 @@ def test_labelwise_run_as_a_submitted_job(cluster, tiny_model_dir, tmp_path_fact
     assert {"base", "adapted"} <= set(metrics) and "heldout" in metrics["adapted"]
 
 
-@needs_command("labelwise.sweep.stage", "labelwise.selection.stage")
 def test_labelwise_sweep_as_a_submitted_job(cluster, tiny_model_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("multinode-sweep")
     run_dir = base / "sweep"

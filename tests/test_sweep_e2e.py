@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
-pytest.importorskip("labelwise.selection.stage", reason="the select stage has not landed")
 
 
 def tiny_sweep_yaml(tmp_path: Path, model_dir: Path) -> Path:
