@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from labelwise.config import ConfigError, build
 from labelwise.pool.build import build_tables, split_test, held_out_size
 from labelwise.pool.config import PoolConfig
-from labelwise.pool.records import Mapper, Raw, render_template, stable_id
+from labelwise.pool.records import Mapper, Raw, map_rows, render_template, stable_id
 
 
 def cfg(**kw) -> PoolConfig:
@@ -40,8 +40,30 @@ def test_template_joins_columns_and_leaves_out_empty_paragraphs():
 
 def test_missing_column_lists_columns_found():
     m = Mapper(prompt="question", response="answer", task="task")
-    with pytest.raises(ValueError, match=r"f.csv:3: column 'question' not found; columns found: q, answer, task"):
-        m({"q": "x", "answer": "y", "task": "t"}, "src", "f.csv:3")
+    with pytest.raises(ValueError, match=r"f.csv: column 'question' not found; columns found: q, answer, task"):
+        list(map_rows([("f.csv:2", {"q": "x", "answer": "y", "task": "t"})], m, "src", "f.csv"))
+
+
+def test_a_column_absent_from_one_row_reads_as_empty_and_is_counted():
+    m = Mapper(prompt=None, response="output", task="task", prompt_template="{instruction}\n\n{input}")
+    rows = [
+        ("f.jsonl:1", {"instruction": "Add.", "input": "1 2", "output": "3", "task": "math"}),
+        ("f.jsonl:2", {"instruction": "Greet.", "output": "hi", "task": "chat"}),  # no input key
+        ("f.jsonl:3", {"instruction": "Name one.", "input": "", "output": "x"}),  # no task key
+        ("f.jsonl:4", {"instruction": "Spell.", "input": "", "output": "y", "task": None}),  # task null
+    ]
+    records = list(map_rows(rows, m, "src", "f.jsonl"))  # no error
+    assert [r.absent for r in records] == [(), ("input",), ("task",), ()]
+    assert records[1].prompt == "Greet." and records[2].task is None and records[3].task is None
+    pool, _, meta = build_tables(cfg(test_fraction=0), records)
+    assert sorted(pool.prompt) == ["Add.\n\n1 2", "Greet."]
+    # an absent task key is counted like a null one, with its place
+    assert meta["dropped"]["no task"] == {"count": 2, "examples": ["f.jsonl:3", "f.jsonl:4"]}
+    assert meta["absent_columns"] == {
+        "input": {"count": 1, "examples": ["f.jsonl:2"]},
+        "task": {"count": 1, "examples": ["f.jsonl:3"]},
+    }
+    assert meta["n_read"] == meta["n_pool"] + meta["n_test"] + meta["n_dropped"]
 
 
 def test_config_errors_name_the_field():
@@ -157,6 +179,19 @@ def test_warnings_for_pools_selectors_cannot_use():
     _, _, meta = build_tables(cfg(test_fraction=0), many({"a": 1}))
     assert any("1 prompt(s)" in w for w in meta["warnings"])
     assert any("1 task(s)" in w for w in meta["warnings"])
+    limits = meta["selection_limits"]
+    assert limits["usable_by_any_selector"] is False and limits["usable_by_task_aware_selectors"] is False
+    assert limits["min_prompts"] == 2 and limits["min_tasks_task_aware"] == 2
+    assert "weighted_task_diversity" in limits["task_aware_selectors"]
+
+
+def test_selection_limits_flag_one_task_pools_for_task_aware_selectors():
+    _, _, one_task = build_tables(cfg(test_fraction=0), many({"a": 5}))
+    assert one_task["selection_limits"]["usable_by_any_selector"] is True
+    assert one_task["selection_limits"]["usable_by_task_aware_selectors"] is False
+    assert one_task["selection_limits"]["problems"] == one_task["warnings"]
+    _, _, two = build_tables(cfg(test_fraction=0), many({"a": 5, "b": 1}))
+    assert two["selection_limits"]["usable_by_task_aware_selectors"] is True and two["warnings"] == []
 
 
 def test_example_pool_jobs_are_valid():

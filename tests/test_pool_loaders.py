@@ -216,3 +216,50 @@ def test_stage_and_config_imports_stay_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_rows_missing_the_task_key_or_an_optional_column_are_counted_not_fatal(tmp_path):
+    rows = [
+        {"instruction": "Name a prime.", "context": "", "response": "7"},  # no category key, first row
+        {"instruction": "Why is the sky blue?", "response": "Scattering.", "category": "open_qa"},  # no context key
+        {"instruction": "Sum 2 and 2.", "context": "", "response": "4", "category": None},
+        {"instruction": "Capital of France?", "context": "Geography.", "response": "Paris", "category": "closed_qa"},
+    ]
+    path = write_jsonl(tmp_path / "dolly.jsonl", rows)
+    pool, _, meta = load(path, format="dolly", test_fraction=0)
+    assert sorted(pool.task) == ["closed_qa", "open_qa"]
+    assert pool[pool.task == "open_qa"].iloc[0].prompt == "Why is the sky blue?"
+    assert meta["dropped"]["no task"] == {"count": 2, "examples": [f"{path}:1", f"{path}:3"]}
+    assert meta["absent_columns"]["category"] == {"count": 1, "examples": [f"{path}:1"]}
+    assert meta["absent_columns"]["context"] == {"count": 1, "examples": [f"{path}:2"]}
+    assert meta["n_read"] == 4 == meta["n_pool"] + meta["n_dropped"]
+
+    from labelwise.pool.summary import format_summary
+
+    text = format_summary(meta)
+    assert "rows without column 'context' (read as empty): 1" in text and f"{path}:2" in text
+
+
+def test_a_table_whose_first_row_lacks_the_task_key_keeps_its_task_column(tmp_path):
+    path = write_jsonl(tmp_path / "t.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "c", "response": "d", "task": "x"}])
+    pool, _, meta = load(path, test_fraction=0)
+    assert list(pool.task) == ["x"] and meta["dropped"]["no task"]["examples"] == [f"{path}:1"]
+
+
+def test_a_column_absent_from_a_whole_file_is_an_error_listing_the_columns(tmp_path):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", [{"prompt": "p", "response": "r", "task": "t"}])
+    write_jsonl(folder / "b.jsonl", [{"question": "q", "response": "r", "task": "t"}])
+    with pytest.raises(ValueError, match=r"b.jsonl: column 'prompt' not found; columns found: question, response, task"):
+        load(folder)
+
+
+def test_hub_source_without_datasets_names_the_extra(monkeypatch):
+    import sys
+
+    from labelwise.pool import readers
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets -> ImportError
+    with pytest.raises(FileNotFoundError, match=r"hf:org/data: the `datasets` library is not installed: pip install 'labelwise\[hf\]'"):
+        next(readers.read_hf_hub("org/data"))

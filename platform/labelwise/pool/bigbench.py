@@ -12,6 +12,9 @@ examples with a string input and a short target (<= 64 characters): the ``target
 generative tasks, or the best choice of multiple-choice tasks, whose choices are listed
 in the prompt ("Options:"). A task with subtasks is one task (its subtasks merged). At most
 500 examples per task (a seeded, order-independent sample); pool.max_per_task caps more.
+Every example left out of a kept (or non-language) task is counted by reason in the index
+(``info["dropped"]``) and reaches pool_meta.json's ``dropped`` counts and the pool summary;
+tasks left out whole (BBH, unreadable) are listed in ``skipped_tasks``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from labelwise.pool.records import Raw
 
 VERSION = "1.0.0"
 SDIST = f"bigbench-{VERSION}.tar.gz"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: examples left out are counted by reason
 MAX_EXAMPLES = 500
 MAX_TARGET_CHARS = 64
 MAX_INPUT_CHARS = 4000
@@ -92,34 +95,66 @@ def fetch_sdist(log=print) -> Path:
     return target
 
 
-def _target(example: dict) -> tuple[str | None, list[str] | None]:
-    """(answer, choices or None); answer None when the example is not usable."""
+# Why an example of a task is left out (the keys of the index's dropped counts).
+DROP_INPUT = "BIG-bench: input missing, not a string or empty"
+DROP_NO_TARGET = "BIG-bench: no target and no target_scores"
+DROP_CHOICES = f"BIG-bench: multiple choice with fewer than 2 or more than {MAX_CHOICES} choices"
+DROP_SCORES = "BIG-bench: target_scores not comparable numbers"
+DROP_TIE = "BIG-bench: multiple choice with a tie for the best choice"
+DROP_LONG_TARGET = f"BIG-bench: target longer than {MAX_TARGET_CHARS} characters"
+DROP_LONG_INPUT = f"BIG-bench: input longer than {MAX_INPUT_CHARS} characters"
+DROP_CAP = f"BIG-bench: over the {MAX_EXAMPLES} examples kept per task in the index"
+DROP_NON_LANGUAGE = "BIG-bench: task is not a text task (keyword non-language)"
+EXAMPLES_PER_REASON = 5
+
+
+def _target(example: dict) -> tuple[str | None, list[str] | None, str | None]:
+    """(answer, choices or None, None), or (None, None, reason) when the example is not usable."""
     target = example.get("target")
     if isinstance(target, list):
         target = next((t for t in target if isinstance(t, str) and t.strip()), None)
     if isinstance(target, str) and target.strip():
-        return target.strip(), None
+        return target.strip(), None, None
     scores = example.get("target_scores")
-    if isinstance(scores, dict) and 2 <= len(scores) <= MAX_CHOICES:
-        try:
-            best = max(scores.values())
-        except TypeError:
-            return None, None
-        winners = [c for c, s in scores.items() if s == best]
-        if len(winners) == 1 and isinstance(winners[0], str):
-            return winners[0].strip(), [str(c) for c in scores]
-    return None, None
+    if not isinstance(scores, dict) or not scores:
+        return None, None, DROP_NO_TARGET
+    if not 2 <= len(scores) <= MAX_CHOICES:
+        return None, None, DROP_CHOICES
+    try:
+        best = max(scores.values())
+    except TypeError:
+        return None, None, DROP_SCORES
+    winners = [c for c, s in scores.items() if s == best]
+    if len(winners) != 1:
+        return None, None, DROP_TIE
+    if not isinstance(winners[0], str) or not winners[0].strip():
+        return None, None, DROP_NO_TARGET
+    return winners[0].strip(), [str(c) for c in scores], None
 
 
-def task_examples(task: dict) -> Iterator[tuple[str, str]]:
-    """(prompt, answer) pairs of one parsed task.json that pass the filters."""
+def task_examples(task: dict, dropped: dict[str, list[int]] | None = None) -> Iterator[tuple[str, str]]:
+    """(prompt, answer) pairs of one parsed task.json that pass the filters. Each example
+    left out is recorded in ``dropped`` (reason -> example numbers, 1-based)."""
+
+    def drop(reason: str, i: int) -> None:
+        if dropped is not None:
+            dropped.setdefault(reason, []).append(i)
+
     prefix = task.get("task_prefix") or ""
     prefix = prefix.strip() if len(prefix) <= MAX_PREFIX_CHARS else ""
-    for ex in task.get("examples") or []:
+    for i, ex in enumerate(task.get("examples") or [], 1):
         if not isinstance(ex, dict) or not isinstance(ex.get("input"), str) or not ex["input"].strip():
+            drop(DROP_INPUT, i)
             continue
-        answer, choices = _target(ex)
-        if not answer or len(answer) > MAX_TARGET_CHARS or len(ex["input"]) > MAX_INPUT_CHARS:
+        answer, choices, reason = _target(ex)
+        if answer is None:
+            drop(reason or DROP_NO_TARGET, i)
+            continue
+        if len(answer) > MAX_TARGET_CHARS:
+            drop(DROP_LONG_TARGET, i)
+            continue
+        if len(ex["input"]) > MAX_INPUT_CHARS:
+            drop(DROP_LONG_INPUT, i)
             continue
         prompt = ex["input"].strip()
         if prefix:
@@ -127,6 +162,24 @@ def task_examples(task: dict) -> Iterator[tuple[str, str]]:
         if choices:
             prompt += "\nOptions:\n" + "\n".join(f"- {c}" for c in choices)
         yield prompt, answer
+
+
+class _DropCounts:
+    """Examples left out, by reason: a count and the first few places (task/subtask #N)."""
+
+    def __init__(self):
+        self.counts: dict[str, int] = {}
+        self.examples: dict[str, list[str]] = {}
+
+    def add(self, reason: str, where: str, n: int = 1) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + n
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < EXAMPLES_PER_REASON:
+            examples.append(where)
+
+    def as_dict(self) -> dict:
+        order = sorted(self.counts, key=lambda r: (-self.counts[r], r))
+        return {r: {"count": self.counts[r], "examples": self.examples[r]} for r in order}
 
 
 def _rank(text: str) -> str:
@@ -139,6 +192,8 @@ def build_index(sdist: Path, out: Path, log=print) -> dict:
     per_task: dict[str, list[dict]] = {}
     skipped: dict[str, str] = {}
     keywords: dict[str, list[str]] = {}
+    # task -> reason -> [(subtask, example number)], for examples left out
+    task_drops: dict[str, dict[str, list[tuple[str, int]]]] = {}
     with tarfile.open(sdist) as tar:
         for member in tar:
             if not member.name.endswith("/task.json") or "/benchmark_tasks/" not in member.name:
@@ -155,23 +210,46 @@ def build_index(sdist: Path, out: Path, log=print) -> dict:
                 continue
             if not sub:
                 keywords[name] = list(task.get("keywords") or [])
-            for prompt, answer in task_examples(task):
+            left_out: dict[str, list[int]] = {}
+            for prompt, answer in task_examples(task, left_out):
                 per_task.setdefault(name, []).append({"task": name, "subtask": sub, "prompt": prompt, "response": answer})
+            for reason, numbers in left_out.items():
+                task_drops.setdefault(name, {}).setdefault(reason, []).extend((sub, i) for i in numbers)
     rows = []
     tasks = {}
-    for name in sorted(per_task):
+    dropped = _DropCounts()
+
+    def where(name: str, sub: str, i: int) -> str:
+        return f"{name}{'/' + sub if sub else ''} example {i}"
+
+    for name in sorted(set(per_task) | set(task_drops)):
+        examples = per_task.get(name, [])
         if EXCLUDED_KEYWORDS & set(keywords.get(name, [])):
             skipped[name] = "not a text task (keyword non-language)"
+            n_left_out = sum(len(v) for v in task_drops.get(name, {}).values())
+            if examples or n_left_out:
+                dropped.add(DROP_NON_LANGUAGE, name, len(examples) + n_left_out)
             continue
-        examples = sorted(per_task[name], key=lambda r: _rank(r["subtask"] + "\x00" + r["prompt"]))[:MAX_EXAMPLES]
-        examples.sort(key=lambda r: (r["subtask"], r["prompt"]))
-        tasks[name] = {"examples": len(examples), "available": len(per_task[name]), "keywords": keywords.get(name, [])}
-        rows.extend(examples)
+        for reason, places in sorted(task_drops.get(name, {}).items()):
+            for sub, i in places:
+                dropped.add(reason, where(name, sub, i))
+        ranked = sorted(examples, key=lambda r: _rank(r["subtask"] + "\x00" + r["prompt"]))
+        for r in ranked[MAX_EXAMPLES:]:
+            dropped.add(DROP_CAP, f"{name}{'/' + r['subtask'] if r['subtask'] else ''}")
+        kept = sorted(ranked[:MAX_EXAMPLES], key=lambda r: (r["subtask"], r["prompt"]))
+        if not kept:
+            skipped[name] = "no usable examples"
+            continue
+        n_left_out = sum(len(v) for v in task_drops.get(name, {}).values()) + len(ranked) - len(kept)
+        tasks[name] = {"examples": len(kept), "available": len(examples), "dropped": n_left_out,
+                       "keywords": keywords.get(name, [])}
+        rows.extend(kept)
     info = {
         "bigbench_version": VERSION,
         "index_version": INDEX_VERSION,
         "tasks": tasks,
         "skipped_tasks": dict(sorted(skipped.items())),
+        "dropped": dropped.as_dict(),
         "built_seconds": round(time.time() - start, 1),
     }
     tmp = out.with_name(out.name + ".tmp")
@@ -180,7 +258,8 @@ def build_index(sdist: Path, out: Path, log=print) -> dict:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     os.replace(tmp, out)
-    log(f"BIG-bench index: {len(tasks)} tasks, {len(rows)} examples, built in {info['built_seconds']} s -> {out}")
+    log(f"BIG-bench index: {len(tasks)} tasks, {len(rows)} examples "
+        f"({sum(dropped.counts.values())} left out, by reason in pool_meta.json), built in {info['built_seconds']} s -> {out}")
     return info
 
 
@@ -231,6 +310,9 @@ def records(log=print) -> tuple[Iterator[Raw], dict]:
         "index_version": info["index_version"],
         "tasks_available": len(info["tasks"]),
         "excluded_bbh_tasks": sorted(BBH_TASKS),
+        "skipped_tasks": info.get("skipped_tasks", {}),
+        # examples the index left out, by reason: pool_meta.json counts them as dropped
+        "dropped_at_source": info.get("dropped", {}),
     }
     return gen(), meta
 

@@ -53,9 +53,12 @@ def clean(records: Iterable[Raw], cfg: PoolConfig, drops: Drops, need_task: bool
     seen: dict[str, str] = {}
     prompt_answers: dict[tuple[str | None, str], str] = {}
     dup_examples, conflicts = [], 0
+    absent = Drops()  # rows lacking a mapped column (read as empty), by column
     n_read = 0
     for r in records:
         n_read += 1
+        for column in r.absent:
+            absent.add(column, r.where)
         prompt = r.prompt.strip() if r.prompt else ""
         if not prompt:
             drops.add("empty prompt", r.where)
@@ -86,6 +89,7 @@ def clean(records: Iterable[Raw], cfg: PoolConfig, drops: Drops, need_task: bool
         "n_read": n_read,
         "duplicates": {"count": drops.counts["duplicate (same source, prompt and response)"], "examples": dup_examples},
         "prompts_with_conflicting_responses": conflicts,
+        "absent_columns": absent.as_dict(),
     }
     return rows, info
 
@@ -172,6 +176,35 @@ def _length_stats(values: list[int]) -> dict:
     }
 
 
+MIN_PROMPTS = 2  # every selector needs a choice to make
+MIN_TASKS = 2  # task-aware selectors (weighted_task_diversity, task_diversity, activeit)
+TASK_AWARE_SELECTORS = ("weighted_task_diversity", "task_diversity", "activeit")
+
+
+def selection_limits(n_pool: int, n_tasks: int) -> dict:
+    """What selection can do with this pool, recorded in pool_meta.json as
+    ``selection_limits``. The pool stage only warns (a one-task pool is fine for random or
+    uncertainty selection); the select stage is where a selector that needs more than the
+    pool has must refuse it: ``usable_by_any_selector`` false means no selector can run,
+    ``usable_by_task_aware_selectors`` false means the task-aware ones cannot."""
+    problems = []
+    if n_pool < MIN_PROMPTS:
+        problems.append(f"the pool has {n_pool} prompt(s): selectors need at least {MIN_PROMPTS}")
+    if n_tasks < MIN_TASKS:
+        problems.append(
+            f"the pool has {n_tasks} task(s): task-aware selectors ({', '.join(TASK_AWARE_SELECTORS)}) "
+            f"need at least {MIN_TASKS}"
+        )
+    return {
+        "min_prompts": MIN_PROMPTS,
+        "min_tasks_task_aware": MIN_TASKS,
+        "task_aware_selectors": list(TASK_AWARE_SELECTORS),
+        "usable_by_any_selector": n_pool >= MIN_PROMPTS,
+        "usable_by_task_aware_selectors": n_pool >= MIN_PROMPTS and n_tasks >= MIN_TASKS,
+        "problems": problems,
+    }
+
+
 def describe(pool: list[dict], test: list[dict]) -> dict:
     """Per-task sizes and prompt lengths, and warnings the later stages care about."""
     pool_by: dict[str, list[dict]] = defaultdict(list)
@@ -191,11 +224,8 @@ def describe(pool: list[dict], test: list[dict]) -> dict:
                 "response_chars_mean": round(statistics.fmean(len(r["response"]) for r in p), 1) if p else 0.0,
             }
         )
-    warnings = []
-    if len(pool) < 2:
-        warnings.append(f"the pool has {len(pool)} prompt(s): selectors need at least 2")
-    if len(tasks) < 2:
-        warnings.append(f"the pool has {len(tasks)} task(s): task-aware selectors (WTD, TD, ActiveIT) need at least 2")
+    limits = selection_limits(len(pool), len(pool_by))
+    warnings = list(limits["problems"])
     no_answer = sum(1 for r in pool if not r["response"])
     if no_answer:
         warnings.append(f"{no_answer} pool prompts have no gold response (simulated annotation needs them)")
@@ -207,6 +237,7 @@ def describe(pool: list[dict], test: list[dict]) -> dict:
         "prompt_chars": _length_stats([len(r["prompt"]) for r in pool]),
         "response_chars": _length_stats([len(r["response"]) for r in pool]),
         "warnings": warnings,
+        "selection_limits": limits,
     }
 
 
@@ -217,6 +248,13 @@ def build_tables(cfg: PoolConfig, records: Iterable[Raw], source_info: dict | No
 
     drops = Drops()
     rows, clean_info = clean(records, cfg, drops, need_task=cfg.infer_tasks == 0)
+    # Rows a source dropped before yielding records (BIG-bench examples with no usable
+    # target, ...): counted here too, so that read = pool + test + dropped still holds.
+    at_source = (source_info or {}).get("dropped_at_source") or {}
+    for reason, d in at_source.items():
+        drops.counts[reason] += int(d["count"])
+        drops.examples[reason].extend(d.get("examples", [])[: EXAMPLES_PER_REASON])
+    n_at_source = sum(int(d["count"]) for d in at_source.values())
     inferred = None
     if cfg.infer_tasks:
         from labelwise.pool import infer
@@ -227,12 +265,14 @@ def build_tables(cfg: PoolConfig, records: Iterable[Raw], source_info: dict | No
     meta = {
         "config": to_dict(cfg),
         "source": source_info or {},
-        "n_read": clean_info["n_read"],
+        "n_read": clean_info["n_read"] + n_at_source,
+        "n_dropped_at_source": n_at_source,
         **describe(pool, test),
         "n_dropped": sum(drops.counts.values()),
         "dropped": drops.as_dict(),
         "duplicates": clean_info["duplicates"],
         "prompts_with_conflicting_responses": clean_info["prompts_with_conflicting_responses"],
+        "absent_columns": clean_info["absent_columns"],
         "inferred_tasks": inferred,
     }
     return to_frame(pool), to_frame(test), meta

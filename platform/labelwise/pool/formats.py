@@ -28,7 +28,7 @@ from typing import Iterator
 
 from labelwise.pool import readers
 from labelwise.pool.config import PoolConfig
-from labelwise.pool.records import Mapper, Raw, text
+from labelwise.pool.records import Mapper, Raw, map_rows, text
 
 # format -> (prompt_template, response_template, task column)
 DEFAULTS = {
@@ -96,8 +96,11 @@ def mapper_for(fmt: str, cfg: PoolConfig, first_keys: set[str] | None) -> Mapper
     fixed = cfg.task
     if fixed is not None:
         task_col = None
-    elif task_col and first_keys is not None and task_col not in first_keys and "task" not in cols and fmt in ("table", "flan"):
-        task_col = None  # this table simply has no task column
+    elif (task_col and cfg.infer_tasks and first_keys is not None and task_col not in first_keys
+          and "task" not in cols and fmt in ("table", "flan")):
+        task_col = None  # tasks are inferred and this table has no task column
+    # Without task inference the task column stays mapped even when the first row lacks it:
+    # rows without it count as "no task", and a file where no row has it is an error.
     if task_col is None and fixed is None and cfg.infer_tasks == 0:
         raise ValueError(
             f"{cfg.source}: the data has no task column; set pool.columns.task, pool.task "
@@ -178,13 +181,12 @@ def source_records(cfg: PoolConfig) -> tuple[Iterator[Raw], dict]:
         mapper = mapper_for(fmt, cfg, set(first[1]) if first else set())
         source = cfg.source_name or name
 
-        def gen():
+        def hub_rows():
             if first is not None:
-                yield mapper(first[1], source, first[0])
-            for where, row in rows:
-                yield mapper(row, source, where)
+                yield first
+            yield from rows
 
-        return gen(), {"format": fmt, "files": [cfg.source]}
+        return map_rows(hub_rows(), mapper, source, cfg.source), {"format": fmt, "files": [cfg.source]}
 
     fs, path = readers.open_source(cfg.source)
     if readers.is_dir(fs, path) and readers.is_hf_saved(fs, path):
@@ -205,12 +207,11 @@ def source_records(cfg: PoolConfig) -> tuple[Iterator[Raw], dict]:
     if first is None:
         raise ValueError(f"{files[0]}: no records")
     mapper = mapper_for(fmt, cfg, set(first[1]))
-    mapper.check_columns(first[1].keys(), first[0].rsplit(":", 1)[0])
 
     def gen():
+        # map_rows checks, at the end of each file, that every mapped column appears in it
         for f in files:
             source = cfg.source_name or os.path.basename(f.rstrip("/"))
-            for where, row in streams(f):
-                yield mapper(row, source, where)
+            yield from map_rows(streams(f), mapper, source, f)
 
     return gen(), {"format": fmt, "files": files, "ignored_files": ignored}

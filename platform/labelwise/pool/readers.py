@@ -226,8 +226,9 @@ def read_hf_hub(name: str, split: str = "train") -> Iterator[tuple[str, dict]]:
         import datasets
     except ImportError:
         raise FileNotFoundError(
-            f"hf:{name}: the `datasets` library is not installed; save the dataset with "
-            "save_to_disk (or as JSONL/Parquet) and point pool.source at the folder"
+            f"hf:{name}: the `datasets` library is not installed: pip install 'labelwise[hf]' "
+            "(or pip install 'datasets>=2.16'); or save the dataset with save_to_disk (or as "
+            "JSONL/Parquet) and point pool.source at the folder"
         ) from None
     if not network_allowed():
         raise FileNotFoundError(

@@ -1,7 +1,12 @@
 """Raw records, stable ids and the column mapping / prompt templates that make them.
 
 Every loader yields :class:`Raw` records: prompt, response, task (None when the data has
-none), the source name hashed into the id, and ``where`` (file:line) for error reports.
+none), the source name hashed into the id, ``where`` (file:line) for error reports, and
+``absent``: the mapped columns the row lacks (read as empty; the pool build counts them).
+
+A column the mapping names that is absent from a single row is read as empty, like null
+(the row may then be dropped as "empty prompt" / "no task", always counted); a column absent
+from every row of a file is a mapping mistake and an error listing the columns found.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ class Raw:
     task: str | None
     source: str
     where: str
+    absent: tuple[str, ...] = ()
 
 
 def stable_id(source: str, prompt: str, response: str) -> str:
@@ -67,7 +73,9 @@ class Mapper:
 
     ``prompt`` / ``response`` / ``task`` name columns; ``prompt_template`` and
     ``response_template`` join several. ``response=""`` means the data carries no answers.
-    A column missing from the data is an error listing the columns found.
+    A column missing from one row is read as empty (and listed in ``Raw.absent``); a column
+    missing from a whole file is an error listing the columns found (:meth:`check_columns`,
+    called by :func:`map_rows` at the end of each file).
     """
 
     def __init__(
@@ -98,24 +106,38 @@ class Mapper:
             self.required.append(task)
 
     def check_columns(self, columns: Iterable[str], where: str) -> None:
+        """Error when a mapped column is not among ``columns`` (those of a whole file)."""
         columns = list(columns)
         missing = [c for c in dict.fromkeys(self.required) if c not in columns]
-        if missing:
+        if not missing:
+            return
+        found = ", ".join(map(str, columns)) or "(none)"
+        if missing[0] == self.task:
             raise ValueError(
-                f"{where}: column {missing[0]!r} not found; columns found: "
-                f"{', '.join(map(str, columns)) or '(none)'} (set pool.columns or pool.prompt_template)"
+                f"{where}: no task column; set pool.columns.task, pool.task (one task for all rows) "
+                f"or pool.infer_tasks (k-means clusters). Column {self.task!r} not found; columns found: {found}"
             )
+        raise ValueError(
+            f"{where}: column {missing[0]!r} not found; columns found: {found} "
+            "(set pool.columns or pool.prompt_template)"
+        )
 
     def __call__(self, row: Mapping[str, Any], source: str, where: str) -> Raw:
-        missing = [c for c in self.required if c not in row]
-        if missing:
-            self.check_columns(row.keys(), where)
+        absent = tuple(c for c in dict.fromkeys(self.required) if c not in row)
         prompt = render_template(self.prompt_template, row)
         response = render_template(self.response_template, row) if self.response_template else ""
         task = text(row.get(self.task)).strip() if self.task else (self.fixed_task or "")
-        return Raw(prompt=prompt, response=response, task=task or None, source=source, where=where)
+        return Raw(prompt=prompt, response=response, task=task or None, source=source, where=where, absent=absent)
 
 
-def map_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], mapper: Mapper, source: str) -> Iterator[Raw]:
+def map_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], mapper: Mapper, source: str, file: str) -> Iterator[Raw]:
+    """Map the rows of one file; after the last row, a mapped column that no row of the file
+    has is an error naming ``file`` and listing the columns found."""
+    seen: dict[str, None] = {}
+    n = 0
     for where, row in rows:
+        n += 1
+        seen.update(dict.fromkeys(row.keys()))
         yield mapper(row, source, where)
+    if n:
+        mapper.check_columns(seen, file)

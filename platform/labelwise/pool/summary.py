@@ -31,9 +31,15 @@ def format_summary(meta: dict, max_tasks: int = 60) -> str:
     if meta.get("prompts_with_conflicting_responses"):
         lines.append(f"prompts repeated with a different response (kept): {meta['prompts_with_conflicting_responses']}")
     dropped = meta.get("dropped", {})
-    lines.append(f"rows dropped: {meta.get('n_dropped', 0)}")
+    at_source = meta.get("n_dropped_at_source", 0)
+    lines.append(f"rows dropped: {meta.get('n_dropped', 0)}" + (f" ({at_source} by the source itself)" if at_source else ""))
     for reason, d in dropped.items():
         lines.append(f"  {d['count']:>7}  {reason}  (e.g. {d['examples'][0]})" if d["examples"] else f"  {d['count']:>7}  {reason}")
+    for column, d in (meta.get("absent_columns") or {}).items():
+        lines.append(
+            f"rows without column {column!r} (read as empty): {d['count']}"
+            + (f"  (e.g. {d['examples'][0]})" if d.get("examples") else "")
+        )
     inferred = meta.get("inferred_tasks")
     if inferred:
         lines.append(f"tasks inferred: k-means k={inferred['k']} on {inferred['model']} embeddings")
