@@ -130,3 +130,77 @@ def test_relative_run_dir_is_rejected_inside_a_submitted_job(tmp_path, monkeypat
     with pytest.raises(ConfigError, match=r"job\.yaml: run_dir: 'runs/x' is relative.*ray job submit"):
         load_job(p)
     assert load_job(p, [f"run_dir={tmp_path / 'abs'}"]).run_dir == str(tmp_path / "abs")
+
+
+# ----------------------------------------------------------------------------- run_dir and input paths
+@pytest.mark.parametrize("uri", ["s3://bucket/runs/x", "gs://b/r", "file:///tmp/r"])
+def test_a_uri_run_dir_is_rejected_naming_the_key(tmp_path, uri):
+    p = write(tmp_path, f"run_dir: {uri}\n")
+    with pytest.raises(ConfigError, match=r"job\.yaml: run_dir: .* is a URI; run folders must be a local or shared-mount path.*ray\.storage may be a URI"):
+        load_job(p)
+    assert load_job(p, ["run_dir=/mnt/shared/runs/x", "ray.storage=s3://bucket/ray"]).ray.storage == "s3://bucket/ray"
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("pool.source=/nope/pool.jsonl", "pool.source"),
+        ("pool.source=relative/nope.jsonl", "pool.source"),
+        ("annotate.answers=/nope/answers.jsonl", "annotate.answers"),
+        ("evaluate.data_dir=/nope/data", "evaluate.data_dir"),
+        ("model.name=/nope/model", "model.name"),
+        ("model.name=./nope-model", "model.name"),
+        ("model.name=~/nope-model-xyz", "model.name"),
+    ],
+)
+def test_missing_local_inputs_are_errors_naming_file_and_key(tmp_path, override, key):
+    p = write(tmp_path, "run_dir: runs/x\n")
+    with pytest.raises(ConfigError, match=rf"job\.yaml: {key}: '.*nope.*'.*not found"):
+        load_job(p, [override])
+
+
+def test_inputs_that_are_not_local_paths_are_not_checked(tmp_path, monkeypatch):
+    p = write(tmp_path, "run_dir: runs/x\n")
+    for override in ["pool.source=builtin:skills", "pool.source=hf:org/data", "pool.source=s3://bucket/x.jsonl",
+                     "model.name=org/some-model", "model.name=smollm2-135m-instruct"]:
+        load_job(p, [override])
+    (tmp_path / "d.jsonl").write_text("{}\n")
+    monkeypatch.setenv("LABELWISE_DATA_DIR", str(tmp_path))
+    assert load_job(p, ["pool.source=${LABELWISE_DATA_DIR}/d.jsonl"]).pool.source == "${LABELWISE_DATA_DIR}/d.jsonl"
+    with pytest.raises(ConfigError, match=rf"pool.source: '\$\{{LABELWISE_DATA_DIR\}}/e.jsonl' \(= {tmp_path}/e.jsonl\): not found"):
+        load_job(p, ["pool.source=${LABELWISE_DATA_DIR}/e.jsonl"])
+
+
+def test_a_model_folder_needs_config_json(tmp_path):
+    (tmp_path / "model").mkdir()
+    p = write(tmp_path, f"model:\n  name: {tmp_path / 'model'}\n")
+    with pytest.raises(ConfigError, match=r"model\.name: .* has no config\.json"):
+        load_job(p)
+    (tmp_path / "model" / "config.json").write_text("{}")
+    assert load_job(p).model.name == str(tmp_path / "model")
+
+
+def test_path_checks_follow_the_command_and_benchmarks(tmp_path):
+    p = write(tmp_path, "annotate:\n  answers: /nope/answers.jsonl\nevaluate:\n  bbh:\n    path: /nope/bbh\n")
+    load_job(p, command="select")  # select does not read the answers file (it may not exist yet)
+    with pytest.raises(ConfigError, match=r"annotate\.answers"):
+        load_job(p, command="annotate")
+    with pytest.raises(ConfigError, match=r"annotate\.answers"):
+        load_job(p)  # no command (labelwise config): every input is checked
+    load_job(p, ["annotate.answers=null"], command="evaluate")  # bbh is not a listed benchmark
+    with pytest.raises(ConfigError, match=r"evaluate\.bbh\.path: '/nope/bbh'"):
+        load_job(p, ["annotate.answers=null", "evaluate.benchmarks=[heldout, bbh]"], command="evaluate")
+
+
+def test_cluster_jobs_leave_paths_on_an_absent_cluster_mount_to_the_cluster(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    p = write(tmp_path, "run_dir: /mnt/nonexistent-mount-xyz/runs/a\nray:\n  address: auto\n"
+                        "pool:\n  source: /mnt/nonexistent-mount-xyz/data/pool.jsonl\n")
+    assert load_job(p).pool.source.endswith("pool.jsonl")  # on a laptop: on the cluster's mount
+    with pytest.raises(ConfigError, match=r"pool\.source"):
+        load_job(p, ["ray.address=null"])  # a local job: the file must be here
+    with pytest.raises(ConfigError, match=r"pool\.source"):
+        load_job(p, [f"pool.source={tmp_path}/absent.jsonl"])  # the mount exists here: checked
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}")
+    with pytest.raises(ConfigError, match=r"pool\.source"):
+        load_job(p)  # the submitted driver, on the cluster: strict

@@ -14,6 +14,10 @@
 
 A stage module ``labelwise.<package>.stage`` provides ``main(job, args)`` and may provide
 ``add_arguments(parser)`` for options of its own.
+
+Errors: a config error prints ``labelwise: config error: ...`` and exits 2; an error from a
+stage (RuntimeError, OSError such as FileNotFoundError, ValueError) prints
+``labelwise: error: ...`` and exits 1. LABELWISE_DEBUG=1 shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 
 # (subcommand, module, one-line help). Modules are imported only when their command runs.
@@ -39,6 +44,38 @@ BENCHES = {
     "select": "labelwise.selection.bench",
     "train": "labelwise.training.bench",
 }
+BENCH_HELP = {
+    "score": "the scorer against plain model.generate: same prompts, same batch",
+    "select": "time and peak memory of the selectors on synthetic scores",
+    "train": "training tokens/s of Ray Train against a plain loop",
+}
+
+
+class SpaceFreeChoices(list):
+    """argparse choices shown (and accepted) with hyphens for names that hold a space
+    ("evaluate base" -> evaluate-base); the old spelling, one quoted argument, still works.
+    The parsed value is the original name, so stages see what they declared."""
+
+    def __init__(self, names):
+        super().__init__(n.replace(" ", "-") for n in names)
+        self.names = list(names)
+        self.by_spelling = {n.replace(" ", "-"): n for n in names}
+
+    def __contains__(self, value) -> bool:
+        return value in self.names
+
+    def convert(self, text: str) -> str:
+        return self.by_spelling.get(text, text)
+
+
+def _space_free_choices(parser: argparse.ArgumentParser) -> None:
+    """Give every option of ``parser`` whose choices hold a space hyphenated choices."""
+    for action in parser._actions:
+        choices = action.choices
+        if isinstance(choices, (list, tuple)) and any(isinstance(c, str) and " " in c for c in choices):
+            new = SpaceFreeChoices(choices)
+            action.choices = new
+            action.type = new.convert
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.set_defaults(module=module)
         _stage_arguments(module, p)
+        _space_free_choices(p)
     p = sub.add_parser(
         "config",
         help="validate a job YAML and print it resolved, with every default filled in",
@@ -79,14 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("folder", help="a run_dir (from labelwise run) or a sweep folder")
     p.set_defaults(module="labelwise.report.stage")
+    targets = sorted(b for b, m in BENCHES.items() if importlib.util.find_spec(m))
     p = sub.add_parser(
         "bench",
         help="speed and memory benchmarks, printed as ratios against a plain baseline",
-        description="Benchmarks: each prints ratios measured in one run against a plain baseline.",
-        add_help=True,
+        description="Benchmarks: each prints ratios measured in one run against a plain baseline.\n\n"
+        "targets:\n" + "\n".join(f"  {t:<8} {BENCH_HELP.get(t, '')}" for t in targets)
+        + "\n\nOptions of a target: labelwise bench TARGET --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("target", choices=sorted(b for b, m in BENCHES.items() if importlib.util.find_spec(m)) or ["(none yet)"], help="what to benchmark")
+    p.add_argument("target", nargs="?", choices=targets, metavar="TARGET",
+                   help=f"what to benchmark: {', '.join(targets)}")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark (see labelwise bench TARGET --help)")
+    p.set_defaults(bench_parser=p)
     return parser
 
 
@@ -108,12 +151,34 @@ def print_config(path: str | None, overrides: list[str]) -> int:
     return 0
 
 
+# The pipeline stage that first reads each group of checked inputs (labelwise.job.READ_BY).
+FIRST_READ_IN_RUN = {"pool.source": "pool", "model.name": "score", "annotate.answers": "annotate", "evaluate": "evaluate base"}
+
+
+def _unchecked_inputs(args) -> set[str]:
+    """Config inputs this command line will not read, so that a file still to come (the
+    answers of a selection not yet made) is no error at load."""
+    out = set()
+    if args.command == "annotate" and any(getattr(args, k, None) for k in ("export", "answers", "simulate")):
+        out.add("annotate.answers")  # the command line replaces the configured answers file
+    until = getattr(args, "until", None)
+    if args.command == "run" and until:
+        from labelwise.pipeline import STAGE_NAMES
+
+        stop = STAGE_NAMES.index(until)
+        out |= {group for group, stage in FIRST_READ_IN_RUN.items() if STAGE_NAMES.index(stage) > stop}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from labelwise.config import ConfigError
 
     args = build_parser().parse_args(argv)
     try:
         if args.command == "bench":
+            if args.target is None:  # bare `labelwise bench`: its own help, listing the targets
+                args.bench_parser.print_help()
+                return 2
             return int(importlib.import_module(BENCHES[args.target]).main(args.bench_args) or 0)
         if args.command == "config":
             return print_config(args.config, args.overrides)
@@ -121,14 +186,16 @@ def main(argv: list[str] | None = None) -> int:
             return int(importlib.import_module(args.module).main(args.folder) or 0)
         from labelwise.job import load_job
 
-        job = load_job(args.config, args.overrides)
+        job = load_job(args.config, args.overrides, command=args.command, unchecked=_unchecked_inputs(args))
         return int(importlib.import_module(args.module).main(job, args) or 0)
     except ConfigError as e:
         print(f"labelwise: config error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as e:
-        print(f"labelwise {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except (RuntimeError, OSError, ValueError) as e:
+        if os.environ.get("LABELWISE_DEBUG") == "1":
+            raise
+        print(f"labelwise: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
