@@ -30,6 +30,17 @@ class DiesOnce(Scorer):
         return super().__call__(table)
 
 
+class RecordsDtype(Scorer):
+    """A scorer that appends the device and dtype it really runs in to a file."""
+
+    flag = ""
+
+    def __call__(self, table):
+        with open(self.flag, "a") as f:
+            f.write(f"{self.device} {self.dtype}\n")
+        return super().__call__(table)
+
+
 def assert_same_scores(a, b):
     for col in ["id", "task", "n_tokens", "eos", "answer"]:
         assert a[col].tolist() == b[col].tolist(), col
@@ -71,3 +82,23 @@ def test_crashed_actor_is_restarted_and_its_batch_retried(tmp_path, tiny_model_d
     assert flag.exists()  # an actor really died
     df = read_scores(run)
     assert len(df) == 8 and df["error"].isna().all()
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_actors_run_in_the_dtype_of_the_cache_key(tmp_path, tiny_model_dir, local_ray, monkeypatch):
+    """Actors do not resolve the dtype on their own: they run in the one the cache key names."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    flag = tmp_path / "dtypes"
+    monkeypatch.setattr(RecordsDtype, "flag", str(flag))
+    # what the driver resolves for a plan on GPUs (auto -> bfloat16); the actor here has a CPU only
+    monkeypatch.setattr(stage, "resolved_model", lambda j: ("cuda", "bfloat16"))
+    real = stage.score_on_ray
+    monkeypatch.setattr(stage, "score_on_ray", lambda j, b, s: real(j, b, s, scorer_cls=RecordsDtype))
+    run = tmp_path / "run"
+    make_pool(run)
+    stage.score_pool(make_job(run, tiny_model_dir, use_ray=True, max_actors=1))
+    assert set(flag.read_text().split()) == {"cpu", "bfloat16"}
+    assert read_scores(run)["error"].isna().all()

@@ -190,3 +190,129 @@ def test_bad_pool_errors_name_the_file(tmp_path, tiny_model_dir):
     pd.DataFrame({"id": ["a"], "task": ["t"]}).to_parquet(tmp_path / "pool.parquet")
     with pytest.raises(ValueError, match="missing column"):
         stage.score_pool(job)
+
+
+def test_failed_prompts_are_scored_again_and_finished_shards_kept(tmp_path, tiny_model_dir, monkeypatch):
+    """An error other than an over-long rejection is not final: the next run scores it again."""
+    from labelwise.scoring import scorer as scorer_mod
+
+    long = {"id": "long-0", "task": "story", "prompt": "word " * 700, "response": "", "source": "t"}
+    make_pool(tmp_path, [long])
+    job = make_job(tmp_path, tiny_model_dir, overlong="reject")
+    real = scorer_mod.Scorer._score
+    scored = []
+
+    def oom_on_fox(self, ids, tasks, input_ids):
+        if "story-0" in ids:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        scored.extend(ids)
+        return real(self, ids, tasks, input_ids)
+
+    monkeypatch.setattr(scorer_mod.Scorer, "_score", oom_on_fox)
+    stage.score_pool(job)
+    df = read_scores(tmp_path).set_index("id")
+    assert df.loc["story-0", "error"].startswith("RuntimeError: CUDA out of memory")
+    assert df.loc["long-0", "error"].startswith("overlong:")
+    summary = json.loads((tmp_path / stage.SUMMARY).read_text())
+    assert summary["run"]["errors"] == 2 and summary["run"]["retryable_errors"] == 1
+    shards = {p: p.read_bytes() for p in (tmp_path / "score_shards").glob("*/part-*.parquet")}
+    first = df.drop(index="story-0")
+
+    def record(self, ids, tasks, input_ids):
+        scored.extend(ids)
+        return real(self, ids, tasks, input_ids)
+
+    monkeypatch.setattr(scorer_mod.Scorer, "_score", record)
+    scored.clear()
+    stage.score_pool(job)  # the rerun scores the failed prompt only; the rejected one stays rejected
+    assert scored == ["story-0"]
+    df = read_scores(tmp_path).set_index("id")
+    assert pd.isna(df.loc["story-0", "error"]) and df.loc["story-0", "n_tokens"] >= 1
+    assert math.isfinite(df.loc["story-0", "logconf"]) and len(df.loc["story-0", "embedding"]) == 32
+    assert df.loc["long-0", "error"].startswith("overlong:")
+    pd.testing.assert_frame_equal(df.drop(index="story-0"), first)  # the rest comes from the cache
+    assert all(p.read_bytes() == b for p, b in shards.items())  # finished shards untouched
+    summary = json.loads((tmp_path / stage.SUMMARY).read_text())
+    assert summary["run"]["retried"] == 1 and summary["run"]["scored_now"] == 1 and summary["run"]["cached"] == 8
+    assert summary["run"]["errors"] == 1 and summary["run"]["retryable_errors"] == 0
+
+    scored.clear()
+    stage.score_pool(job)  # nothing left to retry: up to date, no model call
+    assert scored == []
+
+
+def test_pick_rows_prefers_final_rows_in_write_order():
+    import pyarrow as pa
+
+    from labelwise.scoring.schema import is_final
+    from labelwise.scoring.shards import pick_rows
+
+    table = pa.table(
+        {
+            "id": ["a", "b", "c", "a", "b", "c", "d", "d"],
+            "error": ["OOM", None, "OOM", None, "OOM", "OOM again", "overlong: x", None],
+        }
+    )
+    # a: the retry succeeded; b: a scored row is never replaced; c: the latest failure; d: final error kept
+    assert pick_rows(table) == {"a": 3, "b": 1, "c": 5, "d": 6}
+    assert is_final(None) and is_final("overlong: prompt is 9 tokens") and not is_final("OutOfMemoryError: CUDA")
+
+
+def test_cache_key_holds_the_resolved_device_and_dtype(tmp_path, tiny_model_dir, monkeypatch):
+    import torch
+
+    from labelwise import ray_start
+    from labelwise.scoring.shards import settings_key
+
+    def job(device="auto", dtype="auto", **score):
+        j = make_job(tmp_path, tiny_model_dir, **score)
+        j.model.device, j.model.dtype = device, dtype
+        return j
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = stage.cache_key_parts(job())
+    assert (cpu["device"], cpu["dtype"]) == ("cpu", "float32")
+    assert settings_key(cpu) == settings_key(stage.cache_key_parts(job("cpu", "float32")))  # the same work
+    assert settings_key(cpu) != settings_key(stage.cache_key_parts(job("cpu", "bfloat16")))
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    gpu = stage.cache_key_parts(job())
+    assert (gpu["device"], gpu["dtype"]) == ("cuda", "bfloat16")
+    assert settings_key(gpu) != settings_key(cpu)
+
+    # scores that will surely run on Ray: the cluster's GPUs decide, not this machine's
+    class FakeRay:
+        def __init__(self, gpus):
+            self.gpus = gpus
+
+        def cluster_resources(self):
+            return {"CPU": 4.0, **({"GPU": float(self.gpus)} if self.gpus else {})}
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(ray_start, "init_ray", lambda cfg=None: FakeRay(1))
+    assert stage.resolved_model(job(use_ray=True)) == ("cuda", "bfloat16")
+    monkeypatch.setattr(ray_start, "init_ray", lambda cfg=None: FakeRay(0))
+    assert stage.resolved_model(job(use_ray=True)) == ("cpu", "float32")
+
+
+def test_scorers_run_in_the_dtype_of_the_cache_key(tmp_path, tiny_model_dir, monkeypatch):
+    """The dtype is pinned into the scorer's model config, never left to resolve on its own."""
+    from labelwise.scoring import scorer as scorer_mod
+
+    make_pool(tmp_path)
+    job = make_job(tmp_path, tiny_model_dir)  # device cpu, dtype auto
+    monkeypatch.setattr(stage, "resolved_model", lambda j: ("cpu", "bfloat16"))  # as a GPU plan would say
+    made = []
+    real_init = scorer_mod.Scorer.__init__
+
+    def spy(self, model, *a, **k):
+        real_init(self, model, *a, **k)
+        made.append((model["dtype"], self.dtype, k.get("expect_device")))
+
+    monkeypatch.setattr(scorer_mod.Scorer, "__init__", spy)
+    stage.score_pool(job)
+    assert made == [("bfloat16", "bfloat16", "cpu")]
+    settings = json.loads(next((tmp_path / "score_shards").glob("*/settings.json")).read_text())
+    assert settings["dtype"] == "bfloat16" and settings["device"] == "cpu"
+    summary = json.loads((tmp_path / stage.SUMMARY).read_text())
+    assert summary["settings"]["dtype"] == "bfloat16"

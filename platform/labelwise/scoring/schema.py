@@ -29,6 +29,31 @@ def schema(embeddings: bool) -> pa.Schema:
     return pa.schema(fields)
 
 
+# Errors that a rerun would reproduce exactly, because the prompt itself (under the cached
+# settings) is the problem: an over-long prompt rejected by plan.encode_prompt
+# (score.overlong: reject). They are final: kept in the cache and never scored again. Every
+# other error (out of memory, a failed kernel, a dying device, ...) comes from the moment the
+# prompt was scored, so its row is cached only until the next run, which scores it again.
+FINAL_ERROR_PREFIXES = ("overlong:",)
+
+
+def is_final(error) -> bool:
+    """True for a finished row: scored (no error) or an error a rerun would reproduce."""
+    return error is None or error == "" or str(error).startswith(FINAL_ERROR_PREFIXES)
+
+
+def final_mask(errors):
+    """numpy bool per row of a pyarrow ``error`` column: True where the row is final (is_final)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    errors = errors.cast(pa.string())
+    final = pc.or_kleene(pc.is_null(errors), pc.equal(errors, ""))
+    for prefix in FINAL_ERROR_PREFIXES:
+        final = pc.or_kleene(final, pc.starts_with(errors, prefix))
+    return np.asarray(pc.fill_null(final, True), dtype=bool)
+
+
 def error_row(id_: str, task: str, error: str) -> dict:
     """A prompt that could not be scored: NaN metrics, no tokens, the reason in ``error``."""
     row = {"id": id_, "task": task, "n_tokens": 0, "eos": False, "answer": "", "error": error}

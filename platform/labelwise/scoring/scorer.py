@@ -30,6 +30,7 @@ class Scorer:
         answers: bool = True,
         threads: int | None = None,
         device: str | None = None,
+        expect_device: str | None = None,
     ):
         import torch
 
@@ -45,12 +46,23 @@ class Scorer:
         self.answers = answers
         self.stop_ids = stop_token_ids(self.model, self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id
+        self.device = str(next(self.model.parameters()).device.type)
+        self.dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")
+        if expect_device and self.device != expect_device:
+            # e.g. a node that declares a GPU it does not have: the dtype is pinned by the
+            # caller (the cache key's), so only the device differs from the plan.
+            log.warning(
+                "scorer runs on %s (%s), not on the planned %s", self.device, self.dtype, expect_device
+            )
 
     def score_batch(self, batch: dict) -> list[dict]:
         """Score one planned batch; a failure is retried prompt by prompt, then becomes an error row."""
         try:
             return self._score(batch["ids"], batch["tasks"], batch["input_ids"])
         except Exception as e:  # e.g. out of memory: isolate the prompt that cannot be scored
+            # The error row is cached until the next run only (schema.is_final): a rerun
+            # scores the prompt again.
+            _free_accelerator_memory()
             if len(batch["ids"]) == 1:
                 log.warning("prompt %s could not be scored: %r", batch["ids"][0], e)
                 return [error_row(batch["ids"][0], batch["tasks"][0], f"{type(e).__name__}: {e}")]
@@ -100,6 +112,17 @@ class Scorer:
         for payload in table.column("payload").to_pylist():
             rows.extend(self.score_batch(json.loads(payload)))
         return to_table(rows, self.embeddings)
+
+
+def _free_accelerator_memory() -> None:
+    """After a failure (often CUDA out of memory), give cached blocks back before retrying."""
+    import torch
+
+    if torch.cuda.is_available():
+        try:
+            torch.cuda.empty_cache()
+        except Exception:  # a broken device: the retry will say so
+            pass
 
 
 def stop_token_ids(model, tokenizer) -> list[int]:

@@ -2,7 +2,12 @@
 
 The key hashes the model fingerprint and the generation settings; inside it each shard holds
 finished prompts by id. Shards are written atomically (temporary name, then rename), so a
-crash leaves only whole shards, and a rerun scores only the ids no shard holds.
+crash leaves only whole shards, and a rerun scores only the ids no shard holds a final row for.
+
+A row is final when it was scored, or when its error is one a rerun would reproduce
+(schema.is_final: an over-long prompt). A row with any other error (out of memory, ...) is
+kept but not final: the next run scores that prompt again and writes a new shard; shards are
+never rewritten, and ``pick_rows`` takes, per id, its first final row, else its latest row.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -28,6 +34,7 @@ class ShardStore:
     def __init__(self, root: str | Path, describe: dict | None = None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.describe = describe
         if describe is not None and not (self.root / "settings.json").exists():
             write_json(self.root / "settings.json", describe)
         self.written = 0
@@ -47,13 +54,25 @@ class ShardStore:
         return pa.concat_tables(tables, promote_options="default")
 
     def done_ids(self) -> set[str]:
+        """Ids that have a final row (scored, or an error a rerun would reproduce)."""
+        from labelwise.scoring.schema import final_mask
+
         done: set[str] = set()
         for path in self.shard_paths():
             try:
-                done.update(pq.read_table(path, columns=["id"]).column("id").to_pylist())
+                t = pq.read_table(path, columns=["id", "error"])
             except Exception as e:
                 raise ValueError(f"{path}: unreadable score shard ({e}); delete it to rescore its prompts") from None
+            ids = np.asarray(t.column("id").to_pylist(), dtype=object)
+            done.update(ids[final_mask(t.column("error"))].tolist())
         return done
+
+    def retry_ids(self) -> set[str]:
+        """Ids whose rows all hold an error that is not final: the next run scores them again."""
+        seen: set[str] = set()
+        for path in self.shard_paths():
+            seen.update(pq.read_table(path, columns=["id"]).column("id").to_pylist())
+        return seen - self.done_ids()
 
     def write(self, table: pa.Table) -> Path | None:
         """Write one shard (atomically); names are unique and sort in write order."""
@@ -66,3 +85,17 @@ class ShardStore:
             pq.write_table(table, tmp)
         self.written += 1
         return path
+
+
+def pick_rows(table: pa.Table) -> dict[str, int]:
+    """Row index per id in ``table`` (shards concatenated in write order): the id's first final
+    row; an id without one gets its latest row (the most recent retryable error)."""
+    from labelwise.scoring.schema import final_mask
+
+    final = final_mask(table.column("error"))
+    pick: dict[str, int] = {}
+    for row, id_ in enumerate(table.column("id").to_pylist()):
+        prev = pick.get(id_)
+        if prev is None or not final[prev]:
+            pick[id_] = row
+    return pick

@@ -2,8 +2,11 @@
 
     labelwise score JOB.yaml [--set score.max_new_tokens=64 ...]
 
-1. Read the pool; hash the model fingerprint and generation settings into a cache key.
-2. Skip every id that a shard under run_dir/score_shards/<key>/ already holds.
+1. Read the pool; hash the model fingerprint, the dtype the model runs in (resolved_model)
+   and the generation settings into a cache key.
+2. Skip every id that a shard under run_dir/score_shards/<key>/ holds a final row for: scored,
+   or rejected as over-long. A prompt whose scoring failed for another reason (out of memory,
+   ...) is scored again by the next run (shards.py).
 3. Render and tokenize the whole pool (driver side, tokenizer only), truncate or reject
    over-long prompts, sort by length and cut batches (plan.py). Batches depend only on the
    pool and settings, so a rerun recomputes unfinished batches exactly as before.
@@ -65,7 +68,7 @@ def score_pool(job) -> Path:
     summary_path = run / SUMMARY
     if out.exists() and summary_path.exists():
         prev = json.loads(summary_path.read_text())
-        if prev.get("settings_key") == key and prev.get("pool_digest") == digest:
+        if prev.get("settings_key") == key and prev.get("pool_digest") == digest and not has_retryable(out):
             log.info("%s is up to date (settings %s)", out, key)
             return out
 
@@ -74,6 +77,9 @@ def score_pool(job) -> Path:
     pending = ~pool["id"].isin(done)
     stats = {"scored_now": 0, "generated_tokens": 0, "seconds": 0.0, "truncated": 0, "rejected": 0}
     stats["cached"] = int((~pending).sum())
+    stats["retried"] = int(pool.loc[pending, "id"].isin(store.retry_ids()).sum()) if pending.any() else 0
+    if stats["retried"]:
+        log.warning("scoring again %d prompt(s) whose earlier scoring failed", stats["retried"])
     if pending.any():
         stats.update(score_pending(job, pool, set(pool.loc[pending, "id"]), store))
 
@@ -83,12 +89,14 @@ def score_pool(job) -> Path:
 
         pq.write_table(table, tmp)
 
+    from labelwise.scoring.schema import final_mask
     from labelwise.scoring.summary import format_summary, task_summary
 
     scores = table.drop_columns(["embedding"]) if "embedding" in table.column_names else table
     scores = scores.to_pandas()
     tasks = task_summary(scores)
     stats["errors"] = int(scores["error"].notna().sum())
+    stats["retryable_errors"] = int((~final_mask(table.column("error"))).sum())
     if stats["seconds"] > 0 and stats["scored_now"]:
         stats["tokens_per_s"] = stats["generated_tokens"] / stats["seconds"]
         stats["prompts_per_s"] = stats["scored_now"] / stats["seconds"]
@@ -131,18 +139,82 @@ def read_pool(path: Path):
     return pool
 
 
+def has_retryable(scores_path: Path) -> bool:
+    """True when scores.parquet holds an error row that a rerun scores again."""
+    import pyarrow.parquet as pq
+
+    from labelwise.scoring.schema import final_mask
+
+    try:
+        errors = pq.read_table(scores_path, columns=["error"]).column("error")
+    except Exception:  # unreadable or foreign: let the run rebuild it
+        return True
+    return not final_mask(errors).all()
+
+
 def cache_key_parts(job) -> dict:
-    """What a prompt's scores depend on: the model (fingerprint), the template and the settings."""
+    """What a prompt's scores depend on: the model (fingerprint), the device and dtype it runs
+    in (resolved_model: never "auto"), the template and the settings."""
+    import dataclasses
+
     from labelwise.models import fingerprint
 
+    device, dtype = resolved_model(job)
     return {
         "model": job.model.name,
-        "fingerprint": fingerprint(job.model),
-        "device": job.model.device,
-        "dtype": job.model.dtype,
+        "fingerprint": fingerprint(dataclasses.replace(job.model, dtype=dtype)),
+        "device": device,
+        "dtype": dtype,
         "chat_template": job.model.chat_template,
         **job.score.settings(),
     }
+
+
+def resolved_model(job) -> tuple[str, str]:
+    """(device, dtype) of the scoring model, resolved on the driver before any work starts.
+
+    The cache key holds these, not the configured "auto", so CPU float32 and GPU bfloat16
+    scores never share a key. The device is the one the work targets: model.device when set;
+    for "auto", the Ray cluster's GPUs when the scores will surely be computed on Ray (the
+    actor plan gives every actor a GPU then), otherwise this machine's (in-process scoring,
+    or a local Ray started here, sees the same devices). The dtype is model.dtype, or for
+    "auto" the one models.pick_dtype chooses for that device (CUDA: bfloat16, CPU: float32).
+
+    Ray actors can resolve "auto" differently from the driver: an actor placed on a node that
+    declares a GPU it does not have falls back to the CPU. So the resolved dtype is not left
+    to the actors: scorer_model_config pins it in the model config every scorer loads, and a
+    scorer always runs in exactly the dtype the key names (such an actor runs bfloat16 on the
+    CPU, slower but the same arithmetic as the key says; the scorer logs a warning when it
+    lands on another device than the target). The device itself stays the actor's choice.
+    """
+    from labelwise.models import pick_device, pick_dtype
+
+    device = job.model.device
+    if device == "auto":
+        if want_ray(job, 0):  # Ray whatever the number of pending prompts
+            from labelwise.ray_start import init_ray
+
+            ray = init_ray(job.ray)
+            device = "cuda" if ray.cluster_resources().get("GPU", 0) else "cpu"
+        else:
+            device = pick_device("auto")
+    dtype = str(pick_dtype(job.model.dtype, device)).removeprefix("torch.")
+    return device, dtype
+
+
+def key_model(job, store) -> tuple[str, str]:
+    """(device, dtype) of the store's cache key (resolved once, by score_pool)."""
+    parts = getattr(store, "describe", None) or {}
+    if parts.get("device") and parts.get("dtype"):
+        return parts["device"], parts["dtype"]
+    return resolved_model(job)
+
+
+def scorer_model_config(job, dtype: str) -> dict:
+    """The model config the scorers load: the user's, with the dtype pinned (resolved_model)."""
+    from labelwise import config
+
+    return {**config.to_dict(job.model), "dtype": dtype}
 
 
 def pool_digest(ids: list[str]) -> str:
@@ -186,7 +258,7 @@ def score_pending(job, pool, pending_ids: set[str], store) -> dict:
     )
     truncated = sum(e.truncated for e in encoded if e.id in pending_ids)
     rejected = [e for e in encoded if e.input_ids is None and e.id in pending_ids]
-    if rejected:
+    if rejected:  # final error rows (an over-long prompt is rejected again on every run)
         store.write(to_table([error_row(e.id, e.task, e.error) for e in rejected], cfg.embeddings))
         log.warning("%d prompt(s) rejected as too long (score.overlong=reject)", len(rejected))
     ok = [e for e in encoded if e.input_ids is not None]
@@ -244,14 +316,19 @@ class _Flusher:
 
 def score_in_process(job, batches: list[dict], store, scorer=None) -> int:
     """Score batches in this process (no Ray); returns the number of generated tokens."""
-    from labelwise import config
     from labelwise.scoring.schema import to_table
     from labelwise.scoring.scorer import Scorer
 
     cfg = job.score
     if scorer is None:
+        device, dtype = key_model(job, store)
         scorer = Scorer(
-            config.to_dict(job.model), cfg.max_new_tokens, cfg.embeddings, cfg.answers, threads=cfg.threads
+            scorer_model_config(job, dtype),
+            cfg.max_new_tokens,
+            cfg.embeddings,
+            cfg.answers,
+            threads=cfg.threads,
+            expect_device=device,
         )
     flusher = _Flusher(store, sum(len(b["ids"]) for b in batches))
     for batch in batches:
@@ -262,12 +339,12 @@ def score_in_process(job, batches: list[dict], store, scorer=None) -> int:
 
 def score_on_ray(job, batches: list[dict], store, scorer_cls=None) -> int:
     """Score batches with Ray Data on an actor pool; the driver writes shards as blocks arrive."""
-    from labelwise import config
     from labelwise.actor_pool import plan_actors
     from labelwise.ray_start import init_ray
     from labelwise.scoring.scorer import Scorer
 
     cfg = job.score
+    device, dtype = key_model(job, store)
     ray = init_ray(job.ray)
     plan = plan_actors(job.model.device, cfg.max_actors)
     rows = [{"payload": json.dumps(b)} for b in batches]
@@ -277,7 +354,7 @@ def score_on_ray(job, batches: list[dict], store, scorer_cls=None) -> int:
         batch_size=1,
         batch_format="pyarrow",
         fn_constructor_kwargs={
-            "model": config.to_dict(job.model),
+            "model": scorer_model_config(job, dtype),  # the dtype of the cache key, pinned
             "max_new_tokens": cfg.max_new_tokens,
             "embeddings": cfg.embeddings,
             "answers": cfg.answers,
@@ -285,6 +362,7 @@ def score_on_ray(job, batches: list[dict], store, scorer_cls=None) -> int:
             # The user's choice, not the plan's: an actor scheduled on a GPU node sees the GPU
             # with "auto", and a node that only declares a GPU falls back to the CPU.
             "device": job.model.device,
+            "expect_device": device,
         },
         # Ray 2.60 has no named parameter for these yet (it warns that ray_remote_args is deprecated)
         max_restarts=cfg.max_restarts,
@@ -303,16 +381,14 @@ def assemble(store, pool, embeddings: bool):
     import pyarrow as pa
 
     from labelwise.scoring.schema import schema
+    from labelwise.scoring.shards import pick_rows
 
     table = store.read_all()
     if table is None:
         raise ValueError(f"{store.root}: no score shards, nothing to assemble")
     sch = schema(embeddings)
     table = table.select(sch.names).cast(sch)
-    ids = table.column("id").to_pylist()
-    first = {}
-    for row, id_ in enumerate(ids):
-        first.setdefault(id_, row)
+    first = pick_rows(table)  # per id: its first final row, else its latest (retried) row
     missing = [i for i in pool["id"] if i not in first]
     if missing:
         raise ValueError(

@@ -54,5 +54,11 @@ def format_summary(rows: list[dict], run: dict) -> str:
         f"{run.get('generated_tokens', 0)} tokens in {run.get('seconds', 0):.1f} s"
         + (f" = {tps:.1f} tokens/s, {run.get('prompts_per_s', 0):.2f} prompts/s" if tps else "")
         + f"; truncated {run.get('truncated', 0)}, rejected {run.get('rejected', 0)}, errors {run.get('errors', 0)}"
+        + (f", retried {run['retried']}" if run.get("retried") else "")
     )
+    if run.get("retryable_errors"):
+        lines.append(
+            f"{run['retryable_errors']} prompt(s) failed for a reason other than their length "
+            "(see the error column); rerun `labelwise score` to score them again"
+        )
     return "\n".join(lines)
