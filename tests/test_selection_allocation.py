@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -249,6 +250,32 @@ def test_wtd_allocation_properties(sizes, data):
         for j in idx:
             if logc[i] < logc[j]:
                 assert alloc[i] >= alloc[j] - 1e-6
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sizes=st.lists(st.integers(1, 30), min_size=1, max_size=10), data=st.data())
+def test_wtd_selected_counts_cover_the_base(sizes, data):
+    """What round robin actually selects (not only the continuous allocation): every task gets
+    at least min(base, size) prompts whenever B covers sum_t min(base, size_t), and exactly B
+    distinct ids are selected."""
+    arr = np.array(sizes)
+    base = data.draw(st.integers(0, 8))
+    confs = data.draw(st.lists(st.floats(1e-4, 1.0), min_size=len(sizes), max_size=len(sizes)))
+    floor = int(np.minimum(base, arr).sum())
+    budget = data.draw(st.integers(max(1, floor), int(arr.sum())))
+    seed = data.draw(st.integers(0, 1000))
+    length_normalized = data.draw(st.booleans())
+    tab = make_table(sizes, confs, seed=seed % 7, shuffle=data.draw(st.booleans()))
+    res = make_selector("weighted_task_diversity", {"base": base, "length_normalized": length_normalized}).select(
+        tab, budget, seed=seed
+    )
+    assert len(res.ids) == budget == len(set(res.ids))
+    counts = pd.Series(res.tasks).value_counts().reindex(tab.task_names, fill_value=0).to_numpy()
+    sizes_by_task = tab.task_sizes()
+    assert (counts >= np.minimum(base, sizes_by_task)).all(), (counts.tolist(), sizes_by_task.tolist(), base)
+    assert (counts <= sizes_by_task).all()
+    assert counts.tolist() == res.allocation["selected"].tolist()
+    assert "fallback" not in res.info
 
 
 @PROP

@@ -80,10 +80,20 @@ def brute_logdet_greedy(l, steps):
 
 
 @pytest.mark.parametrize("kernel", ["ridge", "rbf"])
-def test_dpp_is_greedy_log_det_with_confidence_quality(kernel):
+@pytest.mark.parametrize("length_normalized", [None, True])
+def test_dpp_is_greedy_log_det_with_confidence_quality(kernel, length_normalized):
+    """Quality is the sequence confidence exp(logconf) by default (ARCHITECTURE.md:
+    "confidence as quality"), the per-token one exp(logconf / n_tokens) on request."""
     tab = clustered(n=150, d=6)
-    res = make_selector("dpp", {"kernel": kernel, "gamma": 0.05, "working_set": 8}).select(tab, 40, seed=0)
-    q = np.exp(tab.scores["logconf"] / tab.scores["n_tokens"])
+    params = {"kernel": kernel, "gamma": 0.05, "working_set": 8}
+    if length_normalized is not None:
+        params["length_normalized"] = length_normalized
+    res = make_selector("dpp", params).select(tab, 40, seed=0)
+    if length_normalized:
+        q = np.exp(tab.scores["logconf"] / tab.scores["n_tokens"])
+    else:
+        q = np.exp(tab.scores["logconf"])
+    assert res.record()["confidence"]["kind"] == ("per_token" if length_normalized else "sequence")
     if kernel == "ridge":
         z, _ = kernels.prepare(tab.embedding, "cosine")
         k = z.astype(np.float64) @ z.T.astype(np.float64) + 0.1 * np.eye(tab.n)
@@ -98,3 +108,29 @@ def test_dpp_does_not_stall_past_the_embedding_rank():
     assert len(set(res.ids)) == 100 and np.isfinite(res.info["log_det"])
     with pytest.raises(ValueError, match="max_memory_mb"):
         make_selector("dpp", {"kernel": "rbf", "max_memory_mb": 0.01}).select(tab, 100)
+
+
+def test_error_rows_need_no_embedding():
+    """scores.parquet as the scorer writes it: an error row has embedding null and NaN scores."""
+    import pyarrow as pa
+
+    table = pa.table(
+        {
+            "id": ["c", "a", "b", "d"],
+            "task": ["y", "x", "x", "y"],
+            "logconf": [-2.0, -1.0, float("nan"), float("nan")],
+            "error": [None, None, "OutOfMemoryError: CUDA", "overlong: prompt is 900 tokens"],
+            "embedding": pa.array([[3.0, 4.0], [1.0, 2.0], None, None], pa.list_(pa.float32())),
+        }
+    )
+    tab = T.from_arrow(table)
+    assert tab.ids.tolist() == ["a", "c"] and [r["id"] for r in tab.excluded] == ["b", "d"]
+    assert tab.embedding.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert len(make_selector("kcenter").select(tab, 2).ids) == 2
+    # a usable row without an embedding is still an error that names it
+    broken = table.set_column(4, "embedding", pa.array([None, [1.0, 2.0], None, None], pa.list_(pa.float32())))
+    with pytest.raises(T.ScoreTableError, match=r"embedding missing or not 2-dimensional for 1 prompt\(s\): c"):
+        T.from_arrow(broken)
+    # every usable row without one: scores made without embeddings
+    none = table.set_column(4, "embedding", pa.array([None] * 4, pa.list_(pa.float32())))
+    assert T.from_arrow(none).embedding is None

@@ -11,6 +11,8 @@ import pytest
 
 from labelwise import config, runio
 from labelwise.job import JobConfig
+from labelwise.scoring.schema import error_row
+from labelwise.selection.registry import NAMES
 
 
 def write_run(run, n_tasks=4, per_task=(3, 8, 12, 20), with_embedding=True, error_ids=()):
@@ -34,10 +36,13 @@ def write_run(run, n_tasks=4, per_task=(3, 8, 12, 20), with_embedding=True, erro
                     "min_margin": float(rng.random()),
                     "eos": True,
                     "answer": "a",
-                    "error": "boom" if pid in error_ids else None,
+                    "error": None,
                     "embedding": rng.normal(size=8).astype(np.float32).tolist(),
                 }
             )
+    for row in rows:
+        if row["id"] in error_ids:  # as the scorer writes them (scoring.schema.error_row)
+            row.update(error_row(row["id"], row["task"], "boom"))
     df = pd.DataFrame(rows).sample(frac=1.0, random_state=1)
     run.mkdir(parents=True, exist_ok=True)
     runio.write_parquet(run / runio.POOL, df[["id", "task", "prompt", "response", "source"]])
@@ -158,3 +163,45 @@ def test_selection_service_actor_concurrent_and_cached(tmp_path, local_ray):
     path = select(job_for(run, strategy="kcenter", budget=10, seed=1), service=svc)
     assert pd.read_parquet(path)["id"].tolist() == results[grid.index(("kcenter", 10, 1))].ids
     ray.kill(svc)
+
+
+@pytest.mark.parametrize("strategy", NAMES)
+def test_error_rows_without_embedding_are_excluded_for_every_selector(tmp_path, strategy):
+    """Error rows carry no embedding (scoring.schema.error_row); no selector may trip on them."""
+    from labelwise.selection.service import SelectionServiceImpl
+    from labelwise.selection.stage import select
+
+    run = tmp_path / "run"
+    bad = {"t1-000", "t3-005"}
+    write_run(run, error_ids=tuple(bad))
+    assert pd.read_parquet(run / runio.SCORES).set_index("id").loc[sorted(bad), "embedding"].isna().all()
+    sel = pd.read_parquet(select(job_for(run, strategy=strategy, budget=12, seed=0)))
+    assert len(sel) == 12 and sel["id"].is_unique and not bad & set(sel["id"])
+    record = json.loads((run / "selection.json").read_text())
+    assert record["excluded"]["count"] == 2 and {r["id"] for r in record["excluded"]["rows"]} == bad
+    svc = SelectionServiceImpl(str(run / runio.SCORES))
+    assert svc.stats()["excluded"] == 2 and svc.stats()["rows"] == 41
+    assert svc.select(strategy, {}, 12, 0).ids == sel["id"].tolist()
+
+
+def test_allocation_reports_the_confidence_the_selector_used(tmp_path):
+    from labelwise.selection.base import task_log_confidence
+    from labelwise.selection.stage import select
+    from labelwise.selection.table import load_scores
+
+    run = tmp_path / "run"
+    write_run(run)
+    table = load_scores(run / runio.SCORES)
+    per_token = np.exp(task_log_confidence(table, length_normalized=True))
+    sequence = np.exp(task_log_confidence(table))
+    assert not np.allclose(per_token, sequence)
+    for strategy, params, want, kind in [
+        ("weighted_task_diversity", {"length_normalized": True}, per_token, "per_token"),
+        ("activeit", {"length_normalized": True}, per_token, "per_token"),
+        ("weighted_task_diversity", {}, sequence, "sequence"),
+        ("task_diversity", {}, sequence, "sequence"),
+    ]:
+        select(job_for(run, strategy=strategy, params=params, budget=20, seed=0), force=True)
+        alloc = pd.read_csv(run / runio.ALLOCATION)
+        assert alloc["confidence"].to_numpy() == pytest.approx(want, rel=1e-9), (strategy, params)
+        assert json.loads((run / "selection.json").read_text())["confidence"]["kind"] == kind

@@ -20,6 +20,8 @@ class ActiveIT(Selector):
 
     def _choose(self, table, budget, rng):
         table.require_finite("logconf")
+        if self.length_normalized:
+            table.require_finite("n_tokens")
         sizes = table.task_sizes()
         log_conf = task_log_confidence(table, self.length_normalized)
         order = np.lexsort((np.arange(table.n_tasks), log_conf))
@@ -30,4 +32,5 @@ class ActiveIT(Selector):
         by_task = perm[np.argsort(table.task_codes[perm], kind="stable")]
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         rows = np.concatenate([by_task[starts[t]: starts[t] + int(alloc[t])] for t in order if alloc[t] > 0])
-        return Choice(rows, alloc, {"tasks_taken": [table.task_names[t] for t in order if alloc[t] > 0][:50]})
+        taken = [table.task_names[t] for t in order if alloc[t] > 0][:50]
+        return Choice(rows, alloc, {"tasks_taken": taken}, length_normalized=self.length_normalized)

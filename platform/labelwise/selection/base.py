@@ -7,6 +7,11 @@ Every selector is used the same way and returns the same thing::
     result.ids          # selected ids in selection order (rank 0 first)
     result.allocation   # DataFrame: task, pool_size, confidence, allocated, selected
 
+The allocation's ``confidence`` is the task confidence the selector used: the mean sequence
+probability (``sequence``, paper 4.3), or the mean per-token probability (``per_token``) when
+a selector runs with ``length_normalized: true``; selection.json names which
+(``confidence``). Selectors that use no confidence report the sequence one.
+
 A subclass implements ``_choose(table, budget, rng) -> Choice`` (row indices into the
 canonical table, in selection order, plus the per-task allocation when it has one);
 ``select`` does the budget checks, the seeding and the per-task report.
@@ -36,6 +41,7 @@ class Choice:
     rows: np.ndarray  # row indices into the canonical table, selection order
     allocated: np.ndarray | None = None  # (T,) float per-task allocation, if the selector has one
     info: dict = dataclasses.field(default_factory=dict)  # choices worth recording (e.g. kernel structure)
+    length_normalized: bool = False  # the task confidence the selector used (see CONFIDENCE)
 
 
 @dataclasses.dataclass
@@ -51,6 +57,7 @@ class Selection:
     allocation: Any  # pandas DataFrame: task, pool_size, confidence, allocated, selected
     info: dict
     excluded: list[dict]
+    confidence: str = "sequence"  # which task confidence the allocation reports (CONFIDENCE)
 
     def record(self) -> dict:
         """What selection.json holds."""
@@ -62,6 +69,7 @@ class Selection:
             "selected": len(self.ids),
             "tasks_selected": int((self.allocation["selected"] > 0).sum()),
             "info": self.info,
+            "confidence": {"kind": self.confidence, "definition": CONFIDENCE[self.confidence]},
             "excluded": {"count": len(self.excluded), "rows": self.excluded[:1000]},
         }
 
@@ -134,7 +142,7 @@ class Selector:
         rows = np.asarray(choice.rows, dtype=np.int64)
         if len(rows) != budget or (len(rows) and np.bincount(rows, minlength=n).max() > 1):
             raise AssertionError(f"{self.name} chose {len(rows)} rows, not {budget} distinct ones")
-        allocation = allocation_frame(table, rows, choice.allocated)
+        allocation = allocation_frame(table, rows, choice.allocated, choice.length_normalized)
         return Selection(
             selector=self.name,
             params=self.get_params(),
@@ -145,7 +153,18 @@ class Selector:
             allocation=allocation,
             info=choice.info,
             excluded=list(table.excluded),
+            confidence=confidence_kind(choice.length_normalized),
         )
+
+
+CONFIDENCE = {
+    "sequence": "per task: mean over its prompts of exp(logconf), the greedy answer's sequence probability",
+    "per_token": "per task: mean over its prompts of exp(logconf / n_tokens), the geometric mean token probability",
+}
+
+
+def confidence_kind(length_normalized: bool) -> str:
+    return "per_token" if length_normalized else "sequence"
 
 
 def task_log_confidence(table: ScoreTable, length_normalized: bool = False) -> np.ndarray:
@@ -174,12 +193,12 @@ def task_log_confidence(table: ScoreTable, length_normalized: bool = False) -> n
         return np.log(s) + safe - np.log(n)
 
 
-def allocation_frame(table: ScoreTable, rows: np.ndarray, allocated: np.ndarray | None):
+def allocation_frame(table: ScoreTable, rows: np.ndarray, allocated: np.ndarray | None, length_normalized: bool = False):
     import pandas as pd
 
     sizes = table.task_sizes()
     selected = np.bincount(table.task_codes[rows], minlength=table.n_tasks)
-    conf = np.exp(task_log_confidence(table))
+    conf = np.exp(task_log_confidence(table, length_normalized))
     return pd.DataFrame(
         {
             "task": table.task_names,

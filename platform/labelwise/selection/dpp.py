@@ -13,9 +13,15 @@ kernel:
 * ``rbf``: K = exp(-gamma ||z_i - z_j||^2) with the incremental Cholesky rows of Chen et al.
   (B x N floats; refused above ``max_memory_mb``).
 
-quality: ``confidence`` q = conf(x) (default), ``uncertainty`` q = 1 - conf(x), ``none`` q = 1;
-``length_normalized`` (default true) uses exp(logconf / n_tokens) as conf(x);
-``quality_weight`` scales log q (0: pure diversity).
+quality: ``confidence`` q = conf(x) (default), ``uncertainty`` q = 1 - conf(x), ``none`` q = 1.
+conf(x) is the sequence confidence exp(logconf) by default, the "confidence as quality" of
+ARCHITECTURE.md and paper 4.3; ``length_normalized: true`` uses the per-token confidence
+exp(logconf / n_tokens) instead (then allocation.csv reports per-token task confidences).
+Note the scale: log q of a sequence confidence grows with the answer length (tens of nats for
+long answers, floored at LOG_Q_FLOOR) while the log pivots of the diversity term stay within a
+few nats, so with long answers the sequence quality dominates (the DPP then leans towards
+short, confident answers). ``quality_weight`` scales log q (0: pure diversity) to balance them;
+length_normalized keeps log q within a few nats.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ class DPP(Selector):
         ridge: float = 0.1,
         gamma: float = 0.002,
         quality: str = "confidence",
-        length_normalized: bool = True,
+        length_normalized: bool = False,
         quality_weight: float = 1.0,
         working_set: int = 4096,
         max_memory_mb: int = 2048,
@@ -84,7 +90,8 @@ class DPP(Selector):
         else:
             rows, info = self._rbf(x, log_q2 + jitter, budget)
         info.update(kernel=self.kernel, quality=self.quality)
-        return Choice(rows, info=info)
+        uses_conf = self.quality != "none" and self.quality_weight != 0
+        return Choice(rows, info=info, length_normalized=self.length_normalized and uses_conf)
 
     def _ridge(self, x, log_q2, budget):
         x, x_sq = kernels.prepare(x, "cosine")  # unit rows

@@ -94,9 +94,7 @@ def from_arrays(ids, tasks, scores: dict | None = None, embedding=None, errors=N
     excluded: list[dict] = []
     if errors is not None:
         err = pa.array(errors, type=pa.string()) if not isinstance(errors, (pa.Array, pa.ChunkedArray)) else errors
-        err_np = np.asarray(pc.fill_null(pc.invert(pc.is_null(err)), False))
-        # an empty string is not an error
-        err_np &= np.asarray(pc.fill_null(pc.not_equal(err, ""), False))
+        err_np = _error_mask(err)
         if err_np.any():
             keep = ~err_np
             bad_idx = np.flatnonzero(err_np)
@@ -168,38 +166,63 @@ def from_arrow(table, source="<memory>") -> ScoreTable:
     for col in SCORE_COLUMNS:
         if col in table.column_names:
             scores[col] = np.asarray(pc.fill_null(table[col].cast(pa.float64()), float("nan")))
+    errors = table["error"].cast(pa.string()) if "error" in table.column_names else None
     embedding = None
     if "embedding" in table.column_names:
-        embedding = _embedding_matrix(table["embedding"], table["id"], source)
-    errors = table["error"] if "error" in table.column_names else None
+        # Rows the scorer could not score carry no embedding (scoring.schema.error_row); they
+        # are excluded below, so only the usable rows must have one.
+        skip = _error_mask(errors) if errors is not None else None
+        embedding = _embedding_matrix(table["embedding"], table["id"], source, skip)
     return from_arrays(
         table["id"].cast(pa.string()),
         table["task"].cast(pa.string()),
         scores,
         embedding,
-        errors.cast(pa.string()) if errors is not None else None,
+        errors,
         source,
     )
 
 
-def _embedding_matrix(col, ids, source) -> np.ndarray | None:
+def _error_mask(err) -> np.ndarray:
+    """True where ``error`` is set (null and the empty string are not errors)."""
+    import pyarrow.compute as pc
+
+    mask = np.asarray(pc.fill_null(pc.invert(pc.is_null(err)), False), dtype=bool)
+    return mask & np.asarray(pc.fill_null(pc.not_equal(err, ""), False), dtype=bool)
+
+
+def _embedding_matrix(col, ids, source, skip: np.ndarray | None = None) -> np.ndarray | None:
+    """The (N, d) float32 matrix of the embedding column.
+
+    Rows in ``skip`` (error rows, excluded from the table afterwards) need no embedding; they
+    get NaN. Every other row must have one of the same dimension. None when no usable row
+    has an embedding (the scores were made without them).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if col.null_count == len(col):
-        return None
+    n = len(col)
+    use = np.ones(n, dtype=bool) if skip is None else ~np.asarray(skip, dtype=bool)
     lengths = np.asarray(pc.fill_null(pc.list_value_length(col), -1))
-    d = int(lengths.max())
-    bad = lengths != d
+    if (lengths[use] < 0).all():  # also when no row is usable
+        return None
+    d = int(lengths[use].max())
+    bad = use & (lengths != d)
     if bad.any():
         bad_ids = np.asarray(ids.to_pylist() if hasattr(ids, "to_pylist") else ids, dtype=object)[bad]
         raise ScoreTableError(
             f"{source}: embedding missing or not {d}-dimensional for {len(bad_ids)} prompt(s): "
             + ", ".join(map(str, bad_ids[:10]))
         )
-    flat = np.asarray(pc.list_flatten(col).cast(pa.float32()))
-    return flat.reshape(len(col), d)
+    if not (~use).any():
+        flat = np.asarray(pc.list_flatten(col).cast(pa.float32()))
+        return flat.reshape(n, d)
+    out = np.full((n, d), np.nan, dtype=np.float32)
+    rows = np.flatnonzero(use)
+    kept = col.take(pa.array(rows))
+    out[rows] = np.asarray(pc.list_flatten(kept).cast(pa.float32())).reshape(len(rows), d)
+    return out
 
 
 def load_scores(path: str | Path, columns: list[str] | None = None) -> ScoreTable:

@@ -41,4 +41,5 @@ class WeightedTaskDiversity(Selector):
         else:
             alloc, c = weighted_allocation(sizes, log_conf, budget, self.base)
             info["C"] = c
-        return Choice(round_robin(table.task_codes, alloc, budget, rng), alloc, info)
+        rows = round_robin(table.task_codes, alloc, budget, rng)
+        return Choice(rows, alloc, info, length_normalized=self.length_normalized)
