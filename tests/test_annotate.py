@@ -113,10 +113,10 @@ def test_changed_earlier_answer_is_an_error(tmp_path):
     [
         ([{"id": "nope", "response": "x"}, {"id": "zilch", "response": "y"}], "nope.*zilch"),
         ([{"id": "id0", "response": "x"}, {"id": "id0", "response": "y"}], r"id0 \(.*a.jsonl:1 and .*a.jsonl:2\)"),
-        ([{"id": "id0", "response": "  "}, {"id": "id1", "response": ""}], "empty answers.*id0.*id1"),
+        ([{"id": "id0", "response": "  "}, {"id": "id1", "response": ""}, {"id": "id2", "response": "\n"}], r"2 answers are only whitespace.*id0.*id2"),
         ([{"id": "id0", "response": "x", "prompt": "another prompt"}], "id0.*prompt differs"),
     ],
-    ids=["unknown", "duplicate", "empty", "wrong-prompt"],
+    ids=["unknown", "duplicate", "whitespace", "wrong-prompt"],
 )
 def test_bad_answers_are_errors_listing_them(tmp_path, records, needle):
     job, _ = make_run(tmp_path)
@@ -170,6 +170,44 @@ def test_export_import_round_trip_loses_nothing(tmp_path, suffix):
     export(job, path)
     annotate(job, answers=path)
     assert (job.run_path / runio.LABELED).read_bytes() == before
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_partial_export_round_trip(tmp_path, suffix, capsys):
+    """export -> answer some -> import (partial) -> export -> answer the rest -> import."""
+    job, rows = make_run(tmp_path)
+    path = export(job, tmp_path / f"batch{suffix}")
+    assert [a.response for a in read_answers(path)] == [""] * len(rows)  # blank cells: not answered yet
+
+    # The annotator fills in the first half and sends the same file back.
+    first = {r["id"]: f"first answer to {r['id']}, with, commas" for r in rows[:3]}
+    export_for_annotation(rows, path, done=first)
+    with pytest.raises(AnnotationError, match=r"3 of 6 selected prompts have no answer.*id3, id4, id5"):
+        annotate(job, answers=path)  # without --allow-partial: missing, listed, nothing written
+    assert not (job.run_path / runio.LABELED).exists()
+    annotate(job, answers=path, allow_partial=True)
+    assert {r["id"]: r["response"] for r in labeled(job)} == first
+    assert "3 left blank" in capsys.readouterr().err
+
+    # Export again: the collected answers come pre-filled, the rest blank; answer the rest.
+    path2 = export(job, tmp_path / f"batch2{suffix}")
+    assert {a.id: a.response for a in read_answers(path2)} == {**first, "id3": "", "id4": "", "id5": ""}
+    rest = {r["id"]: f"later answer to {r['id']}" for r in rows[3:]}
+    export_for_annotation(rows, path2, done={**first, **rest})
+    annotate(job, answers=path2)
+    assert labeled(job) == [{**r, "response": {**first, **rest}[r["id"]]} for r in rows]
+
+    # The first file, still half blank, imported again: its blanks do not erase anything.
+    before = (job.run_path / runio.LABELED).read_bytes()
+    annotate(job, answers=path)
+    assert (job.run_path / runio.LABELED).read_bytes() == before
+
+
+def test_null_answer_in_jsonl_counts_as_not_answered(tmp_path):
+    job, rows = make_run(tmp_path, n=2)
+    path = write_answers(tmp_path / "a.jsonl", [{"id": "id0", "response": None}, {"id": "id1", "response": "yes"}])
+    annotate(job, answers=path, allow_partial=True)
+    assert [r["id"] for r in labeled(job)] == ["id1"]
 
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1).filter(lambda s: s.strip())

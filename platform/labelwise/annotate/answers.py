@@ -3,7 +3,9 @@
 An answers file has one record per answered prompt with the columns ``id`` and ``response``
 (``answer`` is accepted as another name for ``response``). Other columns (task, prompt) may
 be present, as in a file exported by :func:`export_for_annotation`; they are checked against
-the selection when merging, never trusted over it.
+the selection when merging, never trusted over it. A blank response (an empty cell, ``""``
+or null) means "not answered yet": an exported file lists every selected prompt, answered
+or not, and can be imported while it is still being filled in.
 
 CSV is read and written with the standard ``csv`` module, so text with commas, quotes,
 newlines and non-ASCII characters survives a round trip byte for byte (no NaN guessing).

@@ -4,7 +4,11 @@ The rules (issue 6):
 * every answer must name a selected id (unknown ids are an error listing them);
 * an id answered twice in the new answers is an error listing it, and so is an answer that
   differs from the one already in labeled.jsonl (earlier answers are kept, never replaced);
-* an empty (or whitespace-only) answer is an error listing it;
+* a blank answer (an empty cell, "" or null: what an export writes for a prompt not yet
+  answered) means "not answered yet": the id stays missing, exactly as if the record were
+  absent, so an exported file can travel back and forth while it fills up;
+* a whitespace-only answer is an error listing it: an export never writes one, so someone or
+  some tool typed it, and it is neither an answer worth training on nor the blank marker;
 * selected ids still without an answer are listed; the caller writes nothing unless partial
   results are allowed.
 """
@@ -28,6 +32,7 @@ class MergeResult:
     missing: list[str]  # selected ids still without an answer, in selection order
     added: int  # answers new in this merge
     kept: int  # answers already in labeled.jsonl
+    blank: int = 0  # records of the new answers left blank (not answered yet)
 
     @property
     def complete(self) -> bool:
@@ -49,8 +54,9 @@ def merge_answers(
     """Combine ``existing`` labeled rows with new ``answers`` for the ``selected`` prompts.
 
     ``selected``: rows {id, task, prompt} (to_annotate.jsonl). Raises AnnotationError for
-    unknown ids, duplicates, empty answers, answers whose task/prompt contradict the selection,
-    and answers that contradict an earlier one.
+    unknown ids, duplicates, whitespace-only answers, answers whose task/prompt contradict the
+    selection, and answers that contradict an earlier one. Blank answers ("") are not answers
+    yet: their ids stay missing (unless labeled.jsonl already has them).
     """
     by_id = {}
     dup_selected = []
@@ -88,10 +94,12 @@ def merge_answers(
     if duplicates:
         raise AnnotationError(f"{source}: {len(duplicates)} ids answered more than once: {listing(duplicates)}")
 
-    empty = [f"{a.id} ({a.where})" for a in answers if not a.response.strip()]
-    if empty:
+    blank = [a for a in answers if a.response == ""]
+    spaces = [f"{a.id} ({a.where})" for a in answers if a.response and not a.response.strip()]
+    if spaces:
         raise AnnotationError(
-            f"{source}: {len(empty)} empty answers (fill them in or remove those records): {listing(empty)}"
+            f"{source}: {len(spaces)} answers are only whitespace (write the answer, or leave the "
+            f"cell completely empty for 'not answered yet'): {listing(spaces)}"
         )
 
     mismatched = [
@@ -108,7 +116,7 @@ def merge_answers(
     conflicts = [
         f"{a.id} ({a.where})"
         for a in answers
-        if a.id in previous and previous[a.id] != a.response
+        if a.response and a.id in previous and previous[a.id] != a.response
     ]
     if conflicts:
         raise AnnotationError(
@@ -122,14 +130,14 @@ def merge_answers(
         rid = row["id"]
         if rid in previous:
             response = previous[rid]
-        elif rid in seen:
+        elif rid in seen and seen[rid].response:
             response = seen[rid].response
             added += 1
         else:
             missing.append(rid)
             continue
         labeled.append({"id": rid, "task": row["task"], "prompt": row["prompt"], "response": response})
-    return MergeResult(labeled=labeled, missing=missing, added=added, kept=len(previous))
+    return MergeResult(labeled=labeled, missing=missing, added=added, kept=len(previous), blank=len(blank))
 
 
 def gold_answers(selected: list[dict], gold: dict[str, str], source: str = "pool.parquet") -> list[Answer]:

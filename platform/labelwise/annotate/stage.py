@@ -6,7 +6,10 @@
     labelwise annotate CONFIG --export FILE           write a JSONL/CSV for annotators
 
 Answers accumulate: a later run with more answers keeps the earlier ones. Without
---allow-partial nothing is written while some selected prompt is unanswered.
+--allow-partial nothing is written while some selected prompt is unanswered. A blank answer
+(as --export writes for prompts not answered yet) counts as unanswered, so an exported file
+can go back and forth: export, answer some, import with --allow-partial, answer the rest,
+import again.
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ def annotate(job, simulate: bool | None = None, answers: str | Path | None = Non
     if result.added or not out.exists():
         runio.write_jsonl(out, result.labeled)
     status = "complete" if result.complete else f"partial, {len(result.missing)} missing"
+    if result.blank:
+        status += f"; {result.blank} left blank in the file"
     print(
         f"annotate: {len(result.labeled)}/{len(selected)} answered ({result.kept} kept, "
         f"{result.added} new from {source}; {status}) -> {out}",
