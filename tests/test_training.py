@@ -84,13 +84,79 @@ def test_encode_masks_prompt_and_counts_truncation(tiny_model_dir):
     a, b = enc
     assert tok.decode(a.input_ids[: a.n_prompt]) == head
     assert tok.decode(a.input_ids[a.n_prompt :]) == "hi there" + tok.eos_token
-    assert not a.truncated and b.truncated and len(b.input_ids) == 40 and b.n_response == 0
+    assert not a.truncated and b.truncated and len(b.input_ids) == 40
+    assert tok.decode(b.input_ids[b.n_prompt :]) == "x" + tok.eos_token  # the answer survives the cut
     batch = collate(enc, tok.pad_token_id)
     labels = batch["labels"]
     assert (labels[0, : a.n_prompt] == IGNORE).all()
     assert labels[0, a.n_prompt : len(a.input_ids)].tolist() == a.input_ids[a.n_prompt :]
-    assert (labels[0, len(a.input_ids) :] == IGNORE).all() and (labels[1] == IGNORE).all()
+    assert (labels[0, len(a.input_ids) :] == IGNORE).all()
+    assert (labels[1] != IGNORE).sum() == b.n_response == 2  # loss on x and eos only
     assert batch["attention_mask"][0].sum() == len(a.input_ids)
+
+
+def test_truncation_cuts_the_prompt_from_the_left_and_keeps_the_template(tiny_model_dir):
+    """A long prompt loses the start of its text; the chat template's head (system and user
+    markers) and tail (the assistant marker) stay, and so does the whole response."""
+    from transformers import AutoTokenizer
+
+    from labelwise.training.data import template_frame, truncation_stats
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    head, tail = template_frame(tok)
+    assert head.startswith("<|im_start|>system") and head.endswith("<|im_start|>user\n")
+    assert tail == "<|im_end|>\n<|im_start|>assistant\n"
+    n_frame = len(tok(head)["input_ids"]) + len(tok(tail, add_special_tokens=False)["input_ids"])
+    words = " ".join(f"w{i}" for i in range(200))
+    rows = [
+        {"id": "long_prompt", "prompt": words + " END", "response": "The answer is 42."},
+        {"id": "long_response", "prompt": "Count.", "response": "one two three four " * 40},
+        {"id": "fits", "prompt": "Hi.", "response": "Hello."},
+    ]
+    max_length = n_frame + 30
+    lp, lr, fits = encode(tok, rows, max_length)
+
+    assert len(lp.input_ids) == max_length and lp.prompt_trimmed and not lp.response_trimmed
+    prompt_text = tok.decode(lp.input_ids[: lp.n_prompt])
+    assert prompt_text.startswith(head) and prompt_text.endswith(" END" + tail)
+    assert "w0 " not in prompt_text  # the start of the text is what went
+    assert tok.decode(lp.input_ids[lp.n_prompt :]) == "The answer is 42." + tok.eos_token
+
+    # a response longer than max_length beside the frame: the frame alone, and the response's start
+    assert len(lr.input_ids) == max_length and lr.prompt_trimmed and lr.response_trimmed
+    assert tok.decode(lr.input_ids[: lr.n_prompt]) == head + tail
+    assert lr.n_response == max_length - n_frame
+    assert tok.decode(lr.input_ids[lr.n_prompt :]).startswith("one two three four one")
+    assert tok.eos_token not in tok.decode(lr.input_ids[lr.n_prompt :])
+
+    assert not fits.truncated and fits.n_cut == 0
+    stats = truncation_stats([lp, lr, fits])
+    assert stats["n_truncated"] == 2 and stats["n_prompt_trimmed"] == 2 and stats["n_response_trimmed"] == 1
+    assert stats["n_no_response_tokens"] == 0
+    assert stats["tokens_cut"] == lp.n_cut + lr.n_cut > 0
+
+
+def test_truncation_with_the_plain_template(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    (e,) = encode(tok, [{"id": "p", "prompt": "filler " * 80 + "What is 2+2?", "response": "4"}], 32, chat_template=False)
+    text = tok.decode(e.input_ids[: e.n_prompt])
+    assert text.startswith("### Instruction:\n") and text.endswith("What is 2+2?\n\n### Response:\n")
+    assert tok.decode(e.input_ids[e.n_prompt :]) == "4" + tok.eos_token and len(e.input_ids) == 32
+
+
+def test_fit_without_a_template_frame_left_trims_the_prompt():
+    from labelwise.training.data import fit
+
+    prompt, response = list(range(100)), [1000, 1001, 1002]
+    assert fit(prompt, response, 10) == (list(range(93, 100)), response, True, False)
+    # the response alone is longer than max_length: the prompt's last max_length // 4 tokens
+    # (where the assistant marker is) and the start of the response
+    long = list(range(1000, 1050))
+    assert fit(prompt, long, 12) == ([97, 98, 99], long[:9], True, True)
+    assert fit([1, 2], long, 12) == ([1, 2], long[:10], False, True)
+    assert fit([1, 2], [3], 12) == ([1, 2], [3], False, False)
 
 
 def test_auto_lr_by_model_size():
@@ -146,3 +212,99 @@ def test_split_step_equals_whole_step(tiny_model_dir):
     (loss_a, params_a), (loss_b, params_b) = results
     assert loss_a == pytest.approx(loss_b, rel=1e-5)
     assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(params_a, params_b))
+
+
+# ---------------------------------------------------------------- stale adapters
+
+
+class WouldTrain(Exception):
+    """Raised instead of starting Ray: the stage decided to train."""
+
+
+def _would_train(monkeypatch):
+    import labelwise.ray_start
+
+    def refuse(*a, **k):
+        raise WouldTrain
+
+    monkeypatch.setattr(labelwise.ray_start, "init_ray", refuse)
+
+
+def _fake_finished_run(job, **summary):
+    from labelwise.training import stage
+
+    run = job.run_path
+    (run / "adapter").mkdir(exist_ok=True)
+    (run / "adapter" / "adapter_config.json").write_text("{}")
+    labeled = run / runio.LABELED
+    record = {
+        "fingerprint": stage.run_name(job, labeled),
+        "model": job.model.name,
+        "seed": job.seed,
+        "labeled_sha256": stage._sha256(labeled),
+        "config": config.to_dict(job.train),
+        **summary,
+    }
+    runio.write_json(run / "train_summary.json", {k: v for k, v in record.items() if v is not None})
+
+
+def test_finished_adapter_of_the_same_inputs_is_kept(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    from labelwise.training import stage
+
+    _would_train(monkeypatch)
+    job = make_job(tmp_path, tiny_model_dir, synthetic_rows(4))
+    _fake_finished_run(job)
+    assert stage.train(job) == job.run_path / "adapter"
+    assert "already trained" in capsys.readouterr().err
+    # a summary written before fingerprints were recorded: the derived run name is the same hash
+    _fake_finished_run(job, fingerprint=None, ray_run={"name": stage.run_name(job, job.run_path / runio.LABELED)})
+    assert stage.train(job) == job.run_path / "adapter"
+    # settings that do not change what is learned do not make it stale
+    job = make_job(tmp_path, tiny_model_dir, synthetic_rows(4), max_failures=0, cpus_per_worker=1)
+    assert stage.train(job) == job.run_path / "adapter"
+
+
+def test_stale_adapter_is_trained_again_and_says_why(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    from labelwise.training import stage
+
+    _would_train(monkeypatch)
+    job = make_job(tmp_path, tiny_model_dir, synthetic_rows(4))
+    _fake_finished_run(job)
+    capsys.readouterr()
+
+    changed = make_job(tmp_path, tiny_model_dir, synthetic_rows(4), lr=1e-3, epochs=3)
+    with pytest.raises(WouldTrain):
+        stage.train(changed)
+    err = capsys.readouterr().err
+    assert "stale" in err and "train.lr None -> 0.001" in err and "train.epochs 2 -> 3" in err and "training again" in err
+
+    reannotated = make_job(tmp_path, tiny_model_dir, synthetic_rows(5))  # rewrites labeled.jsonl
+    with pytest.raises(WouldTrain):
+        stage.train(reannotated)
+    assert "labeled.jsonl (re-annotated)" in capsys.readouterr().err
+
+    other_seed = config.build(JobConfig, {**config.to_dict(job), "seed": 4}, "test")
+    runio.write_jsonl(job.run_path / runio.LABELED, synthetic_rows(4))
+    with pytest.raises(WouldTrain):
+        stage.train(other_seed)
+    assert "seed 3 -> 4" in capsys.readouterr().err
+    # nothing was thrown away before the new adapter is there
+    assert (job.run_path / "adapter" / "adapter_config.json").exists()
+
+
+def test_explicit_run_name_refuses_checkpoints_of_other_inputs(tmp_path, tiny_model_dir, monkeypatch):
+    from labelwise.training import stage
+
+    _would_train(monkeypatch)
+    storage = tmp_path / "storage"
+    job = make_job(tmp_path, tiny_model_dir, synthetic_rows(4), name="mine")
+    job = config.build(JobConfig, {**config.to_dict(job), "ray": {"storage": str(storage)}}, "test")
+    ckpt = storage / "mine" / "checkpoint_step000003"
+    ckpt.mkdir(parents=True)
+    (ckpt / "train_state.json").write_text(json.dumps({"step": 3, "fingerprint": "train-000000000000"}))
+    with pytest.raises(RuntimeError, match=r"train.name='mine'.*another training \(train-000000000000"):
+        stage.train(job)
+    # checkpoints of these very inputs: resumed (the stage goes on to start training)
+    (ckpt / "train_state.json").write_text(json.dumps({"step": 3, "fingerprint": stage.run_name(job, job.run_path / runio.LABELED)}))
+    with pytest.raises(WouldTrain):
+        stage.train(job)

@@ -126,6 +126,35 @@ def test_finished_run_is_not_redone(two_workers, capsys):
     assert (job.run_path / "train_summary.json").read_text() == before
 
 
+def test_summary_records_the_inputs_and_truncation_counts(two_workers):
+    from labelwise.training.stage import run_name
+
+    job = two_workers[0]
+    s = summary(job.run_path)
+    assert s["fingerprint"] == run_name(job, job.run_path / "labeled.jsonl") == s["ray_run"]["name"]
+    assert s["labeled_sha256"] and s["model_fingerprint"]
+    assert s["n_prompt_trimmed"] == s["n_response_trimmed"] == s["n_no_response_tokens"] == s["tokens_cut"] == 0
+
+
+def test_changed_settings_under_an_explicit_name_do_not_resume_old_checkpoints(two_workers, capsys):
+    """Changing lr makes the adapter stale; naming the Ray run after the old one would resume
+    the old training's checkpoints (Ray Train's own layout), which is refused."""
+    from labelwise import config
+    from labelwise.job import JobConfig
+    from labelwise.training.stage import train
+
+    job = two_workers[0]
+    before = (job.run_path / "train_summary.json").read_text()
+    old_name = summary(job.run_path)["ray_run"]["name"]
+    data = config.to_dict(job)
+    data["train"] = {**data["train"], "lr": LR * 2, "name": old_name}
+    changed = config.build(JobConfig, data, "test")
+    with pytest.raises(RuntimeError, match=rf"train.name='{old_name}'.*another training"):
+        train(changed)
+    assert "stale" in capsys.readouterr().err
+    assert (job.run_path / "train_summary.json").read_text() == before  # nothing lost
+
+
 def test_dead_worker_is_replaced_and_training_continues(two_workers, tmp_path, tiny_model_dir):
     from labelwise.training.stage import train
 

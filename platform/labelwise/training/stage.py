@@ -8,7 +8,9 @@ run_dir/ray, under a run name derived from model, data, settings and seed (or
 ``train.name``): starting the same job again resumes from the last checkpoint, and a worker
 that dies is replaced and continues from it (``train.max_failures``). The result:
 run_dir/adapter (loads with PeftModel.from_pretrained), train_log.csv, loss.png and
-train_summary.json. A run folder whose adapter is finished is left as it is.
+train_summary.json. A run folder whose adapter is finished with the same model, data,
+settings and seed (the ``fingerprint`` recorded in train_summary.json) is left as it is; one
+trained with anything else is trained again, and stderr says what changed.
 """
 
 from __future__ import annotations
@@ -23,19 +25,102 @@ from labelwise import runio
 from labelwise.training.outputs import SUMMARY, adapter_done
 
 
+# train.* keys that do not change what is learned (where and how robustly it runs)
+NOT_IN_FINGERPRINT = ("name", "max_failures", "cpus_per_worker")
+
+
 def run_name(job, labeled: Path) -> str:
-    """A name that changes whenever the model, the data, the settings or the seed change."""
+    """A name that changes whenever the model, the data, the settings or the seed change.
+
+    It is also the run's fingerprint in train_summary.json (recorded even when ``train.name``
+    names the Ray run), which tells a finished adapter of these inputs from a stale one."""
     from labelwise import config
     from labelwise.models import fingerprint
 
     settings = config.to_dict(job.train)
-    for key in ("name", "max_failures", "cpus_per_worker"):
+    for key in NOT_IN_FINGERPRINT:
         settings.pop(key, None)
     h = hashlib.sha256()
     h.update(fingerprint(job.model).encode())
     h.update(json.dumps([settings, job.seed, job.model.chat_template], sort_keys=True).encode())
     h.update(labeled.read_bytes())
     return f"train-{h.hexdigest()[:12]}"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def stale_reason(job, run_dir: Path, fingerprint: str) -> str | None:
+    """None when run_dir's finished adapter was trained on these inputs; else what differs.
+
+    The comparison is the recorded fingerprint (older summaries: the derived Ray run name,
+    which was the same hash); the details (settings, model, data, seed) are for the message."""
+    from labelwise import config
+    from labelwise.models import fingerprint as model_fingerprint
+
+    try:
+        summary = json.loads((run_dir / SUMMARY).read_text())
+    except (OSError, ValueError) as e:
+        return f"{SUMMARY} cannot be read ({e})"
+    recorded = summary.get("fingerprint") or (summary.get("ray_run") or {}).get("name")
+    if recorded == fingerprint:
+        return None
+    changes = []
+    before = dict(summary.get("config") or {})
+    now = config.to_dict(job.train)
+    for key in sorted(set(before) | set(now)):
+        if key not in NOT_IN_FINGERPRINT and before.get(key) != now.get(key):
+            changes.append(f"train.{key} {before.get(key)!r} -> {now.get(key)!r}")
+    if summary.get("seed") != job.seed:
+        changes.append(f"seed {summary.get('seed')!r} -> {job.seed!r}")
+    if summary.get("model") != job.model.name:
+        changes.append(f"model {summary.get('model')!r} -> {job.model.name!r}")
+    elif summary.get("model_fingerprint") and summary["model_fingerprint"] != model_fingerprint(job.model):
+        changes.append("the model's files")
+    labeled = run_dir / runio.LABELED
+    if summary.get("labeled_sha256") and summary["labeled_sha256"] != _sha256(labeled):
+        changes.append(f"{runio.LABELED} (re-annotated)")
+    if not changes:
+        changes.append("model, data or settings")
+    return f"trained as {recorded}, now {fingerprint}: " + "; ".join(changes)
+
+
+def check_checkpoints(storage: str, name: str, fingerprint: str) -> None:
+    """Refuse to resume Ray run ``name`` from checkpoints of other inputs.
+
+    A derived name is the fingerprint itself, so only an explicit ``train.name`` can meet
+    checkpoints of a different model, data or settings; starting from them would quietly mix
+    two trainings. Only a local storage folder can be looked into."""
+    from labelwise.training.worker import STATE
+
+    if "://" in storage:
+        return
+    folder = Path(storage) / name
+    if not folder.is_dir():
+        return
+    found = []
+    for state in folder.glob(f"checkpoint_*/{STATE}"):
+        try:
+            found.append(json.loads(state.read_text()))
+        except (OSError, ValueError):
+            continue
+    if not found:
+        return
+    latest = max(found, key=lambda st: st.get("step", 0))
+    recorded = latest.get("fingerprint")
+    if recorded is None:
+        print(
+            f"train: warning: run {name} in {storage} has checkpoints that do not record their "
+            "inputs; resuming from them as they are",
+            file=sys.stderr,
+        )
+    elif recorded != fingerprint:
+        raise RuntimeError(
+            f"train.name={name!r}: {folder} holds checkpoints of another training ({recorded}; this "
+            f"model, data and settings are {fingerprint}). Resuming would mix the two: choose another "
+            "train.name, set it to null (a name derived from the inputs), or delete that folder"
+        )
 
 
 def _resources(job, ray) -> tuple[bool, dict, int]:
@@ -75,17 +160,26 @@ def train(job, hooks: dict | None = None) -> Path:
 
     run_dir = Path(job.run_dir).resolve()
     out = run_dir / runio.ADAPTER
-    if adapter_done(run_dir):
-        print(f"train: {out} is already trained (delete it to train again)", file=sys.stderr)
-        return out
     labeled = run_dir / runio.LABELED
     rows = read_labeled(labeled)
+    fingerprint = run_name(job, labeled)
+    if adapter_done(run_dir):
+        reason = stale_reason(job, run_dir, fingerprint)
+        if reason is None:
+            print(f"train: {out} is already trained on these inputs (delete it to train again)", file=sys.stderr)
+            return out
+        print(f"train: {out} is stale ({reason}); training again", file=sys.stderr)
+    name = job.train.name or fingerprint
+    storage = job.ray.storage or str(run_dir / "ray")
+    check_checkpoints(storage, name, fingerprint)
     stats = _truncation(job, rows)
     if stats["n_truncated"]:
         print(
             f"train: {stats['n_truncated']} of {stats['n_examples']} examples are longer than "
-            f"max_length={job.train.max_length} tokens and are cut ({stats['n_no_response_tokens']} "
-            "lose their whole response)",
+            f"max_length={job.train.max_length} tokens: {stats['n_prompt_trimmed']} lose the start of "
+            f"their prompt, {stats['n_response_trimmed']} the end of their response (longer than "
+            f"max_length beside the prompt template); {stats['n_no_response_tokens']} have no response "
+            f"tokens left ({stats['tokens_cut']} tokens cut in all)",
             file=sys.stderr,
         )
     ray = init_ray(job.ray)
@@ -96,8 +190,6 @@ def train(job, hooks: dict | None = None) -> Path:
     from labelwise.training.worker import train_loop_per_worker
 
     use_gpu, resources, threads = _resources(job, ray)
-    name = job.train.name or run_name(job, labeled)
-    storage = job.ray.storage or str(run_dir / "ray")
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -105,6 +197,7 @@ def train(job, hooks: dict | None = None) -> Path:
             "train": config.to_dict(job.train),
             "labeled": str(labeled),
             "seed": job.seed,
+            "fingerprint": fingerprint,
             "use_gpu": use_gpu,
             "threads": threads,
             "hooks": hooks or {},
@@ -126,7 +219,7 @@ def train(job, hooks: dict | None = None) -> Path:
     start = time.perf_counter()
     result = trainer.fit()
     wall = time.perf_counter() - start
-    return _finish(job, run_dir, result, name, storage, stats, wall, use_gpu)
+    return _finish(job, run_dir, result, name, storage, stats, wall, use_gpu, fingerprint)
 
 
 def _truncation(job, rows) -> dict:
@@ -137,8 +230,9 @@ def _truncation(job, rows) -> dict:
     return truncation_stats(encode(tok, rows, job.train.max_length, job.model.chat_template))
 
 
-def _finish(job, run_dir: Path, result, name: str, storage: str, stats: dict, wall: float, use_gpu: bool) -> Path:
+def _finish(job, run_dir: Path, result, name: str, storage: str, stats: dict, wall: float, use_gpu: bool, fingerprint: str) -> Path:
     from labelwise import config
+    from labelwise.models import fingerprint as model_fingerprint
     from labelwise.training.outputs import install_adapter, plot_loss, write_log
     from labelwise.training.worker import STATE
 
@@ -147,6 +241,11 @@ def _finish(job, run_dir: Path, result, name: str, storage: str, stats: dict, wa
     with result.checkpoint.as_directory() as folder:
         folder = Path(folder)
         state = json.loads((folder / STATE).read_text())
+        if state.get("fingerprint", fingerprint) != fingerprint:
+            raise RuntimeError(
+                f"training run {name} ended on a checkpoint of other inputs ({state['fingerprint']}, "
+                f"expected {fingerprint}); {runio.ADAPTER} is left as it was"
+            )
         adapter = install_adapter(folder, run_dir)
         checkpoint_path = result.checkpoint.path
     log = state["log"]
@@ -158,7 +257,10 @@ def _finish(job, run_dir: Path, result, name: str, storage: str, stats: dict, wa
     last = log[-max(1, len(log) // 10):]
     summary = {
         "adapter": str(adapter),
+        "fingerprint": fingerprint,
         "model": job.model.name,
+        "model_fingerprint": model_fingerprint(job.model),
+        "labeled_sha256": _sha256(run_dir / runio.LABELED),
         "n_params": state.get("n_params"),
         "lr": state.get("lr"),
         "lr_source": "train.lr" if job.train.lr else "by model size (train.lr: null)",

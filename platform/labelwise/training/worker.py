@@ -54,7 +54,7 @@ def train_loop_per_worker(config: dict) -> None:
     examples = encode(tok, read_labeled(config["labeled"]), cfg.max_length, model_cfg.chat_template)
     spe = steps_per_epoch(len(examples), cfg.batch_size)
     total_steps = spe * cfg.epochs
-    state = {"step": 0, "log": [], "resumed_from": [], "lr": lr, "n_params": n_params}
+    state = {"step": 0, "log": [], "resumed_from": [], "lr": lr, "n_params": n_params, "fingerprint": config.get("fingerprint")}
 
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
