@@ -10,6 +10,7 @@ import pytest
 
 from labelwise.config import build
 from labelwise.evaluation.config import EvaluateConfig
+from labelwise.evaluation.execute import EvalActor
 from labelwise.job import JobConfig
 from labelwise.models import ModelConfig
 from labelwise.ray_start import RayConfig
@@ -104,17 +105,58 @@ def test_mmlu_real_data_counts_and_skip_on_rerun(tmp_path, shared_data, monkeypa
     assert stage.evaluate(job)["mmlu"] == got
 
 
-def test_bbh_real_data_cot_and_direct(tmp_path, shared_data):
-    from labelwise.evaluation import stage
+BBH_TASKS = ["sports_understanding", "object_counting"]  # the two shortest standard prompts
 
-    tasks = ["sports_understanding", "object_counting"]  # the two shortest standard prompts
-    for cot, tokens in ((True, 16), (False, 4)):
-        job = make_job(tmp_path / str(cot), {"benchmarks": ["bbh"], "use_ray": False, "bbh": {"tasks": tasks, "per_task_cap": 1, "cot": cot, "max_new_tokens": tokens}})
-        got = stage.evaluate(job)["bbh"]
-        assert got["n_tasks"] == 2 and got["n"] == 2
-        assert {t: v["n"] for t, v in got["per_task"].items()} == {t: 1 for t in tasks}
-        assert 0.0 <= got["em"] <= 1.0 and got["protocol"]["cot"] is cot
-        assert got["protocol"]["max_new_tokens"] == tokens
+
+def test_bbh_real_data_direct_answers_extracted_and_scored(tmp_path, shared_data, monkeypatch):
+    """Direct answers with enough tokens: every generation yields an answer, and the stage's
+    per-task numbers are those of its own generations extracted and matched here."""
+    from labelwise.evaluation import bbh, stage
+    from labelwise.evaluation.runner import ModelRunner
+
+    texts = []
+    real_generate = ModelRunner.generate
+
+    def recording(self, payloads, progress=None):
+        out = real_generate(self, payloads, progress)
+        texts.extend(r["text"] for r in out)
+        return out
+
+    monkeypatch.setattr(ModelRunner, "generate", recording)
+    job = make_job(tmp_path, {"benchmarks": ["bbh"], "use_ray": False, "bbh": {"tasks": BBH_TASKS, "per_task_cap": 2, "cot": False, "max_new_tokens": 8}})
+    got = stage.evaluate(job)["bbh"]
+    assert got["n_tasks"] == 2 and got["n"] == 4 and got["protocol"]["cot"] is False
+    assert got["protocol"]["max_new_tokens"] == 8
+
+    items, _ = bbh.build_requests(job.evaluate.bbh, shared_data / "bbh", job.seed, lambda t: t)
+    assert len(texts) == len(items) == 4
+    answers = [bbh.extract_answer(t, cot=False) for t in texts]
+    assert all(answers), texts  # direct mode: the first line is the answer, never empty
+    by_task = {}
+    for item, answer in zip(items, answers):
+        by_task.setdefault(item["task"], []).append(bbh.is_correct(answer, item["target"]))
+    expected = {t: {"em": sum(ok) / len(ok), "n": 2, "no_answer": 0} for t, ok in by_task.items()}
+    assert got["per_task"] == expected
+    assert got["em"] == pytest.approx(sum(v["em"] for v in expected.values()) / 2)
+    sports = [a for item, a in zip(items, answers) if item["task"] == "sports_understanding"]
+    assert all(a.lower() in ("yes", "no") for a in sports), sports  # the shots' answer format
+
+
+def test_bbh_real_data_chain_of_thought_counts_missing_answers(tmp_path, shared_data):
+    """8 new tokens are too few for a rationale and 'So the answer is': every example is
+    counted as having no answer (and scores 0); a full chain of thought is extracted."""
+    from labelwise.evaluation import bbh, stage
+
+    job = make_job(tmp_path, {"benchmarks": ["bbh"], "use_ray": False, "bbh": {"tasks": BBH_TASKS, "per_task_cap": 1, "cot": True, "max_new_tokens": 8}})
+    got = stage.evaluate(job)["bbh"]
+    assert got["protocol"]["cot"] is True and got["protocol"]["max_new_tokens"] == 8
+    assert got["per_task"] == {t: {"em": 0.0, "n": 1, "no_answer": 1} for t in BBH_TASKS}
+    assert got["em"] == 0.0 and got["n"] == 2
+    # the same items, answered by a chain of thought that does conclude
+    items, _ = bbh.build_requests(job.evaluate.bbh, shared_data / "bbh", job.seed, lambda t: t)
+    concluded = [{"text": f" Step one. Step two. So the answer is {item['target']}."} for item in items]
+    summary = bbh.summarize(items, concluded, cot=True)
+    assert summary["em"] == 1.0 and all(v["no_answer"] == 0 for v in summary["per_task"].values())
 
 
 def test_heldout_nll_is_over_response_tokens_only(tmp_path, smol_runner):
@@ -209,6 +251,41 @@ def test_cli_evaluates_base_and_run_adapter_the_same_way(tmp_path, tiny_model_di
     assert got["heldout"]["nll_macro"] == pytest.approx(adapted["nll_macro"], abs=1e-5)
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
         stage.evaluate(job, adapter=tmp_path / "nothing")
+
+
+class DiesOnce(EvalActor):
+    """An evaluation actor whose process dies on its first batch (once per flag file)."""
+
+    flag = ""  # set by the test; the class travels to the actor by value
+
+    def __call__(self, batch):
+        import os
+
+        if not os.path.exists(self.flag):
+            open(self.flag, "w").close()
+            os._exit(1)
+        return super().__call__(batch)
+
+
+def test_crashed_evaluation_actor_is_restarted_and_its_batch_retried(tmp_path, tiny_model_dir, local_ray, monkeypatch):
+    import sys
+
+    import ray.cloudpickle
+
+    from labelwise.evaluation.execute import run_requests
+    from labelwise.evaluation.runner import ModelSpec, RunSettings
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    flag = tmp_path / "died"
+    monkeypatch.setattr(DiesOnce, "flag", str(flag))
+    spec = ModelSpec(ModelConfig(name=str(tiny_model_dir)))
+    settings = RunSettings(batch_size=2)
+    loglik = [{"context": f"Question {i}: Answer:", "continuations": [" A", " B"]} for i in range(4)]
+    here = run_requests("loglik", loglik, spec, settings, use_ray=False)
+    on_ray = run_requests("loglik", loglik, spec, settings, use_ray=True, max_actors=1, max_restarts=2, max_task_retries=2, actor_cls=DiesOnce)
+    assert flag.exists()  # an actor really died
+    for a, b in zip(here, on_ray):
+        assert a["logprobs"] == pytest.approx(b["logprobs"], abs=1e-4)
 
 
 def test_ray_data_sharding_matches_in_process(tiny_model_dir, local_ray):

@@ -353,3 +353,197 @@ def test_metrics_file_merges_labels_and_checks_protocol(tmp_path):
     path.write_text("{broken")
     with pytest.raises(ValueError, match="metrics.json: not valid JSON"):
         metrics_file.read(path)
+
+
+# ---- protocol: data digests, mmlu dev split ------------------------------------------------
+
+
+def _job(run_dir, evaluate: dict, model: str = "smollm2-135m-instruct"):
+    from labelwise.job import JobConfig
+    from labelwise.models import ModelConfig
+    from labelwise.ray_start import RayConfig
+
+    return JobConfig(
+        run_dir=str(run_dir), seed=0, ray=RayConfig(), model=ModelConfig(name=str(model)),
+        evaluate=build(EvaluateConfig, evaluate, "test: evaluate"),
+        pool=None, score=None, select=None, annotate=None, train=None, sweep=None,
+    )
+
+
+def _mmlu_folder(root: Path, subjects=("alpha", "beta")) -> Path:
+    for split in ("dev", "test"):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for s in subjects:
+            (root / split / f"{s}_{split}.csv").write_text(
+                "question,choice0,choice1,choice2,choice3,answer\n" + "".join(f"{s} {split} q{i},a,b,c,d,{i % 4}\n" for i in range(5))
+            )
+    return root
+
+
+def test_mmlu_protocol_has_a_digest_of_the_files_it_reads(tmp_path):
+    from labelwise.evaluation.stage import _Context
+    from labelwise.evaluation.runner import ModelSpec
+
+    folder = _mmlu_folder(tmp_path / "mmlu")
+
+    def digest(**mmlu_cfg):
+        job = _job(tmp_path / "run", {"benchmarks": ["mmlu"], "mmlu": {"path": str(folder), **mmlu_cfg}})
+        proto = _Context(job, ModelSpec(job.model)).protocol("mmlu")
+        assert proto["data"] == str(folder)
+        return proto["data_sha256"]
+
+    first = digest(shots=2, subjects=["alpha"])
+    assert first and digest(shots=2, subjects=["alpha"]) == first
+    with open(folder / "test" / "alpha_test.csv", "a") as f:  # the evaluated questions change
+        f.write("one more,a,b,c,d,0\n")
+    second = digest(shots=2, subjects=["alpha"])
+    assert second != first
+    with open(folder / "dev" / "alpha_dev.csv", "a") as f:  # the shots change
+        f.write("extra,a,b,c,d,1\n")
+    third = digest(shots=2, subjects=["alpha"])
+    assert third != second
+    assert digest(shots=0, subjects=["alpha"]) != third  # zero-shot does not read dev
+    with open(folder / "test" / "beta_test.csv", "a") as f:  # a subject not evaluated
+        f.write("other,a,b,c,d,2\n")
+    assert digest(shots=2, subjects=["alpha"]) == third
+    all_subjects = digest(shots=2)
+    (folder / "test" / "gamma_test.csv").write_text((folder / "test" / "beta_test.csv").read_text())
+    (folder / "dev" / "gamma_dev.csv").write_text((folder / "dev" / "beta_dev.csv").read_text())
+    assert digest(shots=2) != all_subjects  # a new subject file is picked up
+
+
+def test_bbh_protocol_has_a_digest_of_the_files_it_reads(tmp_path):
+    from labelwise.evaluation.stage import _Context
+    from labelwise.evaluation.runner import ModelSpec
+
+    folder = tmp_path / "bbh"
+    (folder / "tasks").mkdir(parents=True)
+    (folder / "cot-prompts").mkdir()
+    (folder / "tasks" / "t1.json").write_text(json.dumps({"examples": [{"input": "q", "target": "a"}]}))
+    (folder / "cot-prompts" / "t1.txt").write_text("Describe.\n\nQ: x\nA: Let's think step by step.\nSo the answer is y.")
+    job = _job(tmp_path / "run", {"benchmarks": ["bbh"], "bbh": {"path": str(folder)}})
+    proto = lambda: _Context(job, ModelSpec(job.model)).protocol("bbh")  # noqa: E731
+    before = proto()["data_sha256"]
+    (folder / "cot-prompts" / "t1.txt").write_text("Describe it.\n\nQ: x\nA: Let's think step by step.\nSo the answer is y.")
+    assert proto()["data_sha256"] != before
+
+
+def test_mmlu_dev_split_with_shots_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"evaluate.mmlu.split: dev with shots=5.*own answers"):
+        build(EvaluateConfig, {"mmlu": {"split": "dev"}}, "job.yaml: evaluate")
+    assert build(EvaluateConfig, {"mmlu": {"split": "dev", "shots": 0}}, "e").mmlu.split == "dev"
+
+
+def test_mmlu_dev_split_zero_shot_evaluates_every_dev_question(tmp_path):
+    folder = _mmlu_folder(tmp_path / "mmlu")
+    items, payloads = mmlu.build_requests(MMLUConfig(split="dev", shots=0, subjects=["alpha"]), folder, 0, lambda t: t)
+    assert len(items) == 5 and all("Answer: " not in p["context"] for p in payloads)
+
+
+# ---- winrate: each model in its own prompt format -------------------------------------------
+
+OTHER_TEMPLATE = (
+    "{% for m in messages %}[USER] {{ m['content'] }}{% endfor %}{% if add_generation_prompt %} [BOT]{% endif %}"
+)
+
+
+def test_winrate_reference_model_gets_its_own_chat_template(tmp_path, tiny_model_dir, monkeypatch):
+    """Model B answers prompts rendered by B's tokenizer and chat template, not A's."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from labelwise.evaluation import execute, judge, stage
+    from labelwise.prompting import render_prompt
+
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_model_dir, other)
+    tok_b = AutoTokenizer.from_pretrained(other)
+    tok_b.chat_template = OTHER_TEMPLATE
+    for f in other.glob("chat_template.*"):
+        f.unlink()
+    tok_b.save_pretrained(other)
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps([{"instruction": "Name a colour."}, {"instruction": "Name a fruit."}]))
+
+    calls = []
+
+    def fake_run_requests(kind, payloads, spec, settings, **kw):
+        calls.append((kind, spec.model.name, [p.get("prompt") for p in payloads]))
+        return [{"text": f"answer of {Path(spec.model.name).name}"} for _ in payloads]
+
+    class FakeJudge:
+        def judge(self, judge_prompts):
+            return [{"verdict": "tie"} for _ in judge_prompts]
+
+    monkeypatch.setattr(execute, "run_requests", fake_run_requests)
+    monkeypatch.setattr(judge, "make_judge", lambda *a, **k: FakeJudge())
+    job = _job(tmp_path / "run", {
+        "benchmarks": ["winrate"], "use_ray": False,
+        "winrate": {"prompts": str(prompts), "max_prompts": None, "reference": str(other)},
+    }, model=tiny_model_dir)
+    got = stage.evaluate(job)["winrate"]
+    assert got["n"] == 2 and got["ties"] == 1.0
+
+    (kind_a, name_a, prompts_a), (kind_b, name_b, prompts_b) = calls
+    assert (kind_a, kind_b) == ("generate", "generate") and name_a == str(tiny_model_dir) and name_b == str(other)
+    tok_a = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert prompts_a == [render_prompt(tok_a, i, True) for i in ("Name a colour.", "Name a fruit.")]
+    assert prompts_a[0].startswith("<|im_start|>")
+    assert prompts_b == ["[USER] Name a colour. [BOT]", "[USER] Name a fruit. [BOT]"]
+    assert got["protocol"]["reference_prompt_format"] == "its own tokenizer's chat template"
+
+
+# ---- evaluation actors: fault tolerance options ------------------------------------------------
+
+
+def test_evaluation_ray_options_reach_the_actor_pool(monkeypatch):
+    """max_restarts / max_task_retries go to map_batches, as in the scoring stage."""
+    import types
+
+    from labelwise import actor_pool, ray_start
+    from labelwise.evaluation import execute
+    from labelwise.evaluation.runner import ModelSpec, RunSettings
+    from labelwise.models import ModelConfig
+
+    seen = {}
+
+    class FakeDataset:
+        def map_batches(self, fn, **kw):
+            seen.update(kw, fn=fn)
+            return self
+
+        def iter_rows(self):
+            return iter([{"i": 0, "result": json.dumps({"text": "x"})}])
+
+    fake_ray = types.SimpleNamespace(data=types.SimpleNamespace(from_items=lambda rows, override_num_blocks: FakeDataset()))
+    monkeypatch.setattr(ray_start, "init_ray", lambda cfg: fake_ray)
+    plan = actor_pool.ActorPlan("cpu", 0.0, 1.0, 1, 1, threads=1)
+    monkeypatch.setattr(actor_pool, "plan_actors", lambda device, max_actors: plan)
+    monkeypatch.setattr(actor_pool.ActorPlan, "map_batches_kwargs", lambda self: {"num_cpus": 1.0})
+    payload = [{"prompt": "p", "max_new_tokens": 1, "stop": []}]
+    out = execute.run_requests("generate", payload, ModelSpec(ModelConfig()), RunSettings(), use_ray=True, max_restarts=5, max_task_retries=7)
+    assert out == [{"text": "x"}]
+    assert seen["max_restarts"] == 5 and seen["max_task_retries"] == 7 and seen["fn"] is execute.EvalActor
+    with pytest.raises(ConfigError, match="max_restarts: must be >= -1"):
+        build(EvaluateConfig, {"max_restarts": -2}, "job.yaml: evaluate")
+
+
+def test_evaluate_stage_passes_its_retry_settings(tmp_path, monkeypatch):
+    from labelwise.evaluation import execute
+    from labelwise.evaluation.runner import ModelSpec
+    from labelwise.evaluation.stage import _Context
+
+    job = _job(tmp_path, {"use_ray": True, "max_restarts": 2, "max_task_retries": 1})
+    ctx = _Context(job, ModelSpec(job.model))
+    seen = {}
+
+    def fake(kind, payloads, spec, settings, **kw):
+        seen.update(kw)
+        return [{"text": ""} for _ in payloads]
+
+    monkeypatch.setattr(execute, "run_requests", fake)
+    ctx.requests("generate", [{"prompt": "p", "max_new_tokens": 1, "stop": []}], "test")
+    assert seen["use_ray"] is True and (seen["max_restarts"], seen["max_task_retries"]) == (2, 1)
+    options = ctx.run_options(1)  # what the local judge passes to run_requests
+    assert (options["max_restarts"], options["max_task_retries"]) == (2, 1)

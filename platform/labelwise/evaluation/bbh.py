@@ -165,6 +165,17 @@ def summarize(items: list[dict], results: list[dict], cot: bool) -> dict:
     }
 
 
+def data_files(cfg, folder: Path) -> list[Path]:
+    """Per evaluated task, its examples and its standard prompt (files that are absent are
+    left out: reading them fails later with the error that shows the layout)."""
+    files = []
+    for task in cfg.tasks or tasks_in(folder):
+        for path in (folder / "tasks" / f"{task}.json", folder / "cot-prompts" / f"{task}.txt"):
+            if path.exists():
+                files.append(path)
+    return files
+
+
 def protocol(cfg, seed: int) -> dict:
     return {
         "shots": cfg.shots,

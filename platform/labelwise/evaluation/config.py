@@ -39,6 +39,12 @@ class MMLUConfig:
 
     def __post_init__(self):
         check(0 <= self.shots <= 5, "shots", "must be between 0 and 5 (the dev split has 5 per subject)")
+        check(
+            self.split != "dev" or self.shots == 0,
+            "split",
+            f"dev with shots={self.shots}: the shots come from the dev split, so questions would be "
+            "shown their own answers; evaluate split: dev with shots: 0 (or split: test)",
+        )
         check(self.per_subject_cap is None or self.per_subject_cap > 0, "per_subject_cap", "must be positive or null")
 
 
@@ -134,6 +140,11 @@ class EvaluateConfig:
     ray_min_requests: int = 256
     """With use_ray: auto, a benchmark with at least this many model requests runs on Ray Data."""
     max_actors: int | None = None
+    max_restarts: int = 3
+    """Ray: times a crashed evaluation actor is restarted (-1: forever, Ray Data's own
+    default, which never gives up on a batch that kills its actor every time)."""
+    max_task_retries: int = 3
+    """Ray: times a batch whose actor died is retried (-1: forever)."""
     batch_size: int = 8
     max_batch_tokens: int = 16384
     """Cap on padded tokens per forward pass (batch rows x longest row)."""
@@ -154,6 +165,8 @@ class EvaluateConfig:
         check(len(set(self.benchmarks)) == len(self.benchmarks), "benchmarks", "lists a benchmark twice")
         check(self.ray_min_requests > 0, "ray_min_requests", "must be positive")
         check(self.max_actors is None or self.max_actors > 0, "max_actors", "must be positive or null")
+        check(self.max_restarts >= -1, "max_restarts", "must be >= -1 (-1: forever)")
+        check(self.max_task_retries >= -1, "max_task_retries", "must be >= -1 (-1: forever)")
         check(self.batch_size > 0, "batch_size", "must be positive")
         check(self.max_batch_tokens > 0, "max_batch_tokens", "must be positive")
         check(self.max_length is None or self.max_length > 16, "max_length", "must be > 16 or null")

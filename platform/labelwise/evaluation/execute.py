@@ -49,19 +49,24 @@ def run_requests(
     max_actors: int | None = None,
     runner: ModelRunner | None = None,
     progress: str | None = None,
+    max_restarts: int = 3,
+    max_task_retries: int = 3,
+    actor_cls=None,
 ) -> list[dict]:
     """Answer ``payloads`` (all of one ``kind``) with the model of ``spec``; results in order.
 
-    In process, an already loaded ``runner`` is reused when given."""
+    In process, an already loaded ``runner`` is reused when given. On Ray, an actor whose
+    process dies is restarted up to ``max_restarts`` times and its batch retried up to
+    ``max_task_retries`` times (as the scoring stage's actors). ``actor_cls`` is for tests."""
     if not payloads:
         return []
     if not use_ray:
         runner = runner or ModelRunner.load(spec, settings)
         return runner.run(kind, payloads, progress=progress)
-    return _run_on_ray(kind, payloads, spec, settings, ray_config, max_actors)
+    return _run_on_ray(kind, payloads, spec, settings, ray_config, max_actors, max_restarts, max_task_retries, actor_cls)
 
 
-def _run_on_ray(kind, payloads, spec, settings, ray_config, max_actors) -> list[dict]:
+def _run_on_ray(kind, payloads, spec, settings, ray_config, max_actors, max_restarts=3, max_task_retries=3, actor_cls=None) -> list[dict]:
     import dataclasses
 
     from labelwise.actor_pool import plan_actors
@@ -75,7 +80,7 @@ def _run_on_ray(kind, payloads, spec, settings, ray_config, max_actors) -> list[
     n_blocks = max(1, min(len(rows) // max(1, settings.batch_size), plan.max_actors * 4))
     ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
     out = ds.map_batches(
-        EvalActor,
+        actor_cls or EvalActor,
         fn_constructor_kwargs={
             "spec": spec.to_dict(),
             "settings": dataclasses.asdict(settings),
@@ -84,6 +89,9 @@ def _run_on_ray(kind, payloads, spec, settings, ray_config, max_actors) -> list[
         },
         batch_size=settings.batch_size,
         batch_format="numpy",
+        # passed on to the actors' ray.remote options, as the scoring stage does
+        max_restarts=max_restarts,
+        max_task_retries=max_task_retries,
         **plan.map_batches_kwargs(),
     )
     results: list[dict | None] = [None] * len(payloads)

@@ -67,7 +67,7 @@ class LocalJudge:
         from labelwise.evaluation.runner import ModelSpec
 
         self.cfg = judge_cfg
-        model_cfg = dataclasses.replace(base_model_cfg, name=judge_cfg.model, chat_template=judge_cfg.chat_template)
+        model_cfg = dataclasses.replace(base_model_cfg, name=judge_cfg.model, chat_template=judge_cfg.chat_template, revision=None)
         self.spec = ModelSpec(model_cfg, None)
         self.settings = settings
         self.run_options = run_options

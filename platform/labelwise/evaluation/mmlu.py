@@ -140,8 +140,10 @@ def build_requests(cfg, folder: Path, seed: int, render) -> tuple[list[dict], li
             raise ValueError(f"mmlu: unknown subject {unknown[0]!r} (known: {', '.join(sorted(known))})")
     items, payloads = [], []
     continuations = [letter for letter in LETTERS] if cfg.chat_template else [f" {letter}" for letter in LETTERS]
+    if cfg.split == "dev" and cfg.shots:  # MMLUConfig refuses this too
+        raise ValueError(f"mmlu: split dev with shots={cfg.shots} would show questions their own answers")
     for subject in subjects:
-        shots = read_split(folder, subject, "dev")[: cfg.shots]
+        shots = read_split(folder, subject, "dev")[: cfg.shots] if cfg.shots else []
         if len(shots) < cfg.shots:
             raise ValueError(f"mmlu: {subject} has {len(shots)} dev examples, fewer than shots={cfg.shots}")
         rows = sample(read_split(folder, subject, cfg.split), cfg.per_subject_cap, seed, subject)
@@ -149,6 +151,25 @@ def build_requests(cfg, folder: Path, seed: int, render) -> tuple[list[dict], li
             items.append({"subject": subject, "answer": row["answer"]})
             payloads.append({"context": render(build_prompt(subject, shots, row)), "continuations": continuations})
     return items, payloads
+
+
+def data_files(cfg, folder: Path) -> list[Path]:
+    """The files whose content the numbers depend on: per evaluated subject, the evaluated
+    split and (with shots) the dev split. Files that are absent are left out (reading them
+    fails later with the error that shows the layout)."""
+    subjects = cfg.subjects or subjects_in(folder)
+    splits = [cfg.split] + (["dev"] if cfg.shots and cfg.split != "dev" else [])
+    hub = _hub_layout(folder)
+    files = []
+    for subject in subjects:
+        for split in splits:
+            if hub:
+                files += sorted((folder / subject).glob(f"{split}-*.parquet"))
+            else:
+                path = folder / split / f"{subject}_{split}.csv"
+                if path.exists():
+                    files.append(path)
+    return files
 
 
 def predict(logprobs: list[float]) -> int:

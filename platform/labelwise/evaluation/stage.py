@@ -6,8 +6,8 @@
 
 Benchmarks (``evaluate.benchmarks``): heldout, mmlu, bbh, winrate. Each result is merged into
 run_dir/metrics.json under the label (``base`` / ``adapted``) as soon as it is done, with its
-protocol; a rerun skips a benchmark whose stored protocol (settings, data, model identity) is
-the same.
+protocol; a rerun skips a benchmark whose stored protocol (settings, a digest of the data files
+read, model identity) is the same.
 """
 
 from __future__ import annotations
@@ -154,6 +154,7 @@ class _Context:
         return run_requests(
             kind, payloads, spec, self.settings, use_ray=on_ray, ray_config=self.job.ray,
             max_actors=self.cfg.max_actors, runner=runner, progress=progress,
+            max_restarts=self.cfg.max_restarts, max_task_retries=self.cfg.max_task_retries,
         )
 
     def run_options(self, n: int) -> dict:
@@ -163,6 +164,8 @@ class _Context:
             "use_ray": should_use_ray(self.cfg.use_ray, n, self.cfg.ray_min_requests),
             "ray_config": self.job.ray,
             "max_actors": self.cfg.max_actors,
+            "max_restarts": self.cfg.max_restarts,
+            "max_task_retries": self.cfg.max_task_retries,
         }
 
     # -- per benchmark --
@@ -171,9 +174,17 @@ class _Context:
 
         seed = self.job.seed
         if bench == "mmlu":
-            return {**mmlu.protocol(self.cfg.mmlu, seed), "data": self.cfg.mmlu.path or str(self.root / "mmlu")}
+            folder = self._mmlu_dir()
+            files = mmlu.data_files(self.cfg.mmlu, folder)
+            return {
+                **mmlu.protocol(self.cfg.mmlu, seed),
+                "data": self.cfg.mmlu.path or str(self.root / "mmlu"),
+                "data_sha256": _files_hash(folder, files),
+            }
         if bench == "bbh":
-            return {**bbh.protocol(self.cfg.bbh, seed), "data": str(self._bbh_dir())}
+            folder = self._bbh_dir()
+            files = bbh.data_files(self.cfg.bbh, folder)
+            return {**bbh.protocol(self.cfg.bbh, seed), "data": str(folder), "data_sha256": _files_hash(folder, files)}
         if bench == "heldout":
             path = self.job.run_path / "test.parquet"
             proto = heldout.protocol(self.cfg.heldout, seed, self.job.model.chat_template, path)
@@ -244,38 +255,56 @@ class _Context:
             "max_new_tokens": w.max_new_tokens,
             "decoding": "greedy",
             "prompt_format": "chat template" if self.job.model.chat_template else "plain template",
+            "reference_prompt_format": (
+                None if w.reference == "dataset"
+                else ("its own tokenizer's chat template" if self.job.model.chat_template else "plain template")
+            ),
             "judge": judge,
             "max_answer_chars": w.judge.max_answer_chars,
             "orders": "both (A first, B first); per prompt A's score = mean",
             "length_control": _lc_method(),
         }
 
+    def _reference_model(self):
+        """Model B's config: the job's base model, or the named model (its own revision: none)."""
+        w = self.cfg.winrate
+        if w.reference == "base":
+            return self.job.model
+        return dataclasses.replace(self.job.model, name=w.reference, revision=None)
+
     def _run_winrate(self, label):
         from labelwise.evaluation import winrate
         from labelwise.evaluation.data import sample
         from labelwise.evaluation.judge import judge_prompt, make_judge
         from labelwise.evaluation.runner import ModelSpec
+        from labelwise.models import load_tokenizer
         from labelwise.prompting import render_prompt
         from labelwise.runio import write_jsonl
 
         w = self.cfg.winrate
         path = self._winrate_prompts()
         rows = sample(winrate.read_prompts(path), w.max_prompts, self.job.seed, "winrate")
-        gen = lambda: [  # noqa: E731
-            {"prompt": render_prompt(self.tokenizer, r["instruction"], self.job.model.chat_template),
-             "max_new_tokens": w.max_new_tokens, "stop": []}
-            for r in rows
-        ]
-        answers_a = [r["text"].strip() for r in self.requests("generate", gen(), "winrate answers A")]
+
+        def gen(tokenizer, chat_template: bool) -> list[dict]:
+            # each model answers in its own prompt format: its tokenizer's chat template
+            return [
+                {"prompt": render_prompt(tokenizer, r["instruction"], chat_template),
+                 "max_new_tokens": w.max_new_tokens, "stop": []}
+                for r in rows
+            ]
+
+        answers_a = [r["text"].strip() for r in self.requests("generate", gen(self.tokenizer, self.job.model.chat_template), "winrate answers A")]
         if w.reference == "dataset":
             lacking = [i for i, r in enumerate(rows) if not isinstance(r.get("output"), str)]
             if lacking:
                 raise ValueError(f"{path}: reference 'dataset' needs an 'output' string on every prompt (missing in {len(lacking)}, e.g. {rows[lacking[0]]['instruction'][:60]!r})")
             answers_b = [r["output"].strip() for r in rows]
         else:
-            ref_model = self.job.model if w.reference == "base" else dataclasses.replace(self.job.model, name=w.reference)
+            ref_model = self._reference_model()
             ref_spec = ModelSpec(ref_model, None)
-            answers_b = [r["text"].strip() for r in self.requests("generate", gen(), "winrate answers B", spec=ref_spec)]
+            ref_tokenizer = self.tokenizer if w.reference == "base" else load_tokenizer(ref_model)
+            payloads_b = gen(ref_tokenizer, ref_model.chat_template)
+            answers_b = [r["text"].strip() for r in self.requests("generate", payloads_b, "winrate answers B", spec=ref_spec)]
         cut = w.judge.max_answer_chars
         prompts = [judge_prompt(r["instruction"], a, b, cut) for r, a, b in zip(rows, answers_a, answers_b)]
         prompts += [judge_prompt(r["instruction"], b, a, cut) for r, a, b in zip(rows, answers_a, answers_b)]
@@ -317,6 +346,15 @@ def _file_hash(path: Path) -> str:
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _files_hash(root: Path, files: list[Path]) -> str:
+    """Content hash of a benchmark's data files (names relative to ``root``, and bytes)."""
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(str(Path(f).relative_to(root)).encode())
+        h.update(_file_hash(f).encode())
     return h.hexdigest()[:16]
 
 
