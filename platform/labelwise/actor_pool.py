@@ -34,6 +34,20 @@ class ActorPlan:
             kw["num_gpus"] = self.num_gpus
         return kw
 
+    def map_batches(self, ds, fn, *, max_restarts: int, max_task_retries: int, **kwargs):
+        """``ds.map_batches(fn, ...)`` on this plan's actor pool; a crashed actor is restarted
+        up to ``max_restarts`` times and its batch retried up to ``max_task_retries`` times."""
+        import warnings
+
+        with warnings.catch_warnings():
+            # Ray 2.60 takes actor restart options only through **ray_remote_args, and warns
+            # that those are deprecated; it has no named parameter for them yet.
+            warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+            return ds.map_batches(
+                fn, max_restarts=max_restarts, max_task_retries=max_task_retries,
+                **kwargs, **self.map_batches_kwargs(),
+            )
+
 
 def plan_actors(device: str = "auto", max_actors: int | None = None) -> ActorPlan:
     """Decide actor resources from the running Ray cluster's resources (see :func:`plan_for`)."""

@@ -79,7 +79,8 @@ def _run_on_ray(kind, payloads, spec, settings, ray_config, max_actors, max_rest
     rows = [{"i": i, "kind": kind, "payload": json.dumps(payloads[i])} for i in order]
     n_blocks = max(1, min(len(rows) // max(1, settings.batch_size), plan.max_actors * 4))
     ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
-    out = ds.map_batches(
+    out = plan.map_batches(
+        ds,
         actor_cls or EvalActor,
         fn_constructor_kwargs={
             "spec": spec.to_dict(),
@@ -89,10 +90,8 @@ def _run_on_ray(kind, payloads, spec, settings, ray_config, max_actors, max_rest
         },
         batch_size=settings.batch_size,
         batch_format="numpy",
-        # passed on to the actors' ray.remote options, as the scoring stage does
         max_restarts=max_restarts,
         max_task_retries=max_task_retries,
-        **plan.map_batches_kwargs(),
     )
     results: list[dict | None] = [None] * len(payloads)
     for row in out.iter_rows():

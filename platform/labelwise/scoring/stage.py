@@ -349,7 +349,8 @@ def score_on_ray(job, batches: list[dict], store, scorer_cls=None) -> int:
     plan = plan_actors(job.model.device, cfg.max_actors)
     rows = [{"payload": json.dumps(b)} for b in batches]
     ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
-    ds = ds.map_batches(
+    ds = plan.map_batches(
+        ds,
         scorer_cls or Scorer,
         batch_size=1,
         batch_format="pyarrow",
@@ -364,10 +365,8 @@ def score_on_ray(job, batches: list[dict], store, scorer_cls=None) -> int:
             "device": job.model.device,
             "expect_device": device,
         },
-        # Ray 2.60 has no named parameter for these yet (it warns that ray_remote_args is deprecated)
         max_restarts=cfg.max_restarts,
         max_task_retries=cfg.max_task_retries,
-        **plan.map_batches_kwargs(),
     )
     flusher = _Flusher(store, sum(len(b["ids"]) for b in batches))
     for block in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
