@@ -23,6 +23,9 @@ def test_local_ray_starts_with_requested_cpus_and_forwards_env():
         assert init_ray() is ray  # idempotent
         print("CPU", ray.cluster_resources()["CPU"])
         print("ENV", ray.get(ray.remote(lambda: os.environ.get("LABELWISE_MARK")).remote()))
+        from labelwise.ray_start import started_locally
+        from ray.util.state import list_nodes
+        print("LOCAL", started_locally(), "STATE API", len(list_nodes()))  # Ray Train V2 needs it
         ray.shutdown()
         """
     )
@@ -34,6 +37,7 @@ def test_local_ray_starts_with_requested_cpus_and_forwards_env():
     assert out.returncode == 0, out.stderr[-2000:]
     assert "CPU 1.0" in out.stdout
     assert "ENV seen" in out.stdout
+    assert "LOCAL True STATE API 1" in out.stdout
 
 
 def test_ray_config_validation():

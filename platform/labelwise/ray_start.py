@@ -1,6 +1,7 @@
 """Starting or joining Ray, in one place.
 
-No address (and no RAY_ADDRESS): a local Ray started by this process, quiet, no dashboard.
+No address (and no RAY_ADDRESS): a local Ray started by this process, quiet; its dashboard
+serves only the state API on localhost (Ray Train V2 watches its controller through it).
 ``auto`` or a ``host:port`` / ``ray://`` address: join that cluster (what ``ray job submit``
 gives a job through RAY_ADDRESS).
 """
@@ -58,7 +59,10 @@ def init_ray(cfg: RayConfig | None = None):
         ray.init(
             num_cpus=cfg.num_cpus,
             num_gpus=cfg.num_gpus,
-            include_dashboard=False,
+            # Ray Train V2's placement-group cleaner polls the state API, which the dashboard
+            # process serves: without it every training run logs a warning a second.
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
             logging_level=logging.WARNING,
             log_to_driver=True,
             runtime_env=runtime_env,
