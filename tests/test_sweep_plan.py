@@ -121,3 +121,19 @@ def test_rerun_with_other_settings_is_refused_naming_them(tmp_path):
     changed["train"]["epochs"] = settings["train"]["epochs"] + 1
     with pytest.raises(ValueError, match=r"train\.epochs: \d+ -> \d+"):
         check_same_settings(tmp_path, changed)
+
+
+def test_trial_threads_use_the_whole_reservation_and_grid_worker_counts_size_the_trials(tmp_path):
+    job = job_with({"strategies": ["random"], "budgets": [5], "grid": {"train.num_workers": [1, 2]},
+                    "trial_cpus": 1, "worker_cpus": 1}, train={"batch_size": 4})
+    trials = [t for t in plan.plan_trials(job.sweep) if t["strategy"] != plan.FULL]
+    jobs = {t["grid"]["train.num_workers"]: plan.build_trial_job(config.to_dict(job), t, str(tmp_path / t["name"]), 100, 1, "x")
+            for t in trials}
+    one, two = jobs[1], jobs[2]
+    # one worker: it may use the waiting trial's CPU too; the evaluation after it, both
+    assert (one.train.threads, one.evaluate.threads) == (2, 2)
+    # two workers: one thread each (no CPU is idle while they train); evaluation gets all 3
+    assert (two.train.threads, two.evaluate.threads) == (None, 3)
+    # the sweep sizes trials by the largest worker count of its grid
+    assert trial_cpus_needed(job, list(jobs.values())) == 3
+    assert concurrency(job, 6, trial_jobs=list(jobs.values())) == 2

@@ -308,3 +308,21 @@ def test_explicit_run_name_refuses_checkpoints_of_other_inputs(tmp_path, tiny_mo
     (ckpt / "train_state.json").write_text(json.dumps({"step": 3, "fingerprint": stage.run_name(job, job.run_path / runio.LABELED)}))
     with pytest.raises(WouldTrain):
         stage.train(job)
+
+
+def test_worker_resources_gpu_only_when_every_worker_gets_one():
+    from labelwise.training.config import TrainConfig
+    from labelwise.training.stage import worker_resources
+
+    two = TrainConfig(num_workers=2, batch_size=8)
+    assert worker_resources(two, "auto", gpus=2, free_cpus=8, can_grow=False)[:2] == (True, {"CPU": 1, "GPU": 1})
+    # one declared GPU for two workers: CPU, rather than waiting forever for a second GPU
+    use_gpu, res, threads = worker_resources(two, "auto", gpus=1, free_cpus=4, can_grow=False)
+    assert (use_gpu, res, threads) == (False, {"CPU": 2}, 2)
+    # cuda on a cluster that can add GPU nodes: ask for them even before one is up
+    assert worker_resources(two, "cuda", gpus=0, free_cpus=4, can_grow=True)[0] is True
+    with pytest.raises(RuntimeError, match="no GPU"):
+        worker_resources(two, "cuda", gpus=0, free_cpus=4, can_grow=False)
+    # threads: the reservation unless set (a sweep trial lends its waiting CPU to its worker)
+    one = TrainConfig(num_workers=1, cpus_per_worker=1, threads=2)
+    assert worker_resources(one, "cpu", gpus=0, free_cpus=2, can_grow=False) == (False, {"CPU": 1}, 2)

@@ -150,6 +150,9 @@ class EvaluateConfig:
     """Cap on padded tokens per forward pass (batch rows x longest row)."""
     max_length: int | None = None
     """Longest input in tokens; longer contexts lose their beginning (null: the model's limit)."""
+    threads: int | None = None
+    """Torch threads when evaluating in this process (null: torch's default). A sweep trial
+    sets it to its whole CPU reservation."""
     mmlu: MMLUConfig = dataclasses.field(default_factory=MMLUConfig)
     bbh: BBHConfig = dataclasses.field(default_factory=BBHConfig)
     heldout: HeldoutConfig = dataclasses.field(default_factory=HeldoutConfig)
@@ -168,5 +171,6 @@ class EvaluateConfig:
         check(self.max_restarts >= -1, "max_restarts", "must be >= -1 (-1: forever)")
         check(self.max_task_retries >= -1, "max_task_retries", "must be >= -1 (-1: forever)")
         check(self.batch_size > 0, "batch_size", "must be positive")
+        check(self.threads is None or self.threads > 0, "threads", "must be positive (or null)")
         check(self.max_batch_tokens > 0, "max_batch_tokens", "must be positive")
         check(self.max_length is None or self.max_length > 16, "max_length", "must be > 16 or null")

@@ -81,6 +81,10 @@ def evaluate(job, adapter=None, label: str | None = None) -> dict:
 
     adapter = resolve_adapter(adapter)
     label = label or ("adapted" if adapter else "base")
+    if job.evaluate.threads:
+        import torch
+
+        torch.set_num_threads(job.evaluate.threads)
     ctx = _Context(job, ModelSpec(job.model, adapter))
     metrics_path = job.run_path / METRICS
     for bench in job.evaluate.benchmarks:

@@ -89,17 +89,26 @@ def trial_job_data(job_data: dict, trial: dict, trial_dir: str, pool_size: int |
         if trial["base"] is not None:
             params["base"] = trial["base"]
         select["params"] = params
+    trial_cpus = float((data.pop("sweep", None) or {}).get("trial_cpus", 1.0))
+    overrides = [f"{k}={_yaml(v)}" for k, v in sorted(trial["grid"].items())]
+    data = apply_overrides(data, overrides)
+    # Resources, after the grid (which may change the device or the worker count):
     train = data.setdefault("train", {})
     if train.get("cpus_per_worker") is None:
         train["cpus_per_worker"] = worker_cpus
+    workers = int(train.get("num_workers") or 1)
+    # The trial process waits while its worker trains, and the workers are gone while it
+    # evaluates: each may run as many torch threads as the trial's whole CPU reservation.
+    if train.get("threads") is None and workers == 1:
+        train["threads"] = max(1, int(train["cpus_per_worker"] + trial_cpus))
     evaluate = data.setdefault("evaluate", {})
+    if evaluate.get("threads") is None:
+        evaluate["threads"] = max(1, int(trial_cpus + workers * train["cpus_per_worker"]))
     if evaluate.get("use_ray", "auto") == "auto":
         # On CPU a trial holds its CPUs already: evaluate in the trial's own process. On GPU
         # the trial process has none: evaluate on Ray Data's GPU actors, as the run does.
         evaluate["use_ray"] = data.get("model", {}).get("device") == "cuda"
-    data.pop("sweep", None)
-    overrides = [f"{k}={_yaml(v)}" for k, v in sorted(trial["grid"].items())]
-    return apply_overrides(data, overrides)
+    return data
 
 
 def _yaml(value) -> str:

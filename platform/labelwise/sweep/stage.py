@@ -35,32 +35,34 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the trials and the resources, run nothing")
 
 
-def trial_cpus_needed(job) -> float:
-    """CPUs one trial holds while it trains: the trial itself plus its training workers."""
-    workers = job.train.num_workers
-    per_worker = job.train.cpus_per_worker or job.sweep.worker_cpus
-    return job.sweep.trial_cpus + workers * per_worker
+def trial_cpus_needed(job, trial_jobs=()) -> float:
+    """CPUs one trial holds while it trains: the trial itself plus its training workers (the
+    largest over ``trial_jobs``, whose grid may change the worker count)."""
+    jobs = list(trial_jobs) or [job]
+    workers = max(j.train.num_workers * (j.train.cpus_per_worker or job.sweep.worker_cpus) for j in jobs)
+    return job.sweep.trial_cpus + workers
 
 
-def concurrency(job, cluster_cpus: float, cluster_gpus: float = 0, use_gpu: bool = False) -> int:
+def concurrency(job, cluster_cpus: float, cluster_gpus: float = 0, use_gpu: bool = False, trial_jobs=()) -> int:
     """How many trials may run at once so that none waits on another's CPUs (or GPUs)."""
-    need = trial_cpus_needed(job)
+    need = trial_cpus_needed(job, trial_jobs)
     n = max(1, int(math.floor(cluster_cpus / need))) if need > 0 else 1
     if use_gpu:
-        n = min(n, max(1, int(cluster_gpus // max(1, job.train.num_workers))))
+        workers = max(j.train.num_workers for j in (list(trial_jobs) or [job]))
+        n = min(n, max(1, int(cluster_gpus // workers)))
     if job.sweep.max_concurrent_trials is not None:
         n = min(n, job.sweep.max_concurrent_trials)
     return n
 
 
-def validate_trials(job, trials: list[dict]) -> None:
-    """Build every trial's job config now, so a bad grid value fails before any work."""
+def validate_trials(job, trials: list[dict]) -> list:
+    """Build every trial's job config now, so a bad grid value fails before any work; returns
+    them (for their resources)."""
     from labelwise import config
     from labelwise.sweep.plan import build_trial_job
 
     data = config.to_dict(job)
-    for t in trials:
-        build_trial_job(data, t, "/tmp/labelwise-check", 1, job.sweep.worker_cpus, "sweep")
+    return [build_trial_job(data, t, "/tmp/labelwise-check", 1, job.sweep.worker_cpus, "sweep") for t in trials]
 
 
 def prepare(job, log=print) -> int:
@@ -192,7 +194,8 @@ def run_sweep(job, out=None) -> Path:
     sweep_dir = Path(job.run_dir).resolve()
     job.run_dir = str(sweep_dir)
     trials = plan_trials(job.sweep)
-    validate_trials(job, trials)
+    trial_jobs = validate_trials(job, trials)
+    need = trial_cpus_needed(job, trial_jobs)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     settings = config.to_dict(job)
     check_same_settings(sweep_dir, settings)
@@ -212,14 +215,14 @@ def run_sweep(job, out=None) -> Path:
     progress.skipped = len(finished)
     resources = ray.cluster_resources()
     use_gpu = job.model.device == "cuda" or (job.model.device == "auto" and resources.get("GPU", 0) > 0)
-    n_parallel = concurrency(job, resources.get("CPU", 1), resources.get("GPU", 0), use_gpu)
-    if job.ray.address is None and not os.environ.get("RAY_ADDRESS") and trial_cpus_needed(job) > resources.get("CPU", 1):
+    n_parallel = concurrency(job, resources.get("CPU", 1), resources.get("GPU", 0), use_gpu, trial_jobs)
+    if job.ray.address is None and not os.environ.get("RAY_ADDRESS") and need > resources.get("CPU", 1):
         raise ValueError(
-            f"sweep: a trial needs {trial_cpus_needed(job):g} CPUs (sweep.trial_cpus + train.num_workers x "
+            f"sweep: a trial needs {need:g} CPUs (sweep.trial_cpus + train.num_workers x "
             f"sweep.worker_cpus) but this Ray has {resources.get('CPU', 1):g}"
         )
     log(f"[sweep] {len(trials)} trials: {len(finished)} finished before, {len(pending)} to run, "
-        f"{n_parallel} at a time ({trial_cpus_needed(job):g} CPUs each) -> {sweep_dir / TRIALS}")
+        f"{n_parallel} at a time ({need:g} CPUs each) -> {sweep_dir / TRIALS}")
     errors: dict[str, str] = {}
     if pending:
         errors = _run_tuner(job, pending, sweep_dir, pool_size, n_parallel, progress, len(finished))
@@ -327,10 +330,10 @@ def main(job, args) -> int:
         from labelwise.sweep.plan import plan_trials
 
         trials = plan_trials(job.sweep)
-        validate_trials(job, trials)
+        trial_jobs = validate_trials(job, trials)
         for t in trials:
             print(t["name"])
-        print(f"{len(trials)} trials; each needs {trial_cpus_needed(job):g} CPUs while it trains")
+        print(f"{len(trials)} trials; each needs up to {trial_cpus_needed(job, trial_jobs):g} CPUs while it trains")
         return 0
     run_sweep(job)
     return 0

@@ -35,6 +35,9 @@ class TrainConfig:
     """Worker-group failures to recover from (restarting from the last checkpoint)."""
     cpus_per_worker: int | None = None
     """null: on CPU, the free CPUs divided among the workers (at least 1); on GPU, 1."""
+    threads: int | None = None
+    """Torch threads per worker; null: the CPUs the worker reserves. (A sweep trial sets it to
+    its whole CPU reservation: the trial process waits while its worker trains.)"""
     name: str | None = None
     """Ray Train run name; a run started again with the same name resumes from its last
     checkpoint. null: derived from the model, data, settings and seed."""
@@ -60,4 +63,5 @@ class TrainConfig:
         check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0 (0: every epoch)")
         check(self.max_failures >= -1, "max_failures", "must be >= -1 (-1: retry forever)")
         check(self.cpus_per_worker is None or self.cpus_per_worker > 0, "cpus_per_worker", "must be positive")
+        check(self.threads is None or self.threads > 0, "threads", "must be positive (or null)")
         check(self.name is None or (self.name.strip() and "/" not in self.name), "name", "must be a non-empty name without '/'")

@@ -26,7 +26,7 @@ from labelwise.training.outputs import SUMMARY, adapter_done
 
 
 # train.* keys that do not change what is learned (where and how robustly it runs)
-NOT_IN_FINGERPRINT = ("name", "max_failures", "cpus_per_worker")
+NOT_IN_FINGERPRINT = ("name", "max_failures", "cpus_per_worker", "threads")
 
 
 def run_name(job, labeled: Path) -> str:
@@ -124,30 +124,49 @@ def check_checkpoints(storage: str, name: str, fingerprint: str) -> None:
 
 
 def _resources(job, ray) -> tuple[bool, dict, int]:
-    """(use_gpu, resources per worker, torch threads per worker)."""
-    cfg = job.train
-    device = job.model.device
-    gpus = ray.cluster_resources().get("GPU", 0)
-    if device == "cuda" and not gpus:
-        raise RuntimeError("model.device is cuda but the Ray cluster has no GPU")
-    use_gpu = device == "cuda" or (device == "auto" and gpus > 0)
+    """(use_gpu, resources per worker, torch threads per worker) on the running cluster."""
+    from labelwise.ray_start import started_locally
+
+    return worker_resources(
+        job.train,
+        job.model.device,
+        gpus=ray.cluster_resources().get("GPU", 0),
+        free_cpus=int(ray.available_resources().get("CPU", 1)),
+        can_grow=not started_locally(),
+    )
+
+
+def worker_resources(cfg, device: str, gpus: float, free_cpus: int, can_grow: bool) -> tuple[bool, dict, int]:
+    """(use_gpu, resources per worker, torch threads per worker).
+
+    ``device: auto`` trains on GPUs when the cluster has one per worker, else on CPU;
+    ``cuda`` always asks for GPUs: on a cluster that can grow the autoscaler adds GPU nodes
+    for the pending workers; on a local Ray without any it is an error at once."""
+    if device == "cuda" and not gpus and not can_grow:
+        raise RuntimeError("model.device is cuda but this local Ray has no GPU")
+    use_gpu = device == "cuda" or (device == "auto" and gpus >= cfg.num_workers)
+    if device == "auto" and 0 < gpus < cfg.num_workers:
+        print(
+            f"train: {cfg.num_workers} workers but {gpus:g} GPU(s) in the cluster: training on CPU "
+            "(set model.device: cuda to wait for GPU nodes instead)",
+            file=sys.stderr,
+        )
     if cfg.cpus_per_worker is not None:
         cpus = cfg.cpus_per_worker
     elif use_gpu:
         cpus = 1
     else:
-        free = int(ray.available_resources().get("CPU", 1))
-        cpus = max(1, free // cfg.num_workers)
-        if free < cfg.num_workers:
+        cpus = max(1, free_cpus // cfg.num_workers)
+        if free_cpus < cfg.num_workers:
             print(
                 f"train: warning: {cfg.num_workers} workers need {cfg.num_workers} CPUs but only "
-                f"{free} are free; training waits until they are",
+                f"{free_cpus} are free; training waits until they are",
                 file=sys.stderr,
             )
     resources = {"CPU": cpus}
     if use_gpu:
         resources["GPU"] = 1
-    return use_gpu, resources, cpus
+    return use_gpu, resources, cfg.threads or cpus
 
 
 def train(job, hooks: dict | None = None) -> Path:
