@@ -30,7 +30,7 @@ class FakeStages:
         run = Path(job.run_dir)
         out = run / pipeline.STAGES[pipeline.STAGE_NAMES.index(name)][3]
         if name.startswith("evaluate"):
-            label = name.split()[1]
+            label = name.split("-")[1]
             metrics = json.loads(out.read_text()) if out.exists() else {}
             if label not in metrics:
                 acc = 0.25 if label == "base" else 0.5
@@ -118,8 +118,8 @@ def test_stage_call_passes_the_adapter_and_labels(monkeypatch, tmp_path):
 
     monkeypatch.setattr(importlib, "import_module", lambda name: Mod)
     job = types.SimpleNamespace(run_dir=str(tmp_path))
-    pipeline.stage_call("evaluate base", job)
-    pipeline.stage_call("evaluate adapted", job)
+    pipeline.stage_call("evaluate-base", job)
+    pipeline.stage_call("evaluate-adapted", job)
     assert seen == [(None, "base"), (tmp_path / runio.ADAPTER, "adapted")]
 
 

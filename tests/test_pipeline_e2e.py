@@ -75,7 +75,7 @@ def test_run_killed_during_training_then_resumed(tmp_path, tiny_model_dir, local
     assert {n: (run / n).stat().st_mtime_ns for n in kept} == before
     statuses = {s["stage"]: s["status"] for s in summary["stages"]}
     assert [statuses[s] for s in ("pool", "score", "select")] == ["kept"] * 3
-    assert statuses["train"] == "ran" and statuses["evaluate adapted"] == "ran"
+    assert statuses["train"] == "ran" and statuses["evaluate-adapted"] == "ran"
     assert summary["status"] == "done"
     assert set(summary["metrics"]) == {"base", "adapted"}
     assert (run / "adapter" / "adapter_config.json").exists()

@@ -51,33 +51,6 @@ BENCH_HELP = {
 }
 
 
-class SpaceFreeChoices(list):
-    """argparse choices shown (and accepted) with hyphens for names that hold a space
-    ("evaluate base" -> evaluate-base); the old spelling, one quoted argument, still works.
-    The parsed value is the original name, so stages see what they declared."""
-
-    def __init__(self, names):
-        super().__init__(n.replace(" ", "-") for n in names)
-        self.names = list(names)
-        self.by_spelling = {n.replace(" ", "-"): n for n in names}
-
-    def __contains__(self, value) -> bool:
-        return value in self.names
-
-    def convert(self, text: str) -> str:
-        return self.by_spelling.get(text, text)
-
-
-def _space_free_choices(parser: argparse.ArgumentParser) -> None:
-    """Give every option of ``parser`` whose choices hold a space hyphenated choices."""
-    for action in parser._actions:
-        choices = action.choices
-        if isinstance(choices, (list, tuple)) and any(isinstance(c, str) and " " in c for c in choices):
-            new = SpaceFreeChoices(choices)
-            action.choices = new
-            action.type = new.convert
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labelwise",
@@ -86,8 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module, help_text in STAGES:
-        if importlib.util.find_spec(module) is None:  # the stage has not landed
-            continue
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("config", help="job YAML (see jobs/ for examples)")
         p.add_argument(
@@ -100,7 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.set_defaults(module=module)
         _stage_arguments(module, p)
-        _space_free_choices(p)
     p = sub.add_parser(
         "config",
         help="validate a job YAML and print it resolved, with every default filled in",
@@ -152,7 +122,7 @@ def print_config(path: str | None, overrides: list[str]) -> int:
 
 
 # The pipeline stage that first reads each group of checked inputs (labelwise.job.READ_BY).
-FIRST_READ_IN_RUN = {"pool.source": "pool", "model.name": "score", "annotate.answers": "annotate", "evaluate": "evaluate base"}
+FIRST_READ_IN_RUN = {"pool.source": "pool", "model.name": "score", "annotate.answers": "annotate", "evaluate": "evaluate-base"}
 
 
 def _unchecked_inputs(args) -> set[str]:

@@ -1,6 +1,6 @@
 """``labelwise run CONFIG``: every stage in order, in one job.
 
-    pool -> score -> select -> annotate -> train -> evaluate base -> evaluate adapted -> report
+    pool -> score -> select -> annotate -> train -> evaluate-base -> evaluate-adapted -> report
 
 Each stage keeps what its folder already holds (the stage functions skip finished work), so
 a rerun after a crash or a kill goes on where the last one stopped. Progress is printed per
@@ -28,8 +28,8 @@ STAGES = [
     ("select", "labelwise.selection.stage", "select", runio.SELECTION),
     ("annotate", "labelwise.annotate.stage", "annotate", runio.LABELED),
     ("train", "labelwise.training.stage", "train", runio.ADAPTER),
-    ("evaluate base", "labelwise.evaluation.stage", "evaluate", runio.METRICS),
-    ("evaluate adapted", "labelwise.evaluation.stage", "evaluate", runio.METRICS),
+    ("evaluate-base", "labelwise.evaluation.stage", "evaluate", runio.METRICS),
+    ("evaluate-adapted", "labelwise.evaluation.stage", "evaluate", runio.METRICS),
 ]
 STAGE_NAMES = [s[0] for s in STAGES]
 
@@ -49,9 +49,9 @@ def stage_call(name: str, job):
     _, module, func, _ = STAGES[STAGE_NAMES.index(name)]
     fn = getattr(importlib.import_module(module), func)
     run_dir = Path(job.run_dir)
-    if name == "evaluate base":
+    if name == "evaluate-base":
         return fn(job, adapter=None, label="base")
-    if name == "evaluate adapted":
+    if name == "evaluate-adapted":
         return fn(job, adapter=run_dir / runio.ADAPTER, label="adapted")
     return fn(job)
 
@@ -62,7 +62,7 @@ def fingerprint_output(run_dir: Path, name: str):
     if not output.exists():
         return None
     if name.startswith("evaluate"):
-        label = "base" if name == "evaluate base" else "adapted"
+        label = "base" if name == "evaluate-base" else "adapted"
         try:
             return json.dumps(json.loads(output.read_text()).get(label), sort_keys=True, default=str)
         except (ValueError, OSError):
@@ -179,8 +179,8 @@ def _text_table(header: list[str], rows: list[list[str]]) -> list[str]:
 def main(job, args) -> int:
     try:
         run_pipeline(job, until=getattr(args, "until", None), report=not getattr(args, "no_report", False))
-    except (FileNotFoundError, ValueError):
-        raise  # the CLI prints these as one clear line
+    except (OSError, ValueError, RuntimeError):
+        raise  # the CLI prints these as one clear line (LABELWISE_DEBUG=1: the traceback)
     except KeyboardInterrupt:
         return 130
     except Exception:
