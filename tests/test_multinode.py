@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]
 RUNTIME_ENV = {
     "py_modules": ["platform/labelwise"],
     "excludes": [".venv", "runs", ".git", "**/__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis"],
-    "env_vars": {"RAY_OVERRIDE_JOB_RUNTIME_ENV": "1"},
+    "env_vars": {"HF_HUB_OFFLINE": "1"},
 }
 
 
@@ -85,10 +85,11 @@ def submit_with_wrapper(cluster: LocalCluster, job_id: str, *labelwise_args: str
     assert r.returncode == 0, f"submit failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
 
 
-# The worker node's GPU is declared, not real. The GPU scheduling itself is checked by the
-# probe below; labelwise's stages load models on CUDA whenever the cluster has a GPU, which
-# this machine cannot do, so the labelwise jobs run with model.device=cpu.
-DEVICE = "cpu"
+# The worker node's GPU is declared, not real. The run keeps model.device: auto, so scoring
+# takes the GPU path (actors placed with num_gpus=1 on the GPU node, loading the model on the
+# device they really have: the CPU); training has 1 GPU for 2 workers and trains on CPU. The
+# sweep runs with model.device=cpu (its one-worker trials would otherwise ask for the GPU
+# and NCCL, which this machine cannot give).
 
 
 PROBE = r"""
@@ -136,7 +137,7 @@ def test_labelwise_run_as_a_submitted_job(cluster, tiny_model_dir, tmp_path_fact
     submit_with_wrapper(
         cluster, "labelwise-run-tiny", "run", "jobs/cluster_tiny.yaml",
         "--set", f"run_dir={run_dir}", "--set", f"ray.storage={base / 'ray_results'}",
-        "--set", f"model.name={tiny_model_dir}", "--set", f"model.device={DEVICE}", "--no-report",
+        "--set", f"model.name={tiny_model_dir}", "--no-report",
     )  # fmt: skip
     status, logs = wait_for_job(cluster, "labelwise-run-tiny", timeout_s=150)
     assert status == "SUCCEEDED", logs
@@ -146,6 +147,9 @@ def test_labelwise_run_as_a_submitted_job(cluster, tiny_model_dir, tmp_path_fact
     pool = pd.read_parquet(run_dir / "pool.parquet")
     scores = pd.read_parquet(run_dir / "scores.parquet")
     assert set(scores["id"]) == set(pool["id"]) and scores["error"].isna().all()
+    executor = json.loads((run_dir / "score_summary.json").read_text())["run"]["executor"]
+    assert executor["where"] == "ray data"
+    assert executor["actors"]["device"] == "cuda" and executor["actors"]["num_gpus"] == 1  # the GPU path
     selection = pd.read_parquet(run_dir / "selection.parquet")
     assert len(selection) == 12 and selection["id"].is_unique and set(selection["id"]) <= set(pool["id"])
     labeled = [json.loads(line) for line in (run_dir / "labeled.jsonl").read_text().splitlines()]
@@ -161,7 +165,7 @@ def test_labelwise_sweep_as_a_submitted_job(cluster, tiny_model_dir, tmp_path_fa
     submit_with_wrapper(
         cluster, "labelwise-sweep-tiny", "sweep", "jobs/cluster_sweep_tiny.yaml",
         "--set", f"run_dir={run_dir}", "--set", f"ray.storage={base / 'ray_results'}",
-        "--set", f"model.name={tiny_model_dir}", "--set", f"model.device={DEVICE}",
+        "--set", f"model.name={tiny_model_dir}", "--set", "model.device=cpu",
         "--set", "sweep.report=false",
     )  # fmt: skip
     status, logs = wait_for_job(cluster, "labelwise-sweep-tiny", timeout_s=180)

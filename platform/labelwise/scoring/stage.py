@@ -273,10 +273,13 @@ def score_pending(job, pool, pending_ids: set[str], store) -> dict:
     n = sum(len(b["ids"]) for b in batches)
     start = time.perf_counter()
     if want_ray(job, n):
-        tokens = score_on_ray(job, batches, store)
+        executor = {"where": "ray data"}
+        tokens = score_on_ray(job, batches, store, executor=executor)
     else:
+        executor = {"where": "in process"}
         tokens = score_in_process(job, batches, store)
     stats.update(
+        executor=executor,
         scored_now=stats["scored_now"] + n,
         generated_tokens=int(tokens),
         seconds=time.perf_counter() - start,
@@ -337,8 +340,11 @@ def score_in_process(job, batches: list[dict], store, scorer=None) -> int:
     return flusher.tokens
 
 
-def score_on_ray(job, batches: list[dict], store, scorer_cls=None) -> int:
-    """Score batches with Ray Data on an actor pool; the driver writes shards as blocks arrive."""
+def score_on_ray(job, batches: list[dict], store, scorer_cls=None, executor: dict | None = None) -> int:
+    """Score batches with Ray Data on an actor pool; the driver writes shards as blocks arrive.
+    The actor plan is recorded in ``executor`` when given."""
+    import dataclasses
+
     from labelwise.actor_pool import plan_actors
     from labelwise.ray_start import init_ray
     from labelwise.scoring.scorer import Scorer
@@ -347,6 +353,8 @@ def score_on_ray(job, batches: list[dict], store, scorer_cls=None) -> int:
     device, dtype = key_model(job, store)
     ray = init_ray(job.ray)
     plan = plan_actors(job.model.device, cfg.max_actors)
+    if executor is not None:
+        executor["actors"] = dataclasses.asdict(plan)
     rows = [{"payload": json.dumps(b)} for b in batches]
     ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
     ds = plan.map_batches(
