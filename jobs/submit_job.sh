@@ -16,8 +16,8 @@
 # and platform/labelwise as a py_module, so the driver and every worker import this
 # checkout's labelwise even when the cluster image has another version installed. The
 # uploads leave out .venv, runs/, .git and caches (Ray's limit for a working_dir is 500 MiB).
-# RAY_OVERRIDE_JOB_RUNTIME_ENV=1 lets labelwise's ray.init add its own env_vars to the job's
-# runtime env (without it, Ray refuses when both name the same variable).
+# Inside a submitted job labelwise's ray.init passes no runtime env of its own, so the job's
+# env_vars (these and every -e) are the only ones and reach the driver and every worker.
 #
 # Run folders: give the job an absolute run_dir on storage every node mounts
 # (--set run_dir=/mnt/labelwise/runs/NAME). A relative run_dir would land in the job's
@@ -48,7 +48,7 @@ ray_bin="${RAY:-ray}"
 
 runtime_env="$("$python" - "${env_pairs[@]}" <<'EOF'
 import json, sys
-env = {"RAY_OVERRIDE_JOB_RUNTIME_ENV": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 for pair in sys.argv[1:]:
     key, sep, value = pair.partition("=")
     if not sep or not key:

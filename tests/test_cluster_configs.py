@@ -158,7 +158,7 @@ def test_kuberay_rayjob_runs_a_sweep_from_the_image():
     assert "WORKDIR /home/ray/labelwise" in (CLUSTER / "docker" / "Dockerfile").read_text()
     runtime_env = yaml.safe_load(spec["runtimeEnvYAML"])
     assert isinstance(runtime_env, dict)
-    assert runtime_env["env_vars"]["RAY_OVERRIDE_JOB_RUNTIME_ENV"] == "1"
+    assert runtime_env["env_vars"]["HF_HUB_OFFLINE"] == "1"
     assert all(isinstance(v, str) for v in runtime_env["env_vars"].values())
 
 
@@ -248,7 +248,7 @@ def test_submit_wrapper_ships_the_checkout_and_runs_labelwise(fake_ray, tmp_path
     assert env["py_modules"] == ["platform/labelwise"] and (REPO / "platform" / "labelwise").is_dir()
     assert {".venv", "runs", ".git"} <= set(env["excludes"])
     assert env["env_vars"]["LABELWISE_DATA_DIR"] == "/mnt/data"
-    assert env["env_vars"]["RAY_OVERRIDE_JOB_RUNTIME_ENV"] == "1"
+    assert env["env_vars"]["HF_HUB_OFFLINE"] == "1"
     assert argv[argv.index("--submission-id") + 1].startswith("labelwise-run-")
 
 
