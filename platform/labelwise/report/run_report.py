@@ -32,17 +32,26 @@ def flatten_metrics(metrics: dict) -> dict[str, dict[str, float]]:
 
 
 def metrics_rows(flat: dict[str, dict[str, float]]) -> tuple[list[str], list[list[str]]]:
+    """Rows of metric, value per label and the change; the headline metrics first, the
+    counts (how many prompts, tasks...) last and without a change."""
+    from labelwise.report.table import HEADLINE, is_quality_metric
+
     labels = [l for l in ("base", "adapted") if l in flat] + sorted(l for l in flat if l not in ("base", "adapted"))
-    keys = sorted(set().union(*(set(v) for v in flat.values()))) if flat else []
+    keys = set().union(*(set(v) for v in flat.values())) if flat else set()
+
+    def order(k):
+        return (not is_quality_metric(k), HEADLINE.index(k) if k in HEADLINE else len(HEADLINE), k)
+
     header = ["metric"] + labels
     if "base" in flat and "adapted" in flat:
         header.append("adapted − base")
     rows = []
-    for k in keys:
+    for k in sorted(keys, key=order):
         row = [k] + [_num(flat[l].get(k)) for l in labels]
         if "base" in flat and "adapted" in flat:
             a, b = flat["adapted"].get(k), flat["base"].get(k)
-            row.append(_num(a - b, signed=True) if a is not None and b is not None else "")
+            changed = a is not None and b is not None and is_quality_metric(k)
+            row.append(_num(a - b, signed=True) if changed else "")
         rows.append(row)
     return header, rows
 
