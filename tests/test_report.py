@@ -200,8 +200,14 @@ def test_run_report(tmp_path):
     pd.DataFrame({"step": [1, 2, 3], "epoch": [0, 0, 1], "loss": [2.0, 1.5, 1.2]}).to_csv(
         tmp_path / "train_log.csv", index=False
     )
+    (tmp_path / "selection.json").write_text(json.dumps({
+        "selector": "weighted_task_diversity", "params": {"base": 5}, "budget": 12, "seed": 0, "selected": 12,
+        "tasks_selected": 2, "excluded": {"count": 1, "rows": [{"id": "x"}]}, "request": {"scores": {"mtime_ns": 1}},
+    }))
     md, page = stage.write_report(tmp_path)
     text = md.read_text()
+    assert "| parameters | base=5 |" in text and "| selected | 12 prompts from 2 tasks |" in text
+    assert "1 prompts the scorer could not score" in text and "mtime_ns" not in text
     assert "| heldout.em_macro | 0.25 | 0.5 | +0.25 |" in text
     assert "| heldout.nll_macro | 2 | 1.5 | -0.5 |" in text
     assert "protocol" not in text.split("## Metrics")[1].split("##")[0]

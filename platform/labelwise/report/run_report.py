@@ -79,9 +79,8 @@ def build(folder: Path) -> Document:
             )
     sel_path = folder / "selection.json"
     if sel_path.exists():
-        sel = json.loads(sel_path.read_text())
         doc.heading("Selection", 2)
-        doc.code(json.dumps(sel, indent=2))
+        doc.table(["", ""], selection_rows(json.loads(sel_path.read_text())))
     metrics_path = folder / runio.METRICS
     if metrics_path.exists():
         flat = flatten_metrics(json.loads(metrics_path.read_text()))
@@ -106,6 +105,23 @@ def build(folder: Path) -> Document:
             "train_log.csv nor results.csv)"
         )
     return doc
+
+
+def selection_rows(sel: dict) -> list[list[str]]:
+    """selection.json as a two-column table a person reads (the raw file keeps the rest)."""
+    params = ", ".join(f"{k}={v}" for k, v in (sel.get("params") or {}).items()) or "none"
+    excluded = sel.get("excluded") or {}
+    rows = [
+        ["selector", str(sel.get("selector", ""))],
+        ["parameters", params],
+        ["budget", f"{sel.get('budget')} (seed {sel.get('seed')})"],
+        ["selected", f"{sel.get('selected')} prompts from {sel.get('tasks_selected')} tasks"],
+    ]
+    if (sel.get("confidence") or {}).get("definition"):
+        rows.append(["task confidence", sel["confidence"]["definition"]])
+    if excluded.get("count"):
+        rows.append(["not selectable", f"{excluded['count']} prompts the scorer could not score (listed in selection.json)"])
+    return rows
 
 
 def _cell(v) -> str:
