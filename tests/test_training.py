@@ -326,3 +326,11 @@ def test_worker_resources_gpu_only_when_every_worker_gets_one():
     # threads: the reservation unless set (a sweep trial lends its waiting CPU to its worker)
     one = TrainConfig(num_workers=1, cpus_per_worker=1, threads=2)
     assert worker_resources(one, "cpu", gpus=0, free_cpus=2, can_grow=False) == (False, {"CPU": 1}, 2)
+
+
+def test_progress_line_rate_and_time_left():
+    from labelwise.training.worker import progress_line
+
+    log = [{"loss": 3.0, "tokens": 100, "seconds": 2.0}, {"loss": 2.5, "tokens": 120, "seconds": 2.0}]
+    assert progress_line(log, 2, 30) == "step 2/30 (6%), loss 2.5000, 55 tokens/s, about 56s left"
+    assert progress_line(log, 30, 30).endswith("55 tokens/s")  # done: no time left

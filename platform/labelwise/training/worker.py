@@ -71,6 +71,7 @@ def train_loop_per_worker(config: dict) -> None:
         ddp, all_reduce = model, None
 
     pending = []  # log rows since the last report
+    last_line = time.monotonic()
     for step, epoch, i, batch in loop.step_plan(len(examples), cfg.batch_size, cfg.epochs, seed):
         if step < state["step"]:
             continue  # done before the checkpoint we resumed from
@@ -97,6 +98,9 @@ def train_loop_per_worker(config: dict) -> None:
         state["step"] = step + 1
         end_of_epoch = i == spe - 1
         due = cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0
+        if rank == 0 and not (end_of_epoch or due) and time.monotonic() - last_line >= PROGRESS_SECONDS:
+            print(f"train: {progress_line(state['log'], state['step'], total_steps)}", flush=True)
+            last_line = time.monotonic()
         if end_of_epoch or due:
             metrics = {
                 "step": state["step"],
@@ -107,11 +111,28 @@ def train_loop_per_worker(config: dict) -> None:
             pending = []
             if rank == 0:
                 print(
-                    f"train: step {state['step']}/{total_steps} epoch {row['epoch']:.2f} "
-                    f"loss {metrics['loss']:.4f} ({metrics['tokens_per_s']:.0f} tokens/s)",
+                    f"train: epoch {row['epoch']:.2f} done, {progress_line(state['log'], state['step'], total_steps)}, "
+                    f"epoch loss {metrics['loss']:.4f}",
                     flush=True,
                 )
+                last_line = time.monotonic()
             _report(metrics, model, optimizer, state, rank)
+
+
+PROGRESS_SECONDS = 20.0  # a progress line at least this often between epoch ends
+
+
+def progress_line(log: list[dict], step: int, total: int) -> str:
+    """``step 7/30 (23%), loss 3.1200, 65 tokens/s, about 2m05s left`` from the step log
+    (the time left from this run's steps so far; steps done before a resume are not timed)."""
+    from labelwise.progress import fmt_seconds
+
+    timed = [r for r in log[-50:] if r.get("seconds")]
+    per_step = sum(r["seconds"] for r in timed) / len(timed) if timed else 0.0
+    rate = sum(r["tokens"] for r in timed) / max(1e-9, sum(r["seconds"] for r in timed)) if timed else 0.0
+    loss = log[-1]["loss"] if log else float("nan")
+    left = f", about {fmt_seconds(per_step * (total - step))} left" if per_step and step < total else ""
+    return f"step {step}/{total} ({100 * step // max(1, total)}%), loss {loss:.4f}, {rate:.0f} tokens/s{left}"
 
 
 def _report(metrics: dict, model, optimizer, state: dict, rank: int) -> None:
