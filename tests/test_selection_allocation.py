@@ -18,7 +18,7 @@ from labelwise.selection.allocation import (
     water_fill,
     weighted_allocation,
 )
-from labelwise.selection.base import task_log_confidence
+from labelwise.selection.base import BudgetError, task_log_confidence
 from labelwise.selection.registry import NAMES, make_selector
 
 EMBEDDING = {"kcenter", "facility_location", "dpp"}
@@ -197,7 +197,7 @@ def test_config_validates_strategy_and_params():
 
 # ---- properties ----------------------------------------------------------------------
 
-sizes_st = st.lists(st.integers(1, 12), min_size=1, max_size=7)
+sizes_st = st.lists(st.integers(1, 12), min_size=2, max_size=7)  # one task: an error (tested below)
 PROP = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -232,7 +232,7 @@ def test_same_seed_same_ids_under_row_permutation(sizes, data):
 
 
 @PROP
-@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=8), data=st.data())
+@given(sizes=st.lists(st.integers(1, 40), min_size=2, max_size=8), data=st.data())
 def test_wtd_allocation_properties(sizes, data):
     sizes = np.array(sizes)
     base = data.draw(st.integers(0, 8))
@@ -253,7 +253,7 @@ def test_wtd_allocation_properties(sizes, data):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(sizes=st.lists(st.integers(1, 30), min_size=1, max_size=10), data=st.data())
+@given(sizes=st.lists(st.integers(1, 30), min_size=2, max_size=10), data=st.data())
 def test_wtd_selected_counts_cover_the_base(sizes, data):
     """What round robin actually selects (not only the continuous allocation): every task gets
     at least min(base, size) prompts whenever B covers sum_t min(base, size_t), and exactly B
@@ -301,6 +301,17 @@ def test_water_fill_is_min_max(sizes, data):
     assert (alloc <= sizes + 1e-9).all()
     level = alloc.max()
     assert np.allclose(alloc, np.minimum(sizes, level))  # saturated tasks or the common level
+
+
+def test_one_task_or_one_prompt_is_an_error_for_the_selectors_that_need_more():
+    one_task = make_table([6], [0.5])
+    for name in ("task_diversity", "weighted_task_diversity", "activeit"):
+        with pytest.raises(BudgetError, match=rf"1 task\(s\); {name} spreads the budget over tasks"):
+            make_selector(name).select(one_task, 3)
+    assert len(make_selector("random").select(one_task, 3).ids) == 3  # task-blind selectors are fine
+    assert len(make_selector("least_confidence").select(one_task, 3).ids) == 3
+    with pytest.raises(BudgetError, match="1 usable prompt"):
+        make_selector("random").select(make_table([1], [0.5]), 1)
 
 
 def test_length_normalized_confidence_uses_per_token_probability():

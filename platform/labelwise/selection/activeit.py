@@ -13,6 +13,7 @@ from labelwise.selection.base import Choice, Selector, check_param, task_log_con
 
 class ActiveIT(Selector):
     name = "activeit"
+    min_tasks = 2
 
     def __init__(self, length_normalized: bool = False):
         check_param(isinstance(length_normalized, bool), "length_normalized", f"must be true or false, got {length_normalized!r}")

@@ -103,6 +103,8 @@ class Selector:
     """Base class. Subclasses set ``name`` and define ``__init__`` with keyword parameters."""
 
     name: ClassVar[str] = "?"
+    min_tasks: ClassVar[int] = 1  # selectors that spread the budget over tasks need 2
+    min_prompts: ClassVar[int] = 2  # a pool of one prompt leaves nothing to choose
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -129,6 +131,14 @@ class Selector:
         n = table.n
         if n == 0:
             raise BudgetError(f"{table.source}: no usable prompts to select from")
+        if n < self.min_prompts:
+            raise BudgetError(f"{table.source}: {n} usable prompt(s); {self.name} needs at least {self.min_prompts} to choose from")
+        if table.n_tasks < self.min_tasks:
+            raise BudgetError(
+                f"{table.source}: the pool has {table.n_tasks} task(s); {self.name} spreads the budget over "
+                f"tasks and needs at least {self.min_tasks} (pool_meta.json: selection_limits). Give the "
+                "pool a task column or pool.infer_tasks, or use random or an uncertainty selector"
+            )
         if budget > n:
             if not allow_full_pool:
                 raise BudgetError(

@@ -8,6 +8,7 @@ from labelwise.selection.base import Choice, Selector
 
 class TaskDiversity(Selector):
     name = "task_diversity"
+    min_tasks = 2
 
     def __init__(self):
         pass

@@ -17,6 +17,7 @@ from labelwise.selection.base import Choice, Selector, check_number, check_param
 
 class WeightedTaskDiversity(Selector):
     name = "weighted_task_diversity"
+    min_tasks = 2
 
     def __init__(self, base: int = 5, length_normalized: bool = False):
         check_number(base, "base", nonnegative=True, integer=True)
