@@ -25,7 +25,7 @@ def test_local_ray_starts_with_requested_cpus_and_forwards_env():
         print("ENV", ray.get(ray.remote(lambda: os.environ.get("LABELWISE_MARK")).remote()))
         from labelwise.ray_start import started_locally
         from ray.util.state import list_nodes
-        print("LOCAL", started_locally(), "STATE API", len(list_nodes()))  # Ray Train V2 needs it
+        print("LOCAL", started_locally(), "STATE API", len(list_nodes(address=ray.get_runtime_context().gcs_address)))  # Ray Train V2 needs it
         ray.shutdown()
         """
     )

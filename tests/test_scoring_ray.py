@@ -77,7 +77,7 @@ def test_crashed_actor_is_restarted_and_its_batch_retried(tmp_path, tiny_model_d
     job = make_job(run, tiny_model_dir, use_ray=True, max_actors=1, max_restarts=2, max_task_retries=2)
 
     real = stage.score_on_ray
-    monkeypatch.setattr(stage, "score_on_ray", lambda j, b, s: real(j, b, s, scorer_cls=DiesOnce))
+    monkeypatch.setattr(stage, "score_on_ray", lambda j, b, s, **kw: real(j, b, s, scorer_cls=DiesOnce, **kw))
     stage.score_pool(job)
     assert flag.exists()  # an actor really died
     df = read_scores(run)
@@ -96,7 +96,7 @@ def test_ray_actors_run_in_the_dtype_of_the_cache_key(tmp_path, tiny_model_dir, 
     # what the driver resolves for a plan on GPUs (auto -> bfloat16); the actor here has a CPU only
     monkeypatch.setattr(stage, "resolved_model", lambda j: ("cuda", "bfloat16"))
     real = stage.score_on_ray
-    monkeypatch.setattr(stage, "score_on_ray", lambda j, b, s: real(j, b, s, scorer_cls=RecordsDtype))
+    monkeypatch.setattr(stage, "score_on_ray", lambda j, b, s, **kw: real(j, b, s, scorer_cls=RecordsDtype, **kw))
     run = tmp_path / "run"
     make_pool(run)
     stage.score_pool(make_job(run, tiny_model_dir, use_ray=True, max_actors=1))

@@ -60,8 +60,9 @@ def init_ray(cfg: RayConfig | None = None):
             num_cpus=cfg.num_cpus,
             num_gpus=cfg.num_gpus,
             # Ray Train V2's placement-group cleaner polls the state API, which the dashboard
-            # process serves: without it every training run logs a warning a second.
-            include_dashboard=True,
+            # process serves: without it every training run logs a warning a second. (Not
+            # True: without ray[default]'s packages that refuses to start Ray at all.)
+            include_dashboard=None,  # Ray's default: started when ray[default] is installed
             dashboard_host="127.0.0.1",
             logging_level=logging.WARNING,
             log_to_driver=True,
