@@ -66,6 +66,53 @@ def test_each_example_exactly_once_per_epoch_across_workers(n, per_worker, world
     assert sorted(seen) == list(range(n))
 
 
+def padded_tokens(batches, lengths):
+    return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 300), min_size=1, max_size=60),
+    batch_size=st.integers(1, 8),
+    grouping=st.integers(1, 5),
+    seed=st.integers(0, 5),
+    epoch=st.integers(0, 3),
+)
+def test_length_grouping_keeps_each_example_once_and_sorts_inside_windows(lengths, batch_size, grouping, seed, epoch):
+    n = len(lengths)
+    batches = epoch_batches(n, batch_size, seed, epoch, lengths, grouping)
+    assert sorted(i for b in batches for i in b) == list(range(n))
+    assert len(batches) == steps_per_epoch(n, batch_size)
+    assert sum(len(b) < batch_size for b in batches) <= 1  # only the epoch's tail may be short
+    # the same windows of the same permutation, each sorted: batches hold adjacent lengths
+    order = epoch_batches(n, batch_size * grouping, seed, epoch)  # windows = ungrouped cuts of k batches
+    for window in order:
+        cut = sorted(window, key=lambda i: -lengths[i])
+        expected = [cut[i : i + batch_size] for i in range(0, len(cut), batch_size)]
+        assert all(b in batches for b in expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lengths=st.lists(st.integers(1, 300), min_size=1, max_size=12), batches=st.integers(1, 6), seed=st.integers(0, 5))
+def test_length_grouping_over_the_whole_epoch_never_pads_more(lengths, batches, seed):
+    """With equal batches and one window for the epoch, sorted cuts minimise the padded tokens."""
+    lengths = (lengths * batches)[: len(lengths) * batches]
+    batch_size = len(lengths) // batches
+    grouped = epoch_batches(len(lengths), batch_size, seed, 0, lengths, grouping=batches)
+    plain = epoch_batches(len(lengths), batch_size, seed, 0)
+    assert padded_tokens(grouped, lengths) <= padded_tokens(plain, lengths)
+
+
+def test_length_grouping_saves_padding_and_still_shuffles():
+    lengths = [10 + (i * 37) % 200 for i in range(80)]
+    plain = [padded_tokens(epoch_batches(80, 8, 0, e), lengths) for e in range(3)]
+    grouped = [padded_tokens(epoch_batches(80, 8, 0, e, lengths, 4), lengths) for e in range(3)]
+    assert sum(grouped) < 0.8 * sum(plain)
+    assert epoch_batches(80, 8, 0, 0, lengths, 4) != epoch_batches(80, 8, 0, 1, lengths, 4)
+    with pytest.raises(ValueError, match="lengths has 3 entries for 4 examples"):
+        epoch_batches(4, 2, 0, 0, [1, 2, 3], 1)
+
+
 def test_epochs_shuffle_differently_and_seed_is_reproducible():
     assert epoch_batches(20, 4, 0, 0) == epoch_batches(20, 4, 0, 0)
     assert epoch_batches(20, 4, 0, 0) != epoch_batches(20, 4, 0, 1)

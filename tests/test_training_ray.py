@@ -191,3 +191,24 @@ def test_real_model_training_lowers_train_and_heldout_loss(tmp_path, packaged_mo
     adapted = PeftModel.from_pretrained(base, str(job.run_path / "adapter"))
     after = mean_response_loss(adapted, heldout, tok.pad_token_id)
     assert after < 0.7 * before, (before, after)
+
+
+def test_bench_train_runs_scaled_down_on_a_labeled_file_with_length_grouping(tmp_path, tiny_model_dir, local_ray, capsys):
+    from labelwise.training.bench import main
+
+    rows = synthetic_rows(16)
+    for i, row in enumerate(rows):  # unequal lengths, so grouping has padding to save
+        row["prompt"] += " Please." * (i * 5 % 23)
+    data = tmp_path / "labeled.jsonl"
+    runio.write_jsonl(data, rows)
+    out = tmp_path / "bench.json"
+    assert main(["--model", str(tiny_model_dir), "--data", str(data), "--length-grouping", "2", "--workers", "1",
+                 "--batch-size", "4", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["examples"] == 16 and result["data"] == str(data)
+    runs = [(r["runner"], r["workers"], r["length_grouping"]) for r in result["runs"]]
+    assert runs == [("plain loop", 1, 0), ("plain loop", 1, 2), ("ray train", 1, 2)]
+    assert all(r["tokens_per_s"] > 0 for r in result["runs"])
+    assert "ratio_vs_plain" not in result["runs"][0] and all("ratio_vs_plain" in r for r in result["runs"][1:])
+    printed = capsys.readouterr().out
+    assert "16 examples (" in printed and "grouping" in printed

@@ -1,13 +1,17 @@
 """``labelwise bench train``: training tokens/s of Ray Train against a plain loop.
 
     labelwise bench train [--workers 1 2] [--examples 32] [--max-length 128] [--model NAME]
-                          [--random-model 1b] [--out FILE.json]
+                          [--random-model 1b] [--data labeled.jsonl] [--length-grouping K]
+                          [--out FILE.json]
 
 The same examples, seed and settings are trained (1) in this process by the plain loop of
 :mod:`labelwise.training.plain`, then (2) by the train stage's TorchTrainer with each worker
 count. Reported: steady-state tokens/s (non-padding tokens over the summed step times, first
 step left out as warm-up), end-to-end seconds (model load / worker start included), and the
-ratio Ray / plain. ``--random-model 1b`` builds a random-weight 1B-class Llama (GPU use).
+ratio to the plain loop. ``--random-model 1b`` builds a random-weight 1B-class Llama (GPU
+use). ``--data`` trains on a run's labeled.jsonl instead of generated examples of one length;
+``--length-grouping K`` also runs the plain loop with ``train.length_grouping: K`` and the Ray
+runs with it, so the ratio shows what grouping by length saves on that data's padding.
 """
 
 from __future__ import annotations
@@ -72,6 +76,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", help="a labeled.jsonl (id, task, prompt, response) to train on instead of generated examples")
+    p.add_argument("--length-grouping", type=int, default=0, metavar="K",
+                   help="also run with train.length_grouping K (windows of K batches sorted by length)")
     p.add_argument("--out", help="also write the results as JSON here")
     args = p.parse_args(argv)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -90,19 +97,35 @@ def main(argv=None) -> int:
     model_name = args.model
     if args.random_model:
         model_name = str(random_llama(args.random_model, work / "model", resolve(args.tokenizer)))
-    rows = bench_rows(args.examples)
+    if args.length_grouping < 0:
+        p.error("--length-grouping must be >= 0")
+    if args.data:
+        from labelwise.training.data import read_labeled
+
+        rows = read_labeled(args.data)  # checked as the train stage checks labeled.jsonl
+    else:
+        rows = bench_rows(args.examples)
     base = {"epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length}
     threads = os.cpu_count() or 1
-    results = {"model": args.random_model and f"random-{args.random_model}" or model_name, "examples": args.examples,
-               "epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length,
-               "cuda": torch.cuda.is_available(), "cpu_count": threads, "runs": []}
+    results = {"model": args.random_model and f"random-{args.random_model}" or model_name, "examples": len(rows),
+               "data": args.data or "generated", "epochs": args.epochs, "batch_size": args.batch_size,
+               "max_length": args.max_length, "cuda": torch.cuda.is_available(), "cpu_count": threads, "runs": []}
 
-    start = time.perf_counter()
-    _, _, log, stats = train_plain(ModelConfig(name=model_name), TrainConfig(**base), rows, args.seed, threads=threads)
-    plain = {"runner": "plain loop", "workers": 1, "tokens_per_s": steady_tokens_per_s(log),
+    plain = None
+    for grouping in sorted({0, args.length_grouping}):
+        start = time.perf_counter()
+        _, _, log, stats = train_plain(ModelConfig(name=model_name), TrainConfig(**base, length_grouping=grouping), rows,
+                                       args.seed, threads=threads)
+        r = {"runner": "plain loop", "workers": 1, "length_grouping": grouping, "tokens_per_s": steady_tokens_per_s(log),
              "end_to_end_s": time.perf_counter() - start, "final_loss": log[-1]["loss"]}
-    results["runs"].append(plain)
-    print(f"plain loop: {plain['tokens_per_s']:.1f} tokens/s, {plain['end_to_end_s']:.1f} s end to end", file=sys.stderr)
+        if plain is None:
+            plain = r
+        else:
+            r["ratio_vs_plain"] = r["tokens_per_s"] / plain["tokens_per_s"]
+            r["end_to_end_ratio_vs_plain"] = plain["end_to_end_s"] / r["end_to_end_s"]
+        results["runs"].append(r)
+        print(f"plain loop (length_grouping {grouping}): {r['tokens_per_s']:.1f} tokens/s, "
+              f"{r['end_to_end_s']:.1f} s end to end", file=sys.stderr)
 
     init_ray(RayConfig())
     for w in args.workers:
@@ -110,26 +133,29 @@ def main(argv=None) -> int:
         run.mkdir()
         runio.write_jsonl(run / runio.LABELED, rows)
         job = config.build(JobConfig, {"run_dir": str(run), "seed": args.seed, "model": {"name": model_name},
-                                       "train": {**base, "num_workers": w}}, "bench")
+                                       "train": {**base, "num_workers": w, "length_grouping": args.length_grouping}}, "bench")
         t0 = time.perf_counter()
         train(job)
         import pandas as pd
 
         log = pd.read_csv(run / "train_log.csv").to_dict("records")
-        r = {"runner": "ray train", "workers": w, "tokens_per_s": steady_tokens_per_s(log),
+        r = {"runner": "ray train", "workers": w, "length_grouping": args.length_grouping, "tokens_per_s": steady_tokens_per_s(log),
              "end_to_end_s": time.perf_counter() - t0, "final_loss": log[-1]["loss"]}
         r["ratio_vs_plain"] = r["tokens_per_s"] / plain["tokens_per_s"]
         r["end_to_end_ratio_vs_plain"] = plain["end_to_end_s"] / r["end_to_end_s"]
         results["runs"].append(r)
 
-    print(f"\nLoRA training throughput, {results['model']}, {args.examples} examples x {args.epochs} epoch(s), "
-          f"batch {args.batch_size}, max_length {args.max_length}, {'GPU' if results['cuda'] else f'{threads} CPU cores'}")
-    print(f"{'runner':<12}{'workers':>8}{'tokens/s':>11}{'ratio':>8}{'end-to-end s':>14}{'e2e ratio':>11}{'last loss':>11}")
+    print(f"\nLoRA training throughput, {results['model']}, {len(rows)} examples ({results['data']}) x {args.epochs} "
+          f"epoch(s), batch {args.batch_size}, max_length {args.max_length}, "
+          f"{'GPU' if results['cuda'] else f'{threads} CPU cores'}")
+    print(f"{'runner':<12}{'workers':>8}{'grouping':>9}{'tokens/s':>11}{'ratio':>8}{'end-to-end s':>14}{'e2e ratio':>11}{'last loss':>11}")
     for r in results["runs"]:
-        print(f"{r['runner']:<12}{r['workers']:>8}{r['tokens_per_s']:>11.1f}{r.get('ratio_vs_plain', 1.0):>8.2f}"
-              f"{r['end_to_end_s']:>14.1f}{r.get('end_to_end_ratio_vs_plain', 1.0):>11.2f}{r['final_loss']:>11.4f}")
-    print("ratio: Ray steady-state tokens/s over the plain loop's (>1 is faster); e2e ratio: plain "
-          "end-to-end time over Ray's (includes worker start and model load).")
+        print(f"{r['runner']:<12}{r['workers']:>8}{r['length_grouping']:>9}{r['tokens_per_s']:>11.1f}"
+              f"{r.get('ratio_vs_plain', 1.0):>8.2f}{r['end_to_end_s']:>14.1f}"
+              f"{r.get('end_to_end_ratio_vs_plain', 1.0):>11.2f}{r['final_loss']:>11.4f}")
+    print("ratio: steady-state tokens/s (non-padding tokens) over the first row's, the plain loop without "
+          "length grouping (>1 is faster); e2e ratio: that row's end-to-end time over this row's (includes "
+          "worker start and model load).")
     if args.out:
         runio.write_json(args.out, results)
     return 0

@@ -19,6 +19,11 @@ class TrainConfig:
     """Examples per optimizer step, over all workers together (must divide by num_workers)."""
     micro_batch_size: int | None = None
     """Examples per forward pass on one worker (gradient accumulation); null: no accumulation."""
+    length_grouping: int = 0
+    """0: each batch is a random cut of the epoch's shuffled examples. k > 0: windows of k
+    batches are sorted by length before they are cut (and the batches' order shuffled), so a
+    batch pads less: on the quickstart's labels, padded tokens fall from 2.06x the real ones
+    to 1.54x with k=4 and 1.15x with k=10; batches are less random (similar lengths together)."""
     max_length: int = 512
     """Tokens per example (prompt + response); longer examples are cut and counted."""
     lora_rank: int = 8
@@ -53,6 +58,7 @@ class TrainConfig:
             f"{self.batch_size} examples per step do not divide among {self.num_workers} workers",
         )
         check(self.micro_batch_size is None or self.micro_batch_size > 0, "micro_batch_size", "must be positive")
+        check(self.length_grouping >= 0, "length_grouping", "must be >= 0 (0: off)")
         check(self.max_length >= 8, "max_length", "must be at least 8 tokens")
         check(self.lora_rank > 0, "lora_rank", "must be positive")
         check(self.lora_alpha > 0, "lora_alpha", "must be positive")

@@ -10,7 +10,8 @@
 * :func:`epoch_batches` / :func:`worker_share`: each epoch is one seeded permutation cut
   into global batches; worker ``r`` of ``W`` takes ``batch[r::W]``. Every example is seen
   exactly once per epoch over all workers (no duplicated padding), and 1 and W workers step
-  through the same global batches.
+  through the same global batches. ``train.length_grouping`` sorts windows of the permutation
+  by length before cutting them, so batches waste less compute on padding.
 """
 
 from __future__ import annotations
@@ -152,10 +153,29 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """Global batches of example indices for one epoch (the last may be short)."""
+def epoch_batches(
+    n: int, batch_size: int, seed: int, epoch: int, lengths: list[int] | None = None, grouping: int = 0
+) -> list[list[int]]:
+    """Global batches of example indices for one epoch (one may be short).
+
+    ``grouping`` 0: consecutive cuts of the epoch's permutation. ``grouping`` k > 0 (with
+    ``lengths``): the permutation is cut into windows of k batches, each window is sorted by
+    length (longest first) before it is cut, and the batches' order is then shuffled, so that
+    a batch pads to a length close to its own examples' (fewer padded tokens, less random
+    batches). Either way every index appears exactly once.
+    """
     order = epoch_order(n, seed, epoch)
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    if grouping <= 0 or lengths is None:
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    if len(lengths) != n:
+        raise ValueError(f"lengths has {len(lengths)} entries for {n} examples")
+    window = batch_size * grouping
+    batches = []
+    for w in range(0, n, window):
+        part = sorted(order[w : w + window], key=lambda i: -lengths[i])  # stable: ties keep the permutation's order
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    shuffled = epoch_order(len(batches), seed + 1, epoch)
+    return [batches[i] for i in shuffled]
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
