@@ -98,8 +98,8 @@ def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -
     # (score, train, evaluate) prints its own rows done and rate
     progress = Progress(len(names), "stages", prefix="run", stream=out, show_eta=False)
     progress.message(f"run folder {run_dir}")
+    t_all = progress.start  # the total includes starting Ray, as the progress lines do
     init_ray(job.ray)
-    t_all = time.monotonic()
     for i, name in enumerate(names):
         progress.update(i, f"{name} ...")
         before = fingerprint_output(run_dir, name)
