@@ -381,3 +381,18 @@ def test_progress_line_rate_and_time_left():
     log = [{"loss": 3.0, "tokens": 100, "seconds": 2.0}, {"loss": 2.5, "tokens": 120, "seconds": 2.0}]
     assert progress_line(log, 2, 30) == "step 2/30 (6%), loss 2.5000, 55 tokens/s, about 56s left"
     assert progress_line(log, 30, 30).endswith("55 tokens/s")  # done: no time left
+
+
+def test_reported_first_and_last_loss_are_epoch_means():
+    from labelwise.training.stage import loss_windows
+
+    spe = 3
+    log = [{"step": s + 1, "epoch": e + (i + 1) / spe, "loss": float(10 * e + i)} for s, (e, i) in
+           enumerate((e, i) for e in range(3) for i in range(spe))]
+    first, last, window = loss_windows(log)
+    assert [r["loss"] for r in first] == [0.0, 1.0, 2.0] and [r["loss"] for r in last] == [20.0, 21.0, 22.0]
+    assert window == "mean over the first and the last epoch"
+    one_epoch = [{"step": s + 1, "epoch": (s + 1) / 20, "loss": float(s)} for s in range(20)]
+    first, last, window = loss_windows(one_epoch)
+    assert [r["loss"] for r in first] == [0.0, 1.0] and [r["loss"] for r in last] == [18.0, 19.0]
+    assert "2 step(s)" in window

@@ -168,7 +168,9 @@ def load_tokenizer(cfg: ModelConfig):
 def load_model(cfg: ModelConfig, device: str | None = None, adapter: str | Path | None = None):
     """Load (model, tokenizer) on the chosen device, in eval mode; optionally a LoRA adapter."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a bar per load, from every actor; stages print their own progress
     device = pick_device(device or cfg.device)
     dtype = pick_dtype(cfg.dtype, device)
     source = resolve(cfg.name)

@@ -36,6 +36,8 @@ def count_parameters(model) -> int:
 
 def attach_lora(model, cfg, seed: int):
     """Wrap ``model`` with a fresh LoRA adapter (seeded init); only the adapter trains."""
+    import warnings
+
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -56,7 +58,9 @@ def attach_lora(model, cfg, seed: int):
         bias="none",
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, lora)
+    with warnings.catch_warnings():  # peft 0.21 reads the alias transformers 5 deprecated
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        model = get_peft_model(model, lora)
     if hasattr(model.config, "use_cache"):
         model.config.use_cache = False
     return model

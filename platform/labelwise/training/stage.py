@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,18 @@ def run_name(job, labeled: Path) -> str:
     h.update(json.dumps([settings, job.seed, job.model.chat_template], sort_keys=True).encode())
     h.update(labeled.read_bytes())
     return f"train-{h.hexdigest()[:12]}"
+
+
+def loss_windows(log: list[dict]) -> tuple[list[dict], list[dict], str]:
+    """The steps whose mean loss is reported as first and last: the first and the last epoch
+    (one step's loss swings with its batch), or the first and last tenth of a one-epoch run."""
+    epochs = {math.ceil(r["epoch"] - 1e-9) for r in log}
+    if len(epochs) >= 2:
+        first = [r for r in log if math.ceil(r["epoch"] - 1e-9) == min(epochs)]
+        last = [r for r in log if math.ceil(r["epoch"] - 1e-9) == max(epochs)]
+        return first, last, "mean over the first and the last epoch"
+    k = max(1, len(log) // 10)
+    return log[:k], log[-k:], f"mean over the first and the last {k} step(s)"
 
 
 def _sha256(path: Path) -> str:
@@ -272,8 +285,7 @@ def _finish(job, run_dir: Path, result, name: str, storage: str, stats: dict, wa
     plot_loss(run_dir, log, f"LoRA training loss, {len(log)} steps, {job.train.num_workers} worker(s)")
     step_seconds = sum(r["seconds"] for r in log)
     tokens = sum(r["tokens"] for r in log)
-    first = log[: max(1, len(log) // 10)]
-    last = log[-max(1, len(log) // 10):]
+    first, last, window = loss_windows(log)
     summary = {
         "adapter": str(adapter),
         "fingerprint": fingerprint,
@@ -291,6 +303,7 @@ def _finish(job, run_dir: Path, result, name: str, storage: str, stats: dict, wa
         "epochs": job.train.epochs,
         "first_loss": sum(r["loss"] for r in first) / len(first),
         "last_loss": sum(r["loss"] for r in last) / len(last),
+        "loss_window": window,
         "tokens_trained": tokens,
         "train_tokens_per_s": tokens / step_seconds if step_seconds else None,
         "fit_wall_seconds": wall,
@@ -300,7 +313,8 @@ def _finish(job, run_dir: Path, result, name: str, storage: str, stats: dict, wa
     }
     runio.write_json(run_dir / SUMMARY, summary)
     print(
-        f"train: done, {state['step']} steps, loss {summary['first_loss']:.4f} -> {summary['last_loss']:.4f}; "
+        f"train: done, {state['step']} steps, loss {summary['first_loss']:.4f} -> {summary['last_loss']:.4f} "
+        f"({summary['loss_window']}); "
         f"adapter in {adapter}",
         file=sys.stderr,
     )

@@ -101,7 +101,7 @@ def train_loop_per_worker(config: dict) -> None:
         end_of_epoch = i == spe - 1
         due = cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0
         if rank == 0 and not (end_of_epoch or due) and time.monotonic() - last_line >= PROGRESS_SECONDS:
-            print(f"train: {progress_line(state['log'], state['step'], total_steps)}", flush=True)
+            say(f"train: {progress_line(state['log'], state['step'], total_steps)}")
             last_line = time.monotonic()
         if end_of_epoch or due:
             metrics = {
@@ -112,13 +112,22 @@ def train_loop_per_worker(config: dict) -> None:
             }
             pending = []
             if rank == 0:
-                print(
+                say(
                     f"train: epoch {row['epoch']:.2f} done, {progress_line(state['log'], state['step'], total_steps)}, "
-                    f"epoch loss {metrics['loss']:.4f}",
-                    flush=True,
+                    f"epoch loss {metrics['loss']:.4f}"
                 )
                 last_line = time.monotonic()
             _report(metrics, model, optimizer, state, rank)
+
+
+def say(line: str) -> None:
+    """One progress line on the worker's stdout, which Ray forwards to the driver. Not plain
+    print: Ray Train V2 patches print in its workers to both echo and log each line, so every
+    line reached the driver twice."""
+    import sys
+
+    sys.__stdout__.write(line + "\n")
+    sys.__stdout__.flush()
 
 
 PROGRESS_SECONDS = 20.0  # a progress line at least this often between epoch ends
