@@ -81,6 +81,8 @@ def main(argv=None) -> int:
                    help="also run with train.length_grouping K (windows of K batches sorted by length)")
     p.add_argument("--out", help="also write the results as JSON here")
     args = p.parse_args(argv)
+    if args.length_grouping < 0:
+        p.error("--length-grouping must be >= 0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
     import torch
@@ -97,8 +99,6 @@ def main(argv=None) -> int:
     model_name = args.model
     if args.random_model:
         model_name = str(random_llama(args.random_model, work / "model", resolve(args.tokenizer)))
-    if args.length_grouping < 0:
-        p.error("--length-grouping must be >= 0")
     if args.data:
         from labelwise.training.data import read_labeled
 
