@@ -41,6 +41,17 @@ class RecordsDtype(Scorer):
         return super().__call__(table)
 
 
+def score_with(monkeypatch, scorer_cls, flag) -> None:
+    """Make the score stage's Ray path use ``scorer_cls`` (shipped to the actors by value,
+    with its ``flag`` file set)."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    monkeypatch.setattr(scorer_cls, "flag", str(flag))
+    real = stage.score_on_ray
+    monkeypatch.setattr(stage, "score_on_ray", lambda j, b, s, **kw: real(j, b, s, scorer_cls=scorer_cls, **kw))
+
+
 def assert_same_scores(a, b):
     for col in ["id", "task", "n_tokens", "eos", "answer"]:
         assert a[col].tolist() == b[col].tolist(), col
@@ -67,17 +78,11 @@ def test_one_and_two_actors_give_the_same_scores(tmp_path, tiny_model_dir, local
 @pytest.mark.slow
 @pytest.mark.ray
 def test_crashed_actor_is_restarted_and_its_batch_retried(tmp_path, tiny_model_dir, local_ray, monkeypatch):
-    import ray.cloudpickle
-
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     flag = tmp_path / "died"
-    monkeypatch.setattr(DiesOnce, "flag", str(flag))
+    score_with(monkeypatch, DiesOnce, flag)
     run = tmp_path / "run"
     make_pool(run)
     job = make_job(run, tiny_model_dir, use_ray=True, max_actors=1, max_restarts=2, max_task_retries=2)
-
-    real = stage.score_on_ray
-    monkeypatch.setattr(stage, "score_on_ray", lambda j, b, s, **kw: real(j, b, s, scorer_cls=DiesOnce, **kw))
     stage.score_pool(job)
     assert flag.exists()  # an actor really died
     df = read_scores(run)
@@ -88,15 +93,10 @@ def test_crashed_actor_is_restarted_and_its_batch_retried(tmp_path, tiny_model_d
 @pytest.mark.ray
 def test_ray_actors_run_in_the_dtype_of_the_cache_key(tmp_path, tiny_model_dir, local_ray, monkeypatch):
     """Actors do not resolve the dtype on their own: they run in the one the cache key names."""
-    import ray.cloudpickle
-
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     flag = tmp_path / "dtypes"
-    monkeypatch.setattr(RecordsDtype, "flag", str(flag))
+    score_with(monkeypatch, RecordsDtype, flag)
     # what the driver resolves for a plan on GPUs (auto -> bfloat16); the actor here has a CPU only
     monkeypatch.setattr(stage, "resolved_model", lambda j: ("cuda", "bfloat16"))
-    real = stage.score_on_ray
-    monkeypatch.setattr(stage, "score_on_ray", lambda j, b, s, **kw: real(j, b, s, scorer_cls=RecordsDtype, **kw))
     run = tmp_path / "run"
     make_pool(run)
     stage.score_pool(make_job(run, tiny_model_dir, use_ray=True, max_actors=1))

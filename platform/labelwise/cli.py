@@ -121,10 +121,6 @@ def print_config(path: str | None, overrides: list[str]) -> int:
     return 0
 
 
-# The pipeline stage that first reads each group of checked inputs (labelwise.job.READ_BY).
-FIRST_READ_IN_RUN = {"pool.source": "pool", "model.name": "score", "annotate.answers": "annotate", "evaluate": "evaluate-base"}
-
-
 def _unchecked_inputs(args) -> set[str]:
     """Config inputs this command line will not read, so that a file still to come (the
     answers of a selection not yet made) is no error at load."""
@@ -133,10 +129,12 @@ def _unchecked_inputs(args) -> set[str]:
         out.add("annotate.answers")  # the command line replaces the configured answers file
     until = getattr(args, "until", None)
     if args.command == "run" and until:
+        from labelwise.job import READ_BY
         from labelwise.pipeline import STAGE_NAMES
 
-        stop = STAGE_NAMES.index(until)
-        out |= {group for group, stage in FIRST_READ_IN_RUN.items() if STAGE_NAMES.index(stage) > stop}
+        # a group is unread when no stage up to `until` is a command that reads it
+        done = {name.split("-")[0] for name in STAGE_NAMES[: STAGE_NAMES.index(until) + 1]}
+        out |= {group for group, commands in READ_BY.items() if not done & commands}
     return out
 
 

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from labelwise.pool.build import Drops
 from labelwise.pool.records import Raw
 
 VERSION = "1.0.0"
@@ -105,7 +106,6 @@ DROP_LONG_TARGET = f"BIG-bench: target longer than {MAX_TARGET_CHARS} characters
 DROP_LONG_INPUT = f"BIG-bench: input longer than {MAX_INPUT_CHARS} characters"
 DROP_CAP = f"BIG-bench: over the {MAX_EXAMPLES} examples kept per task in the index"
 DROP_NON_LANGUAGE = "BIG-bench: task is not a text task (keyword non-language)"
-EXAMPLES_PER_REASON = 5
 
 
 def _target(example: dict) -> tuple[str | None, list[str] | None, str | None]:
@@ -164,24 +164,6 @@ def task_examples(task: dict, dropped: dict[str, list[int]] | None = None) -> It
         yield prompt, answer
 
 
-class _DropCounts:
-    """Examples left out, by reason: a count and the first few places (task/subtask #N)."""
-
-    def __init__(self):
-        self.counts: dict[str, int] = {}
-        self.examples: dict[str, list[str]] = {}
-
-    def add(self, reason: str, where: str, n: int = 1) -> None:
-        self.counts[reason] = self.counts.get(reason, 0) + n
-        examples = self.examples.setdefault(reason, [])
-        if len(examples) < EXAMPLES_PER_REASON:
-            examples.append(where)
-
-    def as_dict(self) -> dict:
-        order = sorted(self.counts, key=lambda r: (-self.counts[r], r))
-        return {r: {"count": self.counts[r], "examples": self.examples[r]} for r in order}
-
-
 def _rank(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
@@ -217,10 +199,10 @@ def build_index(sdist: Path, out: Path, log=print) -> dict:
                 task_drops.setdefault(name, {}).setdefault(reason, []).extend((sub, i) for i in numbers)
     rows = []
     tasks = {}
-    dropped = _DropCounts()
+    dropped = Drops()  # examples left out, by reason, with the first few places
 
-    def where(name: str, sub: str, i: int) -> str:
-        return f"{name}{'/' + sub if sub else ''} example {i}"
+    def place(name: str, sub: str) -> str:
+        return f"{name}/{sub}" if sub else name
 
     for name in sorted(set(per_task) | set(task_drops)):
         examples = per_task.get(name, [])
@@ -232,10 +214,10 @@ def build_index(sdist: Path, out: Path, log=print) -> dict:
             continue
         for reason, places in sorted(task_drops.get(name, {}).items()):
             for sub, i in places:
-                dropped.add(reason, where(name, sub, i))
+                dropped.add(reason, f"{place(name, sub)} example {i}")
         ranked = sorted(examples, key=lambda r: _rank(r["subtask"] + "\x00" + r["prompt"]))
         for r in ranked[MAX_EXAMPLES:]:
-            dropped.add(DROP_CAP, f"{name}{'/' + r['subtask'] if r['subtask'] else ''}")
+            dropped.add(DROP_CAP, place(name, r["subtask"]))
         kept = sorted(ranked[:MAX_EXAMPLES], key=lambda r: (r["subtask"], r["prompt"]))
         if not kept:
             skipped[name] = "no usable examples"

@@ -39,7 +39,7 @@ FINAL_ERROR_PREFIXES = ("overlong:",)
 
 def is_final(error) -> bool:
     """True for a finished row: scored (no error) or an error a rerun would reproduce."""
-    return error is None or error == "" or str(error).startswith(FINAL_ERROR_PREFIXES)
+    return bool(final_mask(pa.array([None if error is None else str(error)], pa.string()))[0])
 
 
 def final_mask(errors):

@@ -53,26 +53,23 @@ class ShardStore:
             return None
         return pa.concat_tables(tables, promote_options="default")
 
-    def done_ids(self) -> set[str]:
-        """Ids that have a final row (scored, or an error a rerun would reproduce)."""
+    def id_status(self) -> tuple[set[str], set[str]]:
+        """(done, retry): ids that have a final row (scored, or an error a rerun would
+        reproduce), and ids whose rows all hold an error that is not final (the next run
+        scores them again). One read of the id and error columns of every shard."""
         from labelwise.scoring.schema import final_mask
 
         done: set[str] = set()
+        seen: set[str] = set()
         for path in self.shard_paths():
             try:
                 t = pq.read_table(path, columns=["id", "error"])
             except Exception as e:
                 raise ValueError(f"{path}: unreadable score shard ({e}); delete it to rescore its prompts") from None
             ids = np.asarray(t.column("id").to_pylist(), dtype=object)
+            seen.update(ids.tolist())
             done.update(ids[final_mask(t.column("error"))].tolist())
-        return done
-
-    def retry_ids(self) -> set[str]:
-        """Ids whose rows all hold an error that is not final: the next run scores them again."""
-        seen: set[str] = set()
-        for path in self.shard_paths():
-            seen.update(pq.read_table(path, columns=["id"]).column("id").to_pylist())
-        return seen - self.done_ids()
+        return done, seen - done
 
     def write(self, table: pa.Table) -> Path | None:
         """Write one shard (atomically); names are unique and sort in write order."""

@@ -73,11 +73,11 @@ def score_pool(job) -> Path:
             return out
 
     store = ShardStore(run / SCORE_SHARDS / key, describe=parts)
-    done = store.done_ids()
+    done, retry = store.id_status()
     pending = ~pool["id"].isin(done)
     stats = {"scored_now": 0, "generated_tokens": 0, "seconds": 0.0, "truncated": 0, "rejected": 0}
     stats["cached"] = int((~pending).sum())
-    stats["retried"] = int(pool.loc[pending, "id"].isin(store.retry_ids()).sum()) if pending.any() else 0
+    stats["retried"] = int(pool.loc[pending, "id"].isin(retry).sum())
     if stats["retried"]:
         log.warning("scoring again %d prompt(s) whose earlier scoring failed", stats["retried"])
     if pending.any():
@@ -202,12 +202,9 @@ def resolved_model(job) -> tuple[str, str]:
     return device, dtype
 
 
-def key_model(job, store) -> tuple[str, str]:
-    """(device, dtype) of the store's cache key (resolved once, by score_pool)."""
-    parts = getattr(store, "describe", None) or {}
-    if parts.get("device") and parts.get("dtype"):
-        return parts["device"], parts["dtype"]
-    return resolved_model(job)
+def key_model(store) -> tuple[str, str]:
+    """(device, dtype) of the store's cache key (cache_key_parts, resolved once by score_pool)."""
+    return store.describe["device"], store.describe["dtype"]
 
 
 def scorer_model_config(job, dtype: str) -> dict:
@@ -324,7 +321,7 @@ def score_in_process(job, batches: list[dict], store, scorer=None) -> int:
 
     cfg = job.score
     if scorer is None:
-        device, dtype = key_model(job, store)
+        device, dtype = key_model(store)
         scorer = Scorer(
             scorer_model_config(job, dtype),
             cfg.max_new_tokens,
@@ -350,7 +347,7 @@ def score_on_ray(job, batches: list[dict], store, scorer_cls=None, executor: dic
     from labelwise.scoring.scorer import Scorer
 
     cfg = job.score
-    device, dtype = key_model(job, store)
+    device, dtype = key_model(store)
     ray = init_ray(job.ray)
     plan = plan_actors(job.model.device, cfg.max_actors)
     if executor is not None:

@@ -207,12 +207,14 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step * 7919 + rank) % (2**63)
 
 
-def step_plan(n: int, batch_size: int, epochs: int, seed: int, lengths: list[int] | None = None, grouping: int = 0):
-    """Yield (global_step, epoch, step_in_epoch, global batch of indices) for the whole run."""
+def step_plan(examples: list, cfg, seed: int):
+    """Yield (global_step, epoch, step_in_epoch, global batch of indices) for the whole run
+    over ``examples`` (encoded) with the train config ``cfg``."""
     from labelwise.training.data import epoch_batches
 
+    lengths = [len(e.input_ids) for e in examples]
     step = 0
-    for epoch in range(epochs):
-        for i, batch in enumerate(epoch_batches(n, batch_size, seed, epoch, lengths, grouping)):
+    for epoch in range(cfg.epochs):
+        for i, batch in enumerate(epoch_batches(len(examples), cfg.batch_size, seed, epoch, lengths, cfg.length_grouping)):
             yield step, epoch, i, batch
             step += 1

@@ -32,9 +32,7 @@ def train_plain(model_cfg, train_cfg, rows: list[dict], seed: int, device: str |
     total = spe * train_cfg.epochs
     log = []
     start = time.perf_counter()
-    for step, epoch, i, batch in loop.step_plan(
-        len(examples), train_cfg.batch_size, train_cfg.epochs, seed, [len(e.input_ids) for e in examples], train_cfg.length_grouping
-    ):
+    for step, epoch, i, batch in loop.step_plan(examples, train_cfg, seed):
         if max_steps is not None and step >= max_steps:
             break
         torch.manual_seed(loop.step_seed(seed, step, 0))

@@ -51,10 +51,10 @@ def run_name(job, labeled: Path) -> str:
 def loss_windows(log: list[dict]) -> tuple[list[dict], list[dict], str]:
     """The steps whose mean loss is reported as first and last: the first and the last epoch
     (one step's loss swings with its batch), or the first and last tenth of a one-epoch run."""
-    epochs = {math.ceil(r["epoch"] - 1e-9) for r in log}
-    if len(epochs) >= 2:
-        first = [r for r in log if math.ceil(r["epoch"] - 1e-9) == min(epochs)]
-        last = [r for r in log if math.ceil(r["epoch"] - 1e-9) == max(epochs)]
+    epoch = [math.ceil(r["epoch"] - 1e-9) for r in log]  # a step ending epoch e (1-based) belongs to e
+    if len(set(epoch)) >= 2:
+        first = [r for r, e in zip(log, epoch) if e == min(epoch)]
+        last = [r for r, e in zip(log, epoch) if e == max(epoch)]
         return first, last, "mean over the first and the last epoch"
     k = max(1, len(log) // 10)
     return log[:k], log[-k:], f"mean over the first and the last {k} step(s)"

@@ -72,9 +72,7 @@ def train_loop_per_worker(config: dict) -> None:
 
     pending = []  # log rows since the last report
     last_line = time.monotonic()
-    for step, epoch, i, batch in loop.step_plan(
-        len(examples), cfg.batch_size, cfg.epochs, seed, [len(e.input_ids) for e in examples], cfg.length_grouping
-    ):
+    for step, epoch, i, batch in loop.step_plan(examples, cfg, seed):
         if step < state["step"]:
             continue  # done before the checkpoint we resumed from
         _maybe_fail(hooks, step, rank)
