@@ -18,7 +18,8 @@ from labelwise.selection.allocation import (
     water_fill,
     weighted_allocation,
 )
-from labelwise.selection.base import BudgetError, task_log_confidence
+from labelwise.selection.base import BudgetError
+from labelwise.selection.confidence import task_log_confidence
 from labelwise.selection.registry import NAMES, make_selector
 
 EMBEDDING = {"kcenter", "facility_location", "dpp"}
@@ -177,7 +178,7 @@ def test_unknown_selector_and_bad_params():
     with pytest.raises(SelectorParamError, match="base") as e:
         make_selector("weighted_task_diversity", {"base": -1})
     assert e.value.param == "base"
-    with pytest.raises(SelectorParamError, match="unknown parameter.*valid: base, length_normalized"):
+    with pytest.raises(SelectorParamError, match="unknown parameter.*valid: base, confidence, length_normalized"):
         make_selector("weighted_task_diversity", {"bse": 3})
     with pytest.raises(SelectorParamError, match="gamma"):
         make_selector("facility_location", {"gamma": 0})
@@ -316,7 +317,7 @@ def test_one_task_or_one_prompt_is_an_error_for_the_selectors_that_need_more():
 
 def test_length_normalized_confidence_uses_per_token_probability():
     tab = T.from_arrays(["a", "b", "c"], ["x", "x", "y"], {"logconf": np.array([-4.0, -2.0, -3.0]), "n_tokens": np.array([4.0, 1.0, 3.0])})
-    lc = task_log_confidence(tab, length_normalized=True)
+    lc = task_log_confidence(tab, "per_token")
     assert np.exp(lc) == pytest.approx([(math.exp(-1) + math.exp(-2)) / 2, math.exp(-1)])
     res = make_selector("weighted_task_diversity", {"base": 0, "length_normalized": True}).select(tab, 2)
     assert res.allocation["allocated"].sum() == pytest.approx(2)
@@ -328,3 +329,81 @@ def test_bench_runs_scaled_down(capsys):
     assert main(["--only", "wtd,fl-dense", "--scale", "0.002", "--repeat", "1", "--dim", "16"]) == 0
     out = capsys.readouterr().out
     assert "wtd       N=2,000" in out and "same: True" in out
+
+
+# ---- WTD exactly, at any spread of confidences ------------------------------------------
+
+
+def bisect_log_c(sizes, log_conf, budget, base, iters=400):
+    """An independent solver: bisection on log C of sum_t clamp(exp(log C - log conf_t), lo, size) = B."""
+    lo = np.minimum(base, sizes).astype(float)
+    lw = -np.asarray(log_conf, float)
+
+    def total(log_c):
+        return np.clip(np.exp(np.minimum(log_c + lw, 700.0)), lo, sizes).sum()
+
+    a, b = -lw.max() - 50.0, np.log(sizes.max()) - lw.min() + 1.0  # every task at lo / at size
+    for _ in range(iters):
+        m = 0.5 * (a + b)
+        a, b = (m, b) if total(m) < budget else (a, m)
+    return np.clip(np.exp(np.minimum(0.5 * (a + b) + lw, 700.0)), lo, sizes)
+
+
+def test_wtd_issue_examples_far_apart_confidences():
+    # Issue 12: the old prefix-sum solver gave sums of 131.3 and 164.2 here
+    alloc, _ = weighted_allocation(np.array([50, 20, 100, 50, 6]), np.array([-0.05, -40, -2, -0.05, -5]), 101, 5)
+    assert alloc.sum() == pytest.approx(101, rel=1e-12)
+    assert alloc == pytest.approx([8.31, 20, 58.39, 8.31, 6], abs=0.01)
+    alloc, _ = weighted_allocation(np.array([100, 10, 10, 10, 100]), np.array([-0.5, -5, -0.05, -2, -40]), 152, 5)
+    assert alloc.sum() == pytest.approx(152, rel=1e-12)
+    assert alloc == pytest.approx([22, 10, 10, 10, 100])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_wtd_allocation_exact_for_wide_confidence_ranges(data):
+    """sum = B to 1e-9 B, equal a_t * conf_t among unclamped tasks, and agreement with an
+    independent bisection, for log-confidences anywhere in [-1e4, 0], tasks of 1 to base
+    prompts, and every budget from sum min(base, |X_t|) to N."""
+    n_tasks = data.draw(st.integers(2, 12))
+    base = data.draw(st.integers(0, 10))
+    sizes = np.array(data.draw(st.lists(st.one_of(st.integers(1, max(base, 1)), st.integers(1, 500)),
+                                        min_size=n_tasks, max_size=n_tasks)))
+    scale = data.draw(st.sampled_from([1.0, 50.0, 400.0, 1e4]))
+    logc = np.array(data.draw(st.lists(st.floats(-scale, 0.0), min_size=n_tasks, max_size=n_tasks)))
+    floor = int(np.minimum(base, sizes).sum())
+    budget = data.draw(st.integers(max(1, floor), int(sizes.sum())))
+    alloc, log_c = weighted_allocation(sizes, logc, budget, base)
+    lo = np.minimum(base, sizes)
+    assert abs(alloc.sum() - budget) <= 1e-9 * budget
+    assert (alloc >= lo).all() and (alloc <= sizes).all()
+    free = (alloc > lo) & (alloc < sizes)
+    if free.any():  # a_t * conf_t = C for every task strictly between its clamps
+        log_ac = np.log(alloc[free]) + logc[free]
+        assert np.allclose(log_ac, log_c, rtol=0, atol=1e-9 * max(1.0, abs(log_c))), (log_ac, log_c)
+    ref = bisect_log_c(sizes, logc, budget, base)
+    assert alloc == pytest.approx(ref, rel=1e-6, abs=1e-6 * budget)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_wtd_selection_follows_the_exact_allocation_at_wide_ranges(data):
+    """What round robin selects: exactly B distinct ids, min(base, size) per task, and never
+    more than the rounded-up exact allocation of a task."""
+    n_tasks = data.draw(st.integers(2, 8))
+    base = data.draw(st.integers(0, 6))
+    sizes = data.draw(st.lists(st.integers(1, 40), min_size=n_tasks, max_size=n_tasks))
+    confs = np.exp(data.draw(st.lists(st.floats(-400.0, 0.0), min_size=n_tasks, max_size=n_tasks)))
+    floor = int(np.minimum(base, sizes).sum())
+    budget = data.draw(st.integers(max(1, floor), int(sum(sizes))))
+    tab = T.from_arrays(
+        [f"id{i:04d}" for i in range(sum(sizes))],
+        np.repeat([f"t{i}" for i in range(n_tasks)], sizes),
+        {"logconf": np.repeat(np.log(np.maximum(confs, 1e-300)), sizes)},
+    )
+    res = make_selector("weighted_task_diversity", {"base": base}).select(tab, budget, seed=0)
+    alloc = res.allocation
+    assert len(set(res.ids)) == budget
+    assert alloc["allocated"].sum() == pytest.approx(budget, rel=1e-9)
+    assert (alloc["selected"] >= np.minimum(base, alloc["pool_size"])).all()
+    assert (alloc["selected"] <= np.ceil(alloc["allocated"] - 1e-9)).all()

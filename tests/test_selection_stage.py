@@ -71,7 +71,8 @@ def test_stage_writes_every_output(tmp_path):
     assert [r["id"] for r in rows] == sel["id"].tolist()
     assert all(set(r) == {"id", "task", "prompt"} and r["prompt"] == f"prompt {r['id']}" for r in rows)
     record = json.loads((run / "selection.json").read_text())
-    assert record["selector"] == "weighted_task_diversity" and record["params"] == {"base": 5, "length_normalized": False}
+    assert record["selector"] == "weighted_task_diversity" and record["params"] == {"base": 5, "confidence": "sequence", "length_normalized": False}
+    assert record["confidence"]["kind"] == "sequence"
     assert record["excluded"] == {"count": 1, "rows": [{"id": "t3-000", "task": "task3", "error": "boom"}]}
     assert (run / "allocation.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -185,21 +186,24 @@ def test_error_rows_without_embedding_are_excluded_for_every_selector(tmp_path, 
 
 
 def test_allocation_reports_the_confidence_the_selector_used(tmp_path):
-    from labelwise.selection.base import task_log_confidence
+    from labelwise.selection.confidence import task_log_confidence
     from labelwise.selection.stage import select
     from labelwise.selection.table import load_scores
 
     run = tmp_path / "run"
     write_run(run)
     table = load_scores(run / runio.SCORES)
-    per_token = np.exp(task_log_confidence(table, length_normalized=True))
-    sequence = np.exp(task_log_confidence(table))
-    assert not np.allclose(per_token, sequence)
+    conf = {kind: np.exp(task_log_confidence(table, kind)) for kind in
+            ("sequence", "per_token", "mean_entropy", "mean_margin", "length_calibrated")}
+    assert not np.allclose(conf["per_token"], conf["sequence"])
     for strategy, params, want, kind in [
-        ("weighted_task_diversity", {"length_normalized": True}, per_token, "per_token"),
-        ("activeit", {"length_normalized": True}, per_token, "per_token"),
-        ("weighted_task_diversity", {}, sequence, "sequence"),
-        ("task_diversity", {}, sequence, "sequence"),
+        ("weighted_task_diversity", {"length_normalized": True}, conf["per_token"], "per_token"),
+        ("activeit", {"length_normalized": True}, conf["per_token"], "per_token"),
+        ("weighted_task_diversity", {}, conf["sequence"], "sequence"),
+        ("task_diversity", {}, conf["sequence"], "sequence"),
+        ("weighted_task_diversity", {"confidence": "mean_entropy"}, conf["mean_entropy"], "mean_entropy"),
+        ("activeit", {"confidence": "mean_margin"}, conf["mean_margin"], "mean_margin"),
+        ("weighted_task_diversity", {"confidence": "length_calibrated"}, conf["length_calibrated"], "length_calibrated"),
     ]:
         select(job_for(run, strategy=strategy, params=params, budget=20, seed=0), force=True)
         alloc = pd.read_csv(run / runio.ALLOCATION)

@@ -1,30 +1,29 @@
 """ActiveIT (Kung et al. 2023): annotate whole tasks, least confident task first.
 
-Tasks are taken in ascending task confidence (mean probability, as in WTD) until the
-budget is spent; the last task is cut to fit with uniformly random picks (seeded).
+Tasks are taken in ascending task confidence (mean under ``confidence``, as in WTD:
+selection/confidence.py) until the budget is spent; the last task is cut to fit with
+uniformly random picks (seeded).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from labelwise.selection.base import Choice, Selector, check_param, task_log_confidence
+from labelwise.selection import confidence as signals
+from labelwise.selection.base import Choice, Selector
 
 
 class ActiveIT(Selector):
     name = "activeit"
     min_tasks = 2
 
-    def __init__(self, length_normalized: bool = False):
-        check_param(isinstance(length_normalized, bool), "length_normalized", f"must be true or false, got {length_normalized!r}")
-        self.length_normalized = length_normalized
+    def __init__(self, confidence: str = "sequence", length_normalized: bool = False):
+        self.confidence = signals.resolve(confidence, length_normalized)
+        self.length_normalized = self.confidence == "per_token" and length_normalized
 
     def _choose(self, table, budget, rng):
-        table.require_finite("logconf")
-        if self.length_normalized:
-            table.require_finite("n_tokens")
         sizes = table.task_sizes()
-        log_conf = task_log_confidence(table, self.length_normalized)
+        log_conf = signals.task_log_confidence(table, self.confidence)
         order = np.lexsort((np.arange(table.n_tasks), log_conf))
         take = np.minimum(sizes[order], np.maximum(budget - (np.cumsum(sizes[order]) - sizes[order]), 0))
         alloc = np.zeros(table.n_tasks)
@@ -34,4 +33,4 @@ class ActiveIT(Selector):
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         rows = np.concatenate([by_task[starts[t]: starts[t] + int(alloc[t])] for t in order if alloc[t] > 0])
         taken = [table.task_names[t] for t in order if alloc[t] > 0][:50]
-        return Choice(rows, alloc, {"tasks_taken": taken}, length_normalized=self.length_normalized)
+        return Choice(rows, alloc, {"tasks_taken": taken}, confidence=self.confidence)

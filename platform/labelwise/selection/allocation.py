@@ -2,7 +2,7 @@
 
 * :func:`water_fill` - Task Diversity: minimize max_t a_t s.t. sum a_t = B, a_t <= |X_t|.
 * :func:`weighted_allocation` - Weighted Task Diversity: a_t = clamp(C / conf_t, base_t, |X_t|)
-  with C solved exactly (piecewise-linear) so that sum a_t = B.
+  with C solved exactly in log space so that sum a_t = B for any spread of confidences.
 * :func:`round_robin` - Algorithm 1: ceil the allocation, order tasks by allocation
   ascending, take one uniformly random unselected prompt per eligible task per round,
   stop at exactly B.
@@ -35,51 +35,63 @@ def water_fill(sizes: np.ndarray, budget: float) -> np.ndarray:
 
 
 def weighted_allocation(sizes: np.ndarray, log_conf: np.ndarray, budget: float, base: float = 5.0) -> tuple[np.ndarray, float]:
-    """WTD allocation a_t = clamp(C * w_t, min(base, |X_t|), |X_t|) with w_t = 1 / conf_t.
+    """WTD allocation a_t = clamp(C / conf_t, min(base, |X_t|), |X_t|) with sum_t a_t = B, exactly.
 
-    Returns (allocation, log C-scale) where the weights are normalized by the largest
-    confidence so that nothing overflows (C absorbs the scale). Requires
-    sum_t min(base, |X_t|) <= B <= sum_t |X_t| (callers check and explain).
+    Returns (allocation, log C). Requires sum_t min(base, |X_t|) <= B <= sum_t |X_t| (callers
+    check and explain). Exact for any spread of confidences: the solve works in log C, and
+    the free tasks share what the clamped ones leave as a softmax of -log conf_t, so no sum
+    of weights of very different sizes is ever subtracted (task log-confidences of -0.05 and
+    -400 are both normal).
     """
     sizes = np.asarray(sizes, dtype=np.float64)
-    log_conf = np.asarray(log_conf, dtype=np.float64)
+    log_w = -np.asarray(log_conf, dtype=np.float64)  # log of the weight 1 / conf_t
     lo = np.minimum(base, sizes)
-    if budget < lo.sum() - 1e-9 or budget > sizes.sum() + 1e-9:
+    if budget < lo.sum() - 1e-9 * max(1.0, budget) or budget > sizes.sum() + 1e-9 * max(1.0, budget):
         raise ValueError(f"budget {budget} outside [{lo.sum()}, {sizes.sum()}]")
-    w = np.exp(log_conf.min() - log_conf)  # 1/conf_t scaled into (0, 1]; 0 only on underflow
+    if not np.isfinite(log_w).all():
+        raise ValueError("task log-confidences must be finite")
     with np.errstate(divide="ignore"):
-        a = np.where(w > 0, lo / w, np.inf)  # C where the task leaves its lower clamp
-        b = np.where(w > 0, sizes / w, np.inf)  # C where it reaches its size
-    bps = np.unique(np.concatenate([a[np.isfinite(a)], b[np.isfinite(b)]]))
-    if len(bps) == 0:
-        return lo.copy(), 0.0
-    f = _clamped_sums(bps, a, b, lo, sizes, w)
-    j = int(np.searchsorted(f, budget - 1e-9 * max(1.0, budget)))  # first breakpoint with f >= B
-    if j >= len(bps):
-        c = bps[-1]
-    elif j == 0:
-        c = bps[0]
-    else:
-        c0, c1, f0, f1 = bps[j - 1], bps[j], f[j - 1], f[j]
-        c = c0 + (budget - f0) * (c1 - c0) / (f1 - f0) if f1 > f0 else c1
-    alloc = np.clip(c * w, lo, sizes)
-    return alloc, float(c)
+        leave = np.log(lo) - log_w  # log C where a task leaves its lower clamp (-inf when base is 0)
+    full = np.log(sizes) - log_w  # log C where it reaches its size
+    points = np.unique(np.concatenate([leave[np.isfinite(leave)], full]))
+    # the first breakpoint where the clamped sum reaches B (the sum never falls as C grows)
+    k = _first_reaching(points, log_w, lo, sizes, budget)
+    if k == len(points):  # only when B = N up to rounding: every task at its size
+        return sizes.copy(), float(points[-1])
+    below = points[k - 1] if k > 0 else points[0] - 1.0
+    mid = 0.5 * (below + points[k])  # inside the segment: which tasks are free is fixed there
+    at_lo, at_size = mid <= leave, mid >= full
+    free = ~(at_lo | at_size)
+    alloc = np.where(at_size, sizes, lo)
+    if not free.any():  # B sits exactly on a breakpoint (B = sum of the clamps)
+        return alloc, float(points[k])
+    rest = budget - alloc[~free].sum()  # what the free tasks share: a sum of clamps, no cancellation
+    if rest <= 0:  # B = 0 with base 0: nothing to share
+        return alloc, float("-inf")
+    lw = log_w[free]
+    share = np.exp(lw - lw.max())
+    alloc[free] = np.clip(rest * share / share.sum(), lo[free], sizes[free])
+    log_c = float(np.log(rest) - lw.max() - np.log(share.sum()))
+    return alloc, log_c
 
 
-def _clamped_sums(cs, a, b, lo, sizes, w):
-    """sum_t clamp(c * w_t, lo_t, size_t) for every c in cs (sorted), in O((T + len(cs)) log T)."""
-    ia = np.argsort(a)
-    a_s, lo_a, w_a = a[ia], lo[ia], w[ia]
-    ib = np.argsort(b)
-    b_s, n_b, w_b = b[ib], sizes[ib], w[ib]
-    # tasks with a_t >= c sit at lo; tasks with b_t <= c sit at size; the rest are c * w_t
-    k_a = np.searchsorted(a_s, cs, side="left")  # a_t < c for the first k_a
-    k_b = np.searchsorted(b_s, cs, side="right")  # b_t <= c for the first k_b
-    lo_above = np.concatenate([np.cumsum(lo_a[::-1])[::-1], [0.0]])[k_a]
-    n_below = np.concatenate([[0.0], np.cumsum(n_b)])[k_b]
-    w_a_below = np.concatenate([[0.0], np.cumsum(w_a)])[k_a]
-    w_b_below = np.concatenate([[0.0], np.cumsum(w_b)])[k_b]
-    return lo_above + n_below + cs * (w_a_below - w_b_below)
+def clamped_sum(log_c: float, log_w: np.ndarray, lo: np.ndarray, sizes: np.ndarray) -> float:
+    """sum_t clamp(exp(log C + log w_t), lo_t, size_t): a sum of positive terms, exact enough."""
+    with np.errstate(over="ignore"):
+        return float(np.clip(np.exp(log_c + log_w), lo, sizes).sum())
+
+
+def _first_reaching(points, log_w, lo, sizes, budget) -> int:
+    """Index of the first sorted breakpoint whose clamped sum is >= B (binary search, O(T log T))."""
+    tol = 1e-12 * max(1.0, budget)
+    a, b = 0, len(points)
+    while a < b:
+        m = (a + b) // 2
+        if clamped_sum(points[m], log_w, lo, sizes) >= budget - tol:
+            b = m
+        else:
+            a = m + 1
+    return a
 
 
 def ceil_allocation(alloc: np.ndarray, sizes: np.ndarray) -> np.ndarray:

@@ -7,10 +7,10 @@ Every selector is used the same way and returns the same thing::
     result.ids          # selected ids in selection order (rank 0 first)
     result.allocation   # DataFrame: task, pool_size, confidence, allocated, selected
 
-The allocation's ``confidence`` is the task confidence the selector used: the mean sequence
-probability (``sequence``, paper 4.3), or the mean per-token probability (``per_token``) when
-a selector runs with ``length_normalized: true``; selection.json names which
-(``confidence``). Selectors that use no confidence report the sequence one.
+The allocation's ``confidence`` is the task confidence the selector used (``confidence``
+parameter of weighted_task_diversity, activeit and dpp: one of confidence.SIGNALS, the paper's
+``sequence`` by default); selection.json names it and its definition. Selectors that use no
+confidence report the sequence one.
 
 A subclass implements ``_choose(table, budget, rng) -> Choice`` (row indices into the
 canonical table, in selection order, plus the per-task allocation when it has one);
@@ -26,8 +26,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from labelwise.selection import confidence
 from labelwise.selection.registry import SelectorParamError
-from labelwise.selection.table import ScoreTable
+from labelwise.selection.table import ScoreTable, ScoreTableError
 
 
 class BudgetError(ValueError):
@@ -41,7 +42,7 @@ class Choice:
     rows: np.ndarray  # row indices into the canonical table, selection order
     allocated: np.ndarray | None = None  # (T,) float per-task allocation, if the selector has one
     info: dict = dataclasses.field(default_factory=dict)  # choices worth recording (e.g. kernel structure)
-    length_normalized: bool = False  # the task confidence the selector used (see CONFIDENCE)
+    confidence: str = "sequence"  # the confidence signal the selector used (confidence.SIGNALS)
 
 
 @dataclasses.dataclass
@@ -57,7 +58,7 @@ class Selection:
     allocation: Any  # pandas DataFrame: task, pool_size, confidence, allocated, selected
     info: dict
     excluded: list[dict]
-    confidence: str = "sequence"  # which task confidence the allocation reports (CONFIDENCE)
+    confidence: dict = dataclasses.field(default_factory=lambda: {"kind": "sequence"})  # confidence.describe
 
     def record(self) -> dict:
         """What selection.json holds."""
@@ -69,7 +70,7 @@ class Selection:
             "selected": len(self.ids),
             "tasks_selected": int((self.allocation["selected"] > 0).sum()),
             "info": self.info,
-            "confidence": {"kind": self.confidence, "definition": CONFIDENCE[self.confidence]},
+            "confidence": self.confidence,
             "excluded": {"count": len(self.excluded), "rows": self.excluded[:1000]},
         }
 
@@ -152,7 +153,7 @@ class Selector:
         rows = np.asarray(choice.rows, dtype=np.int64)
         if len(rows) != budget or (len(rows) and np.bincount(rows, minlength=n).max() > 1):
             raise AssertionError(f"{self.name} chose {len(rows)} rows, not {budget} distinct ones")
-        allocation = allocation_frame(table, rows, choice.allocated, choice.length_normalized)
+        allocation = allocation_frame(table, rows, choice.allocated, choice.confidence)
         return Selection(
             selector=self.name,
             params=self.get_params(),
@@ -163,52 +164,19 @@ class Selector:
             allocation=allocation,
             info=choice.info,
             excluded=list(table.excluded),
-            confidence=confidence_kind(choice.length_normalized),
+            confidence=confidence.describe(table, choice.confidence),
         )
 
 
-CONFIDENCE = {
-    "sequence": "per task: mean over its prompts of exp(logconf), the greedy answer's sequence probability",
-    "per_token": "per task: mean over its prompts of exp(logconf / n_tokens), the geometric mean token probability",
-}
-
-
-def confidence_kind(length_normalized: bool) -> str:
-    return "per_token" if length_normalized else "sequence"
-
-
-def task_log_confidence(table: ScoreTable, length_normalized: bool = False) -> np.ndarray:
-    """log conf_t = log(mean over the task of conf(x)), computed as logsumexp(logconf) - log n.
-
-    length_normalized: conf(x) = exp(logconf / n_tokens) (the geometric mean token probability).
-    NaN when a task's logconf is not finite (selectors that use it check it first).
-    """
-    lc = table.scores.get("logconf")
-    if lc is None:
-        return np.full(table.n_tasks, np.nan)
-    if length_normalized:
-        nt = table.scores.get("n_tokens")
-        if nt is None:
-            raise ValueError(f"{table.source}: length-normalized confidence needs the n_tokens column")
-        lc = lc / np.maximum(nt, 1.0)
-    codes = table.task_codes
-    t = table.n_tasks
-    mx = np.full(t, -np.inf)
-    with np.errstate(invalid="ignore"):
-        np.maximum.at(mx, codes, lc)
-    safe = np.where(np.isfinite(mx), mx, 0.0)
-    s = np.bincount(codes, weights=np.exp(lc - safe[codes]), minlength=t)
-    n = np.bincount(codes, minlength=t)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log(s) + safe - np.log(n)
-
-
-def allocation_frame(table: ScoreTable, rows: np.ndarray, allocated: np.ndarray | None, length_normalized: bool = False):
+def allocation_frame(table: ScoreTable, rows: np.ndarray, allocated: np.ndarray | None, signal: str = "sequence"):
     import pandas as pd
 
     sizes = table.task_sizes()
     selected = np.bincount(table.task_codes[rows], minlength=table.n_tasks)
-    conf = np.exp(task_log_confidence(table, length_normalized))
+    try:
+        conf = np.exp(confidence.task_log_confidence(table, signal))
+    except ScoreTableError:  # a selector that needs no confidence, on scores without it
+        conf = np.full(table.n_tasks, np.nan)
     return pd.DataFrame(
         {
             "task": table.task_names,

@@ -14,20 +14,22 @@ kernel:
   (B x N floats; refused above ``max_memory_mb``).
 
 quality: ``confidence`` q = conf(x) (default), ``uncertainty`` q = 1 - conf(x), ``none`` q = 1.
-conf(x) is the sequence confidence exp(logconf) by default, the "confidence as quality" of
-ARCHITECTURE.md and paper 4.3; ``length_normalized: true`` uses the per-token confidence
-exp(logconf / n_tokens) instead (then allocation.csv reports per-token task confidences).
+conf(x) is the prompt's confidence under ``confidence`` (selection/confidence.py): the
+sequence probability exp(logconf) by default, the "confidence as quality" of ARCHITECTURE.md
+and paper 4.3 (``length_normalized: true`` is the older spelling of ``per_token``).
 Note the scale: log q of a sequence confidence grows with the answer length (tens of nats for
 long answers, floored at LOG_Q_FLOOR) while the log pivots of the diversity term stay within a
 few nats, so with long answers the sequence quality dominates (the DPP then leans towards
 short, confident answers). ``quality_weight`` scales log q (0: pure diversity) to balance them;
-length_normalized keeps log q within a few nats.
+the other signals keep log q within a few nats. ``uncertainty`` needs a probability, so it
+does not combine with ``length_calibrated``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from labelwise.selection import confidence as signals
 from labelwise.selection import kernels
 from labelwise.selection.base import Choice, Selector, check_choice, check_number, check_param
 from labelwise.selection.threads import single_thread_blas
@@ -54,6 +56,7 @@ class DPP(Selector):
         ridge: float = 0.1,
         gamma: float = 0.002,
         quality: str = "confidence",
+        confidence: str = "sequence",
         length_normalized: bool = False,
         quality_weight: float = 1.0,
         working_set: int = 4096,
@@ -63,21 +66,25 @@ class DPP(Selector):
         check_number(ridge, "ridge", positive=True)
         check_number(gamma, "gamma", positive=True)
         check_choice(quality, "quality", ("confidence", "uncertainty", "none"))
-        check_param(isinstance(length_normalized, bool), "length_normalized", f"must be true or false, got {length_normalized!r}")
+        self.confidence = signals.resolve(confidence, length_normalized)
+        self.length_normalized = self.confidence == "per_token" and length_normalized
+        check_param(
+            not (quality == "uncertainty" and self.confidence not in signals.PROBABILITY), "quality",
+            f"uncertainty (1 - confidence) needs a probability; confidence {self.confidence} is not one",
+        )
         check_number(quality_weight, "quality_weight", nonnegative=True)
         check_number(working_set, "working_set", positive=True, integer=True)
         check_number(max_memory_mb, "max_memory_mb", positive=True)
         self.kernel, self.ridge, self.gamma = kernel, float(ridge), float(gamma)
-        self.quality, self.length_normalized, self.quality_weight = quality, length_normalized, float(quality_weight)
+        self.quality, self.quality_weight = quality, float(quality_weight)
         self.working_set, self.max_memory_mb = int(working_set), max_memory_mb
 
     def log_quality(self, table) -> np.ndarray:
         if self.quality == "none" or self.quality_weight == 0:
             return np.zeros(table.n)
-        lc = table.require_finite("logconf")
-        if self.length_normalized:
-            lc = lc / np.maximum(table.require_finite("n_tokens"), 1.0)
-        lc = np.minimum(lc, 0.0)
+        lc = signals.prompt_log_confidence(table, self.confidence)
+        if self.confidence in signals.PROBABILITY:
+            lc = np.minimum(lc, 0.0)
         logq = lc if self.quality == "confidence" else np.log(-np.expm1(lc) + 1e-300)
         return self.quality_weight * np.maximum(logq, LOG_Q_FLOOR)
 
@@ -91,7 +98,7 @@ class DPP(Selector):
             rows, info = self._rbf(x, log_q2 + jitter, budget)
         info.update(kernel=self.kernel, quality=self.quality)
         uses_conf = self.quality != "none" and self.quality_weight != 0
-        return Choice(rows, info=info, length_normalized=self.length_normalized and uses_conf)
+        return Choice(rows, info=info, confidence=self.confidence if uses_conf else "sequence")
 
     def _ridge(self, x, log_q2, budget):
         x, x_sq = kernels.prepare(x, "cosine")  # unit rows

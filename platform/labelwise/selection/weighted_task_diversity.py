@@ -1,36 +1,36 @@
 """Weighted Task Diversity (paper 4.3): a_t = clamp(C / conf_t, base, |X_t|), sum a_t = B.
 
-conf_t is the mean over the task of conf(x) = exp(logconf) (a mean of probabilities,
-computed as logsumexp - log n); ``length_normalized`` uses exp(logconf / n_tokens)
-instead. Tasks smaller than ``base`` take all their prompts. When B cannot give every
-task min(base, |X_t|), the allocation falls back to Task Diversity's water filling (the
-fairest split below the base) and the result records it.
+conf_t is the task's mean confidence under ``confidence`` (selection/confidence.py): the
+paper's sequence probability by default, or a signal that does not shrink with answer
+length (``per_token``, ``mean_entropy``, ``mean_margin``, ``length_calibrated``).
+``length_normalized: true`` is the older spelling of ``confidence: per_token``. Tasks
+smaller than ``base`` take all their prompts. When B cannot give every task
+min(base, |X_t|), the allocation falls back to Task Diversity's water filling (the fairest
+split below the base) and the result records it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from labelwise.selection import confidence as signals
 from labelwise.selection.allocation import round_robin, water_fill, weighted_allocation
-from labelwise.selection.base import Choice, Selector, check_number, check_param, task_log_confidence
+from labelwise.selection.base import Choice, Selector, check_number
 
 
 class WeightedTaskDiversity(Selector):
     name = "weighted_task_diversity"
     min_tasks = 2
 
-    def __init__(self, base: int = 5, length_normalized: bool = False):
+    def __init__(self, base: int = 5, confidence: str = "sequence", length_normalized: bool = False):
         check_number(base, "base", nonnegative=True, integer=True)
-        check_param(isinstance(length_normalized, bool), "length_normalized", f"must be true or false, got {length_normalized!r}")
         self.base = int(base)
-        self.length_normalized = length_normalized
+        self.confidence = signals.resolve(confidence, length_normalized)
+        self.length_normalized = self.confidence == "per_token" and length_normalized
 
     def _choose(self, table, budget, rng):
-        table.require_finite("logconf")
-        if self.length_normalized:
-            table.require_finite("n_tokens")
         sizes = table.task_sizes()
-        log_conf = task_log_confidence(table, self.length_normalized)
+        log_conf = signals.task_log_confidence(table, self.confidence)
         floor = np.minimum(self.base, sizes).sum()
         info = {"base_total": int(floor)}
         if budget < floor:
@@ -40,7 +40,7 @@ class WeightedTaskDiversity(Selector):
                 "allocated by water filling (task diversity) instead"
             )
         else:
-            alloc, c = weighted_allocation(sizes, log_conf, budget, self.base)
-            info["C"] = c
+            alloc, log_c = weighted_allocation(sizes, log_conf, budget, self.base)
+            info["log_C"] = log_c
         rows = round_robin(table.task_codes, alloc, budget, rng)
-        return Choice(rows, alloc, info, length_normalized=self.length_normalized)
+        return Choice(rows, alloc, info, confidence=self.confidence)
