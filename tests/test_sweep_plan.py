@@ -137,3 +137,23 @@ def test_trial_threads_use_the_whole_reservation_and_grid_worker_counts_size_the
     # the sweep sizes trials by the largest worker count of its grid
     assert trial_cpus_needed(job, list(jobs.values())) == 3
     assert concurrency(job, 6, trial_jobs=list(jobs.values())) == 2
+
+
+def test_confidences_apply_only_to_selectors_that_take_one():
+    job = job_with({"strategies": ["random", "weighted_task_diversity", "activeit"], "budgets": [40],
+                    "seeds": [0], "bases": [5], "confidences": ["sequence", "length_calibrated"]})
+    trials = plan.plan_trials(job.sweep)
+    # random 1 + WTD 2 signals + ActiveIT 2 signals + full 1
+    assert len(trials) == 6
+    names = [t["name"] for t in trials]
+    assert "weighted_task_diversity-base5-length_calibrated-k40-s0" in names and "random-k40-s0" in names
+    data = plan.trial_job_data({"run_dir": "x"}, next(t for t in trials if t["name"].startswith("activeit-length")),
+                               "t", 100, 1)
+    assert data["select"]["params"] == {"confidence": "length_calibrated"}
+    built = plan.build_trial_job({"run_dir": "x"}, trials[1], "t", 100, 1, "test")
+    assert built.select.params == {"base": 5, "confidence": "sequence"}
+    from labelwise.sweep.trial import selector_of
+
+    assert selector_of(trials[2]) == "weighted_task_diversity (base=5, confidence=length_calibrated)"
+    with pytest.raises(ConfigError, match="confidences.*unknown confidence 'length'"):
+        job_with({"strategies": ["random"], "confidences": ["length"]})

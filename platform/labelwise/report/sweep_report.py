@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labelwise.report import plots
+from labelwise.report import paired, plots
 from labelwise.report.document import Document
 from labelwise.report.table import (
     FULL,
@@ -99,6 +99,79 @@ def allocations_for_report(df, folder: Path) -> dict:
     return out
 
 
+def _num(x, percent: bool = False) -> str:
+    import math
+
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return fmt_value(x, percent) if percent else f"{x:+.4f}"
+
+
+def _p(p) -> str:
+    import math
+
+    if p is None or not math.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def paired_table(rows: list[dict], percent: bool) -> tuple[list[str], list[list[str]]]:
+    header = ["selector", "k", "vs", "seeds", "Δ mean", "95% CI", "p (paired t)", "seeds for 80% power", "verdict"]
+    out = []
+    for r in rows:
+        ci = "–" if r["n"] < 2 else f"[{_num(r['ci_low'], percent)}, {_num(r['ci_high'], percent)}]"
+        need = r["seeds_for_80_power"]
+        out.append([r["selector"], str(r["budget"]), r["reference"], str(r["n"]), _num(r["mean"], percent), ci,
+                    _p(r["p"]), "–" if need is None else str(need), r["verdict"]])
+    return header, out
+
+
+def add_paired(doc: Document, df, metric: str) -> None:
+    """The paired comparison against random and task diversity, and its per-task breakdown."""
+    import math
+
+    rows = paired.paired_rows(df, metric)
+    if not rows:
+        return
+    percent = is_percent(metric, df)
+    direction = "lower is better" if lower_is_better(metric) else "higher is better"
+    doc.heading(f"Did it beat random? Paired differences ({metric})", 2)
+    doc.paragraph(
+        f"Δ = selector − reference on {metric} ({direction}), paired by seed: trials with the same "
+        "seed share the pool, the scores, the training randomness and the evaluation. 95% CI: t "
+        "interval of the mean paired difference; p: two-sided paired t-test; seeds for 80% power: "
+        "how many seeds a paired t-test would need to detect a difference of this size with the "
+        "observed spread (α = 0.05). Verdict: better or worse only when the CI excludes 0."
+    )
+    header, body = paired_table(rows, percent)
+    doc.table(header, body)
+    key = paired.per_task_metric(metric)
+    budgets = sorted({r["budget"] for r in rows})
+    for reference in paired.REFERENCES:
+        for selector in sorted({r["selector"] for r in rows if r["reference"] == reference}):
+            per_budget = {b: paired.per_task_rows(df, metric, selector, reference, b) for b in budgets}
+            tasks = sorted({t["task"] for v in per_budget.values() for t in v})
+            if not tasks:
+                continue
+            head = ["task"]
+            for b in budgets:
+                head += [f"k={b}: selected (vs {reference})", f"k={b}: Δ {key}"]
+            body = []
+            for task in tasks:
+                line = [task]
+                for b in budgets:
+                    t = next((x for x in per_budget[b] if x["task"] == task), None)
+                    if t is None:
+                        line += ["–", "–"]
+                        continue
+                    sel = "–" if "selected" not in t else f"{t['selected']:.1f} ({t['selected_reference']:.1f})"
+                    se = "" if not math.isfinite(t["se"]) else f" ± {t['se']:.3f}"
+                    line += [sel, f"{t['mean']:+.3f}{se}"]
+                body.append(line)
+            doc.heading(f"Per task: {selector} vs {reference}", 3)
+            doc.table(head, body)
+
+
 def build(df, folder: Path, title: str | None = None) -> Document:
     """Build the report of a results table (one row per trial)."""
     df = with_selector(df)
@@ -136,6 +209,8 @@ def build(df, folder: Path, title: str | None = None) -> Document:
         doc.image(f"curve_{slug}.png", plots.metric_curves(table), f"{metric} vs annotation budget")
         if metric.startswith("winrate."):
             doc.image(f"bars_{slug}.png", plots.bars(table), f"{metric} per selector")
+    if metrics:
+        add_paired(doc, df_ok, metrics[0])
     if metrics:
         primary = metrics[0]
         doc.heading(f"Annotation saved at equal quality ({primary})", 2)

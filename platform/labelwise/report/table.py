@@ -7,6 +7,8 @@ A results table has one row per trial. Columns:
 * ``selector`` (str, optional): display label (defaults to the strategy, plus ``base=..``);
 * metric columns ``<benchmark>.<metric>`` (numbers), e.g. ``mmlu.accuracy``,
   ``heldout.loss``; ``base_model.<benchmark>.<metric>`` holds the untrained model's value;
+* ``task:<task>:<benchmark>.<metric>`` and ``task:<task>:selected``: per-task metrics and
+  selected counts (the paired per-task breakdown reads them; not headline metrics);
 * anything else (``trial``, ``run_dir``, ``status``...) is carried but not aggregated.
 
 The full-pool reference trials have ``strategy == "full"`` and ``budget`` = pool size.
@@ -20,6 +22,7 @@ import math
 
 FULL = "full"
 BASE_PREFIX = "base_model."
+TASK_PREFIX = "task:"  # per-task columns: task:<task>:<bench>.<metric> and task:<task>:selected
 REQUIRED = ("strategy", "budget", "seed")
 NOT_METRICS = {"budget", "seed", "base", "trial_index", "pool_size", "train_time_s", "time_s"}
 LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "nll")
@@ -61,7 +64,7 @@ def metric_columns(df) -> list[str]:
         c
         for c in df.columns
         if "." in c
-        and not c.startswith((BASE_PREFIX, "grid:"))
+        and not c.startswith((BASE_PREFIX, "grid:", TASK_PREFIX))
         and c not in NOT_METRICS
         and is_quality_metric(c)
         and pd.api.types.is_numeric_dtype(df[c])
@@ -79,19 +82,27 @@ def metric_columns(df) -> list[str]:
     return sorted(cols, key=order)
 
 
-def selector_label(strategy: str, base=None) -> str:
-    if base is None or (isinstance(base, float) and math.isnan(base)):
-        return str(strategy)
-    b = int(base) if float(base).is_integer() else base
-    return f"{strategy} (base={b})"
+def _given(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def selector_label(strategy: str, base=None, confidence=None) -> str:
+    parts = []
+    if _given(base):
+        parts.append(f"base={int(base) if float(base).is_integer() else base}")
+    if _given(confidence):
+        parts.append(f"confidence={confidence}")
+    return f"{strategy} ({', '.join(parts)})" if parts else str(strategy)
 
 
 def with_selector(df):
     """A copy of ``df`` with a ``selector`` column (kept if present, else built)."""
     df = df.copy()
     if "selector" not in df.columns or df["selector"].isna().all():
-        bases = df["base"] if "base" in df.columns else [None] * len(df)
-        df["selector"] = [selector_label(s, b) for s, b in zip(df["strategy"], bases)]
+        none = [None] * len(df)
+        bases = df["base"] if "base" in df.columns else none
+        confs = df["confidence"] if "confidence" in df.columns else none
+        df["selector"] = [selector_label(s, b, c) for s, b, c in zip(df["strategy"], bases, confs)]
     else:
         df["selector"] = df["selector"].fillna(df["strategy"]).astype(str)
     df["budget"] = df["budget"].astype(int)

@@ -5,6 +5,7 @@
       budgets: [40, 80]
       seeds: [0, 1]
       bases: [5]                    # WTD base allocation (only weighted_task_diversity uses it)
+      confidences: [sequence, per_token]  # select.params.confidence of the selectors that take one
       grid: {train.lr: [5e-4, 1e-3]}  # any other stage parameter: dotted key -> values
       full_pool: true               # plus one model trained on the whole pool per seed
 
@@ -33,6 +34,10 @@ class SweepConfig:
     """Each seed is the job seed of a trial: selection and training randomness."""
     bases: list[int] = dataclasses.field(default_factory=lambda: [5])
     """WTD base allocations (select.params.base of weighted_task_diversity trials)."""
+    confidences: list[str] | None = None
+    """Confidence signals (select.params.confidence) for the selectors that take one
+    (weighted_task_diversity, activeit, dpp); null: each selector's default. Other selectors
+    run once per point whatever this lists."""
     grid: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
     """Other stage parameters: dotted key (select./annotate./train./evaluate./model.) -> values."""
     full_pool: bool = True
@@ -63,6 +68,17 @@ class SweepConfig:
         check(len(set(self.seeds)) == len(self.seeds), "seeds", "lists a seed twice")
         check(len(self.bases) > 0, "bases", "must list at least one base (default [5])")
         check(all(b >= 0 for b in self.bases), "bases", "every base must be >= 0")
+        if self.confidences is not None:
+            from labelwise.selection.confidence import NAMES as SIGNALS
+
+            check(len(self.confidences) > 0, "confidences", "must list at least one signal (or be null)")
+            for c in self.confidences:
+                check(c in SIGNALS, "confidences", f"unknown confidence {c!r} (valid: {', '.join(SIGNALS)})")
+            check(len(set(self.confidences)) == len(self.confidences), "confidences", "lists a signal twice")
+            check(
+                "select.params.confidence" not in self.grid, "grid.select.params.confidence",
+                "use sweep.confidences (it applies only to the selectors that take a confidence)",
+            )
         for key, values in self.grid.items():
             section = key.split(".", 1)[0]
             check(

@@ -1,6 +1,7 @@
 """The trials of a sweep, as plain data: one dict per trial, and its job config.
 
-A trial is ``{"name", "strategy", "budget", "base", "seed", "grid": {dotted key: value}}``;
+A trial is ``{"name", "strategy", "budget", "base", "confidence", "seed", "grid": {dotted key:
+value}}``;
 the full-pool reference has strategy ``full`` and budget None (the pool size, known once
 the pool is built). Names are stable and readable, so a rerun finds the same folders.
 """
@@ -20,10 +21,12 @@ def _slug(value) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_") or "x"
 
 
-def trial_name(strategy: str, budget, base, seed: int, grid: dict) -> str:
+def trial_name(strategy: str, budget, base, seed: int, grid: dict, confidence: str | None = None) -> str:
     parts = [strategy]
     if base is not None:
         parts.append(f"base{_slug(base)}")
+    if confidence is not None:
+        parts.append(_slug(confidence))
     parts.append("kall" if budget is None else f"k{budget}")
     parts.append(f"s{seed}")
     for key in sorted(grid):
@@ -40,9 +43,11 @@ def plan_trials(sweep) -> list[dict]:
         for grid in grids:
             for strategy in sweep.strategies:
                 bases = sweep.bases if strategy == WTD else [None]
+                confidences = sweep.confidences if sweep.confidences and takes_confidence(strategy) else [None]
                 for base in bases:
-                    for budget in sorted(sweep.budgets):
-                        trials.append(_trial(strategy, budget, base, seed, grid))
+                    for confidence in confidences:
+                        for budget in sorted(sweep.budgets):
+                            trials.append(_trial(strategy, budget, base, seed, grid, confidence))
             if sweep.full_pool:
                 trials.append(_trial(FULL, None, None, seed, grid))
     names = [t["name"] for t in trials]
@@ -52,12 +57,19 @@ def plan_trials(sweep) -> list[dict]:
     return trials
 
 
-def _trial(strategy, budget, base, seed, grid) -> dict:
+def takes_confidence(strategy: str) -> bool:
+    from labelwise.selection.registry import selector_class
+
+    return "confidence" in selector_class(strategy).param_names()
+
+
+def _trial(strategy, budget, base, seed, grid, confidence=None) -> dict:
     return {
-        "name": trial_name(strategy, budget, base, seed, grid),
+        "name": trial_name(strategy, budget, base, seed, grid, confidence),
         "strategy": strategy,
         "budget": budget,
         "base": base,
+        "confidence": confidence,
         "seed": seed,
         "grid": dict(grid),
     }
@@ -88,6 +100,8 @@ def trial_job_data(job_data: dict, trial: dict, trial_dir: str, pool_size: int |
         params = {}
         if trial["base"] is not None:
             params["base"] = trial["base"]
+        if trial.get("confidence") is not None:
+            params["confidence"] = trial["confidence"]
         select["params"] = params
     trial_cpus = float((data.pop("sweep", None) or {}).get("trial_cpus", 1.0))
     overrides = [f"{k}={_yaml(v)}" for k, v in sorted(trial["grid"].items())]

@@ -57,7 +57,7 @@ def selector_of(trial: dict) -> str:
     """The label the report groups by: strategy, WTD base, and the trial's grid values."""
     from labelwise.report.table import selector_label
 
-    label = selector_label(trial["strategy"], trial.get("base"))
+    label = selector_label(trial["strategy"], trial.get("base"), trial.get("confidence"))
     extra = " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sorted((trial.get("grid") or {}).items()))
     return f"{label} {extra}".strip()
 
@@ -71,6 +71,27 @@ def base_model_metrics(sweep_dir: Path) -> dict:
         return {}
     flat = flatten_metrics(json.loads(path.read_text())).get("base", {})
     return {f"base_model.{k}": v for k, v in flat.items()}
+
+
+def per_task_columns(adapted: dict, trial_dir: Path) -> dict:
+    """``task:<task>:<bench>.<metric>`` for every per-task number the evaluation recorded, and
+    ``task:<task>:selected`` from allocation.csv: what the report's per-task breakdown reads."""
+    from labelwise.report.table import TASK_PREFIX
+
+    out = {}
+    for bench, values in (adapted or {}).items():
+        per_task = values.get("per_task") if isinstance(values, dict) else None
+        for task, numbers in sorted((per_task or {}).items()):
+            for name, v in numbers.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and name != "n" and not name.startswith("n_"):
+                    out[f"{TASK_PREFIX}{task}:{bench}.{name}"] = float(v)
+    alloc = trial_dir / runio.ALLOCATION
+    if alloc.exists():
+        import pandas as pd
+
+        for r in pd.read_csv(alloc).itertuples():
+            out[f"{TASK_PREFIX}{r.task}:selected"] = int(r.selected)
+    return out
 
 
 def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) -> dict:
@@ -99,13 +120,15 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
         log(f"[trial {trial['name']}] {name} ...")
         step()
         times[f"{name}_s"] = round(time.monotonic() - t, 2)
-    metrics = flatten_metrics(json.loads((trial_dir / runio.METRICS).read_text())).get("adapted", {})
+    raw_metrics = json.loads((trial_dir / runio.METRICS).read_text())
+    metrics = flatten_metrics(raw_metrics).get("adapted", {})
     n_labeled = len(runio.read_jsonl(trial_dir / runio.LABELED))
     row = {
         "trial": trial["name"],
         "selector": selector_of(trial),
         "strategy": trial["strategy"],
         "base": trial.get("base"),
+        "confidence": trial.get("confidence"),
         "budget": n_labeled if trial["budget"] is None else trial["budget"],
         "seed": trial["seed"],
         "status": "ok",
@@ -117,6 +140,7 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
         "time_s": round(time.monotonic() - t0, 2),
         **metrics,
         **base_model_metrics(sweep_dir),
+        **per_task_columns(raw_metrics.get("adapted", {}), trial_dir),
     }
     runio.write_json(trial_dir / RESULT, row)
     return row
