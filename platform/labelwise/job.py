@@ -144,11 +144,12 @@ def check_input_paths(job: JobConfig, where: str, command: str | None = None, un
         return True
 
     if needed("pool.source"):
-        src = job.pool.source
-        if not src.startswith(("builtin:", "hf:")) and not is_uri(src):
-            from labelwise.pool.readers import expand
+        for i, cfg in enumerate(job.pool.source_configs()):
+            src = cfg.source
+            if not src.startswith(("builtin:", "hf:")) and not is_uri(src):
+                from labelwise.pool.readers import expand
 
-            check("pool.source", src, expand(src))
+                check(f"pool.sources[{i}].source" if job.pool.sources else "pool.source", src, expand(src))
     if needed("model.name"):
         name = job.model.name
         if name.startswith(("/", ".", "~")):

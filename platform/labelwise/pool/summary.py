@@ -6,8 +6,11 @@ from __future__ import annotations
 def format_summary(meta: dict, max_tasks: int = 60) -> str:
     src = meta.get("source", {})
     cfg = meta.get("config", {})
+    entries = cfg.get("sources") or [{"source": cfg.get("source")}]
+    infos = src.get("sources") or [src]
+    shown = [f"{e.get('source')} (format: {i.get('format') or i.get('builtin', '?')})" for e, i in zip(entries, infos)]
     lines = [
-        f"pool source: {cfg.get('source')}  (format: {src.get('format') or src.get('builtin', '?')})",
+        f"pool source{'s' if len(shown) > 1 else ''}: {' + '.join(shown)}",
         f"read {meta['n_read']} rows -> pool {meta['n_pool']} prompts + test {meta['n_test']} held out, "
         f"{meta['n_tasks']} tasks",
     ]

@@ -19,6 +19,21 @@ import numpy as np
 import torch
 
 
+def kv_cache_argument(model) -> str:
+    """The forward() keyword of the KV cache: ``cache`` from transformers 5.23 on (where
+    ``past_key_values`` is deprecated, and gone in 5.40), ``past_key_values`` before."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def kv_cache_of(out):
+    """The KV cache a forward pass returned, under either name."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 def step_metrics(logits: torch.Tensor):
     """Greedy token, its log-prob, the entropy and the top1-top2 margin of [B, V] logits.
 
@@ -124,9 +139,10 @@ def greedy_score(
         hidden = out.hidden_states[-2].float()
         m = mask[:, :, None].to(torch.float32)
         captured["emb"] = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
-    past = out.past_key_values
+    past = kv_cache_of(out)
     logits = out.logits[:, -1, :]
     del out
+    cache_arg = kv_cache_argument(model)
 
     stop = torch.tensor(sorted(set(stop_ids)), dtype=torch.long, device=device)
     done = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -160,10 +176,10 @@ def greedy_score(
             input_ids=token[:, None],
             attention_mask=mask,
             position_ids=next_pos,
-            past_key_values=past,
             use_cache=True,
+            **{cache_arg: past},
         )
-        past = out.past_key_values
+        past = kv_cache_of(out)
         logits = out.logits[:, -1, :]
         next_pos = next_pos + 1
 
