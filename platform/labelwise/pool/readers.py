@@ -3,16 +3,18 @@
 Local paths and pyarrow filesystem URIs (``s3://bucket/x.jsonl``, ``gs://``, ``file://``)
 both work. Each reader yields ``(where, record)`` where ``where`` is ``file:line`` (or
 ``file:row N``), so every later error can name the place. A malformed line is an error
-naming the file and the line.
+naming the file and the line. Text files are UTF-8 with or without a byte-order mark; a
+byte that is not UTF-8 is an error naming the file and the line (:mod:`labelwise.textio`).
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 from typing import Any, Iterator
+
+from labelwise import textio
 
 TABLE_EXTENSIONS = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".arrow")
 
@@ -81,13 +83,13 @@ def list_files(fs, path: str, extensions=TABLE_EXTENSIONS) -> list[str]:
 
 def read_text(fs, path: str) -> str:
     with fs.open_input_stream(path) as f:
-        return f.read().decode("utf-8")
+        return textio.decode(f.read(), path)
 
 
 def read_jsonl(fs, path: str) -> Iterator[tuple[str, dict]]:
     with fs.open_input_stream(path) as raw:
-        stream = io.TextIOWrapper(raw, encoding="utf-8")
-        for i, line in enumerate(stream, 1):
+        stream = textio.text_stream(raw)
+        for i, line in enumerate(textio.check_lines(stream, path), 1):
             if not line.strip():
                 continue
             try:
@@ -125,7 +127,7 @@ def read_csv(fs, path: str, delimiter: str = ",", fieldnames: list[str] | None =
     """CSV/TSV with a header row (or ``fieldnames``); a row with the wrong number of fields
     is an error naming the line."""
     with fs.open_input_stream(path) as raw:
-        stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        stream = textio.check_lines(textio.text_stream(raw, newline=""), path)
         reader = csv.reader(stream, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
         header = fieldnames
         try:

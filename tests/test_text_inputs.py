@@ -1,0 +1,118 @@
+"""Text inputs as real users' tools write them: Excel's "CSV UTF-8" (a byte-order mark),
+bytes that are not UTF-8, CRLF line endings (issue 15)."""
+
+from __future__ import annotations
+
+import codecs
+import json
+
+import pytest
+
+from labelwise import config, runio
+from labelwise.annotate.answers import read_answers
+from labelwise.annotate.stage import annotate
+from labelwise.job import JobConfig, load_job
+from labelwise.pool.build import build_tables
+from labelwise.pool.config import PoolConfig
+from labelwise.pool.formats import source_records
+
+BOM = codecs.BOM_UTF8
+ROWS = [("first prompt", "one", "t0"), ("second prompt", "two", "t1"), ("third, with comma", "three", "t0")]
+
+
+def load_pool(path, **kw):
+    cfg = config.build(PoolConfig, {"source": str(path), "test_fraction": 0, **kw}, "job.yaml: pool")
+    records, info = source_records(cfg)
+    pool, _, _ = build_tables(cfg, records, info)
+    return pool
+
+
+def csv_bytes(rows=ROWS) -> bytes:
+    lines = ["prompt,response,task"] + [f'"{p}",{r},{t}' for p, r, t in rows]
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def jsonl_bytes(rows=ROWS) -> bytes:
+    return "".join(json.dumps({"prompt": p, "response": r, "task": t}) + "\n" for p, r, t in rows).encode()
+
+
+@pytest.mark.parametrize("suffix,data", [(".csv", csv_bytes()), (".jsonl", jsonl_bytes())])
+def test_pool_files_with_a_byte_order_mark_read_like_without(tmp_path, suffix, data):
+    plain, marked = tmp_path / f"plain{suffix}", tmp_path / f"excel{suffix}"
+    plain.write_bytes(data)
+    marked.write_bytes(BOM + data)
+    a = load_pool(plain, source_name="s")
+    b = load_pool(marked, source_name="s")
+    assert sorted(b["prompt"]) == sorted(p for p, _, _ in ROWS)
+    assert a.sort_values("id").to_dict("records") == b.sort_values("id").to_dict("records")
+
+
+def make_run(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [{"id": f"id{i}", "task": "t", "prompt": f"line one\nline two {i}"} for i in range(3)]
+    runio.write_jsonl(run / runio.TO_ANNOTATE, rows)
+    job = config.build(JobConfig, {"run_dir": str(run), "annotate": {"simulate": False}}, "test")
+    return job, rows
+
+
+def test_answers_csv_from_excel_with_a_byte_order_mark(tmp_path):
+    job, rows = make_run(tmp_path)
+    path = tmp_path / "answers.csv"
+    body = "id,response\r\n" + "".join(f"{r['id']},answer {r['id']}\r\n" for r in rows)
+    path.write_bytes(BOM + body.encode())
+    assert [a.id for a in read_answers(path)] == ["id0", "id1", "id2"]
+    annotate(job, answers=path)
+    assert [r["response"] for r in runio.read_jsonl(job.run_path / runio.LABELED)] == ["answer id0", "answer id1", "answer id2"]
+
+
+def test_answers_jsonl_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "answers.jsonl"
+    path.write_bytes(BOM + b'{"id": "a", "response": "yes"}\n')
+    assert [(a.id, a.response) for a in read_answers(path)] == [("a", "yes")]
+
+
+def test_job_file_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_bytes(BOM + b"run_dir: runs/x\nselect:\n  budget: 7\n")
+    job = load_job(path, check_paths=False)
+    assert job.select.budget == 7 and job.run_dir == "runs/x"
+
+
+BAD = b"\xff"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_invalid_utf8_in_a_pool_names_file_and_line(tmp_path, suffix):
+    data = (csv_bytes() if suffix == ".csv" else jsonl_bytes()).split(b"\n")
+    data[2] = data[2][:5] + BAD + data[2][5:]  # line 3, column 6
+    path = tmp_path / f"latin{suffix}"
+    path.write_bytes(b"\n".join(data))
+    with pytest.raises(ValueError, match=rf"{path}:3: not valid UTF-8 \(byte 0xff at column 6\)"):
+        load_pool(path)
+
+
+def test_invalid_utf8_in_a_json_pool_names_file_and_line(tmp_path):
+    path = tmp_path / "list.json"
+    path.write_bytes(b'[\n{"prompt": "a", "response": "b", "task": "t"},\n{"prompt": "\xe9", "response": "b", "task": "t"}\n]\n')
+    with pytest.raises(ValueError, match=rf"{path}:3: not valid UTF-8 \(byte 0xe9 at column 13\)"):
+        load_pool(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_invalid_utf8_in_answers_names_file_and_line(tmp_path, suffix):
+    path = tmp_path / f"answers{suffix}"
+    if suffix == ".csv":
+        path.write_bytes(b"id,response\nid0,fine\nid1,caf" + BAD + b"\n")
+    else:
+        path.write_bytes(b'{"id": "id0", "response": "fine"}\n{"id": "id1", "response": "caf' + BAD + b'"}\n')
+    line = 3 if suffix == ".csv" else 2
+    with pytest.raises(ValueError, match=rf"{path}:{line}: not valid UTF-8 \(byte 0xff"):
+        read_answers(path)
+
+
+def test_invalid_utf8_in_a_job_file_is_a_config_error_naming_file_and_line(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_bytes(b"run_dir: runs/x\n# caf\xe9 in Latin-1\n")
+    with pytest.raises(config.ConfigError, match=rf"{path}:2: not valid UTF-8 \(byte 0xe9 at column 6\)"):
+        load_job(path, check_paths=False)
