@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from labelwise.config import check
+from labelwise.config import check, check_seed
 
 FORMATS = ("auto", "table", "dolly", "alpaca", "alpaca_eval", "flan_cot", "flan", "sni", "niv2")
 BUILTINS = ("builtin:bigbench", "builtin:skills")
@@ -71,6 +71,7 @@ class PoolConfig:
 
     def __post_init__(self):
         check(bool(self.source.strip()), "source", "must not be empty")
+        check_seed(self.seed, "seed")
         check(
             not self.source.startswith("builtin:") or self.source in BUILTINS,
             "source",
