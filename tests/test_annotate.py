@@ -311,3 +311,27 @@ def test_export_options_need_export(tmp_path, capsys):
     args = argparse.Namespace(simulate=True, answers=None, export=None, allow_partial=None, force=True, merge=False)
     assert main(job, args) == 2
     assert "--export" in capsys.readouterr().err
+
+
+def test_answers_differing_only_in_line_endings_or_id_spaces_are_accepted(tmp_path):
+    job, rows = make_run(tmp_path, n=3)
+    rows[1]["prompt"] = "two lines\nof prompt"
+    runio.write_jsonl(job.run_path / runio.TO_ANNOTATE, rows)
+    path = tmp_path / "from_excel.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\r\n")
+        w.writerow(["id", "task", "prompt", "response"])
+        for r in rows:  # Windows line endings inside the cells, spaces around the ids
+            w.writerow([f" {r['id']}  ", f"{r['task']} ", r["prompt"].replace("\n", "\r\n"), f"answer {r['id']}"])
+    annotate(job, answers=path)
+    assert labeled(job) == [{**r, "response": f"answer {r['id']}"} for r in rows]
+
+
+def test_a_changed_prompt_is_refused_saying_where_it_differs(tmp_path):
+    job, rows = make_run(tmp_path, n=2)
+    path = write_answers(tmp_path / "a.jsonl", [
+        {"id": "id0", "prompt": rows[0]["prompt"].replace("prompt 0", "prompt 9"), "response": "x"},
+        {"id": "id1", "task": "other", "response": "y"},
+    ])
+    with pytest.raises(AnnotationError, match=r"id0 \(.*a\.jsonl:1: prompt differs from character 8: 'prompt 9.*' in the file, 'prompt 0.*' selected\).*id1 \(.*:2: task 'other', selected 't1'\)"):
+        annotate(job, answers=path)

@@ -108,7 +108,7 @@ def _to_answer(rec: dict, where: str) -> Answer:
     task = rec.get("task")
     prompt = rec.get("prompt")
     return Answer(
-        id=str(rec["id"]),
+        id=str(rec["id"]).strip(),  # a spreadsheet's stray spaces around an id are not part of it
         response=response,
         where=where,
         task=None if task in (None, "") else str(task),

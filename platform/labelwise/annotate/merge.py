@@ -45,6 +45,31 @@ def listing(items: list[str], limit: int = MAX_LISTED) -> str:
     return f"{shown}{more}"
 
 
+def same_text(a: str, b: str) -> bool:
+    """Equal once line endings are made alike (CRLF and CR read as LF: spreadsheets and
+    Windows editors rewrite them)."""
+    return _lf(a) == _lf(b)
+
+
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def difference(answer: Answer, row: dict) -> str:
+    """What an answer's task or prompt changes from the selected row ("" when nothing does,
+    line endings and surrounding spaces of the task aside)."""
+    if answer.task is not None and answer.task.strip() != str(row["task"]).strip():
+        return f"task {answer.task!r}, selected {row['task']!r}"
+    if answer.prompt is None or same_text(answer.prompt, row["prompt"]):
+        return ""
+    got, want = _lf(answer.prompt), _lf(row["prompt"])
+    i = next((k for k, (x, y) in enumerate(zip(got, want)) if x != y), min(len(got), len(want)))
+    return (
+        f"prompt differs from character {i + 1}: {got[max(0, i - 10):i + 20]!r} in the file, "
+        f"{want[max(0, i - 10):i + 20]!r} selected"
+    )
+
+
 def merge_answers(
     selected: list[dict],
     answers: list[Answer],
@@ -103,10 +128,10 @@ def merge_answers(
         )
 
     mismatched = [
-        f"{a.id} ({a.where}: {field} differs)"
+        f"{a.id} ({a.where}: {what})"
         for a in answers
-        for field in ("task", "prompt")
-        if getattr(a, field) is not None and getattr(a, field) != by_id[a.id][field]
+        for what in [difference(a, by_id[a.id])]
+        if what
     ]
     if mismatched:
         raise AnnotationError(
