@@ -116,3 +116,27 @@ def test_invalid_utf8_in_a_job_file_is_a_config_error_naming_file_and_line(tmp_p
     path.write_bytes(b"run_dir: runs/x\n# caf\xe9 in Latin-1\n")
     with pytest.raises(config.ConfigError, match=rf"{path}:2: not valid UTF-8 \(byte 0xe9 at column 6\)"):
         load_job(path, check_paths=False)
+
+
+def test_a_list_prompt_cell_is_an_error_naming_file_row_and_column(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "lists.parquet"
+    pq.write_table(pa.table({"prompt": [[1, 2], [1, 3]], "response": ["a", "b"], "task": ["t", "t"]}), path)
+    with pytest.raises(ValueError, match=rf"{path}:row 1: column 'prompt' holds list \[1, 2\], not text"):
+        load_pool(path)
+
+
+def test_a_numeric_response_is_refused_unless_asked_for(tmp_path):
+    path = tmp_path / "numbers.jsonl"
+    rows = [{"prompt": "2 + 2?", "response": 4, "task": "math"}, {"prompt": "half of 3?", "response": 1.5, "task": "math"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match=rf"{path}:1: column 'response' holds int 4, not text.*numeric_responses: true"):
+        load_pool(path)
+    pool = load_pool(path, numeric_responses=True)
+    assert sorted(pool["response"]) == ["1.5", "4"]
+    # Numbers as prompts are refused even then.
+    path.write_text(json.dumps({"prompt": 7, "response": "seven", "task": "t"}) + "\n")
+    with pytest.raises(ValueError, match=r":1: column 'prompt' holds int 7"):
+        load_pool(path, numeric_responses=True)

@@ -39,6 +39,9 @@ class PoolConfig:
     paragraph whose placeholders are all empty is left out."""
     response_template: str | None = None
     """Same for the gold response, e.g. "{rationale} So the answer is {answer}."."""
+    numeric_responses: bool = False
+    """Read a response cell holding a number (e.g. 42 in a Parquet int column) as its text;
+    otherwise a prompt or response cell that is not text is an error naming the row."""
     task: str | None = None
     """Task name for every row, when the data has no task column (and no task inference)."""
     split: str = "train"
