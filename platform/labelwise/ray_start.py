@@ -1,9 +1,14 @@
 """Starting or joining Ray, in one place.
 
-No address (and no RAY_ADDRESS): a local Ray started by this process, quiet; its dashboard
-serves only the state API on localhost (Ray Train V2 watches its controller through it).
+No address (and no RAY_ADDRESS): a local Ray started by this process, quiet, listening on
+127.0.0.1 only (GCS, raylet, workers, agents: nothing reachable from the network); its
+dashboard serves only the state API on localhost (Ray Train V2 watches its controller
+through it).
 ``auto`` or a ``host:port`` / ``ray://`` address: join that cluster (what ``ray job submit``
 gives a job through RAY_ADDRESS).
+
+Only the variables in :data:`FORWARDED_ENV` (and LABELWISE_*) go into the runtime
+environment: never credentials such as HF_TOKEN.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ def init_ray(cfg: RayConfig | None = None):
         ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
     else:
         _STARTED_LOCALLY = True
+        _bind_to_loopback()
         ray.init(
             num_cpus=cfg.num_cpus,
             num_gpus=cfg.num_gpus,
@@ -85,7 +91,29 @@ def in_submitted_job() -> bool:
     return "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ
 
 
+# What workers need to find data, caches and offline settings; LABELWISE_* go as well.
+FORWARDED_ENV = (
+    "HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
+    "TRANSFORMERS_CACHE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "XDG_CACHE_HOME",
+)
+
+
 def _forwarded_env() -> dict[str, str]:
-    """Environment the workers need to find data, caches and offline settings."""
-    keys = [k for k in os.environ if k.startswith(("LABELWISE_", "HF_", "TRANSFORMERS_"))]
-    return {k: os.environ[k] for k in keys}
+    """Environment the workers need to find data, caches and offline settings; nothing else
+    (HF_TOKEN and other credentials stay on this machine)."""
+    keys = [k for k in os.environ if k in FORWARDED_ENV or k.startswith("LABELWISE_")]
+    return {k: os.environ[k] for k in sorted(keys)}
+
+
+def _bind_to_loopback() -> None:
+    """Make the local Ray that init_ray starts use 127.0.0.1 as its node address, so that its
+    GCS, raylet, worker and agent servers listen on loopback only (Ray binds them to every
+    interface otherwise). Ray does this itself on macOS and Windows, where it does not
+    support clusters; ray.init(_node_ip_address="127.0.0.1") is replaced by a reachable
+    address, so the same switch is used here. Only for a Ray this process starts: a joined
+    cluster is the user's own choice."""
+    import ray._private.ray_constants as ray_constants
+
+    # In this process only: `ray start` subprocesses (a test's multi-node cluster) keep
+    # Ray's default. The node address reaches Ray's own processes on their command lines.
+    ray_constants.ENABLE_RAY_CLUSTER = False
