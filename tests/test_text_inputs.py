@@ -140,3 +140,30 @@ def test_a_numeric_response_is_refused_unless_asked_for(tmp_path):
     path.write_text(json.dumps({"prompt": 7, "response": "seven", "task": "t"}) + "\n")
     with pytest.raises(ValueError, match=r":1: column 'prompt' holds int 7"):
         load_pool(path, numeric_responses=True)
+
+
+def test_hub_datasets_are_loaded_with_trust_remote_code_false(monkeypatch):
+    import sys
+    import types
+
+    from labelwise.pool import readers
+
+    calls = []
+
+    def load_dataset(path, name=None, split=None, trust_remote_code=None, **kw):  # datasets 2.16 .. 3.x
+        calls.append({"path": path, "split": split, "trust_remote_code": trust_remote_code, **kw})
+        return [{"prompt": "p", "response": "r", "task": "t"}]
+
+    def load_dataset_v4(path, name=None, split=None, **config_kwargs):  # datasets 4: no such argument
+        if config_kwargs:
+            raise TypeError(f"unexpected {sorted(config_kwargs)}")
+        calls.append({"path": path, "split": split})
+        return [{"prompt": "p", "response": "r", "task": "t"}]
+
+    for fn in (load_dataset, load_dataset_v4):
+        monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=fn))
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+        monkeypatch.delenv("LABELWISE_OFFLINE", raising=False)
+        assert [row for _, row in readers.read_hf_hub("org/data")] == [{"prompt": "p", "response": "r", "task": "t"}]
+    assert calls == [{"path": "org/data", "split": "train", "trust_remote_code": False}, {"path": "org/data", "split": "train"}]

@@ -221,6 +221,18 @@ def read_hf_saved(fs, path: str, split: str = "train") -> Iterator[tuple[str, di
             yield f"{path}:row {n}", row
 
 
+def no_remote_code(load_dataset) -> dict:
+    """``trust_remote_code=False``, said explicitly, where ``load_dataset`` takes it (datasets
+    2.16 to 3.x; datasets 4 runs no dataset scripts and has no such argument)."""
+    import inspect
+
+    try:
+        params = inspect.signature(load_dataset).parameters
+    except (TypeError, ValueError):
+        return {"trust_remote_code": False}
+    return {"trust_remote_code": False} if "trust_remote_code" in params else {}
+
+
 def read_hf_hub(name: str, split: str = "train") -> Iterator[tuple[str, dict]]:
     from labelwise.models import network_allowed
 
@@ -237,6 +249,6 @@ def read_hf_hub(name: str, split: str = "train") -> Iterator[tuple[str, dict]]:
             f"hf:{name}: hub datasets need the network (offline now); point pool.source at a "
             "local copy (save_to_disk folder, JSONL, CSV or Parquet)"
         )
-    ds = datasets.load_dataset(name, split=split)
+    ds = datasets.load_dataset(name, split=split, **no_remote_code(datasets.load_dataset))
     for i, row in enumerate(ds, 1):
         yield f"hf:{name}:row {i}", row
