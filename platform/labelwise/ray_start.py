@@ -13,6 +13,7 @@ environment: never credentials such as HF_TOKEN.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -61,19 +62,19 @@ def init_ray(cfg: RayConfig | None = None):
         ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
     else:
         _STARTED_LOCALLY = True
-        _bind_to_loopback()
-        ray.init(
-            num_cpus=cfg.num_cpus,
-            num_gpus=cfg.num_gpus,
-            # Ray Train V2's placement-group cleaner polls the state API, which the dashboard
-            # process serves: without it every training run logs a warning a second. (Not
-            # True: without ray[default]'s packages that refuses to start Ray at all.)
-            include_dashboard=None,  # Ray's default: started when ray[default] is installed
-            dashboard_host="127.0.0.1",
-            logging_level=logging.WARNING,
-            log_to_driver=True,
-            runtime_env=runtime_env,
-        )
+        with _loopback_only():
+            ray.init(
+                num_cpus=cfg.num_cpus,
+                num_gpus=cfg.num_gpus,
+                # Ray Train V2's placement-group cleaner polls the state API, which the dashboard
+                # process serves: without it every training run logs a warning a second. (Not
+                # True: without ray[default]'s packages that refuses to start Ray at all.)
+                include_dashboard=None,  # Ray's default: started when ray[default] is installed
+                dashboard_host="127.0.0.1",
+                logging_level=logging.WARNING,
+                log_to_driver=True,
+                runtime_env=runtime_env,
+            )
     try:
         from ray.data import DataContext
 
@@ -105,15 +106,21 @@ def _forwarded_env() -> dict[str, str]:
     return {k: os.environ[k] for k in sorted(keys)}
 
 
-def _bind_to_loopback() -> None:
-    """Make the local Ray that init_ray starts use 127.0.0.1 as its node address, so that its
-    GCS, raylet, worker and agent servers listen on loopback only (Ray binds them to every
-    interface otherwise). Ray does this itself on macOS and Windows, where it does not
-    support clusters; ray.init(_node_ip_address="127.0.0.1") is replaced by a reachable
-    address, so the same switch is used here. Only for a Ray this process starts: a joined
-    cluster is the user's own choice."""
+@contextlib.contextmanager
+def _loopback_only():
+    """While Ray starts: use 127.0.0.1 as the node address, so that the GCS, raylet, worker
+    and agent servers of the local Ray that init_ray starts listen on loopback only (Ray binds
+    them to every interface otherwise). Ray does this itself on macOS and Windows, where it
+    does not support clusters; ray.init(_node_ip_address="127.0.0.1") is replaced by a
+    reachable address, so the same switch is used here, in this process only and only while
+    ray.init runs (the node address then travels on the command lines of Ray's processes; a
+    cluster joined later in this process is not affected). A joined cluster is the user's
+    own choice."""
     import ray._private.ray_constants as ray_constants
 
-    # In this process only: `ray start` subprocesses (a test's multi-node cluster) keep
-    # Ray's default. The node address reaches Ray's own processes on their command lines.
+    before = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
