@@ -230,7 +230,7 @@ def test_cli_main_reports_errors_and_partial(tmp_path, capsys):
     job, rows = make_run(tmp_path)
     path = write_answers(tmp_path / "a.jsonl", [{"id": "id0", "response": "x"}])
     args = argparse.Namespace(simulate=None, answers=str(path), export=None, allow_partial=None)
-    assert main(job, args) == 2
+    assert main(job, args) == 1  # answer errors are stage errors: exit 1, like every stage
     assert "id5" in capsys.readouterr().err
     args.allow_partial = True
     assert main(job, args) == 0
@@ -257,3 +257,81 @@ def test_config_answers_used_and_missing_input_is_explained(tmp_path):
     assert len(labeled(job)) == len(rows)
     with pytest.raises(config.ConfigError, match="annotate.answers"):
         config.build(JobConfig, {"annotate": {"answers": " "}}, "job.yaml")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_export_refuses_to_overwrite_answers_not_yet_imported(tmp_path, suffix, capsys):
+    import argparse
+
+    job, rows = make_run(tmp_path)
+    path = export(job, tmp_path / f"batch{suffix}")
+    export(job, path)  # a file with only blank answers may be written again
+    filled = {r["id"]: f"answer {r['id']}" for r in rows[:4]}
+    export_for_annotation(rows, path, done=filled)  # the annotators' work
+    before = path.read_bytes()
+    with pytest.raises(AnnotationError, match=r"holds 4 answers.*--merge.*--force.*id0 \(.*:2\)"):
+        export(job, path)
+    assert path.read_bytes() == before
+    args = argparse.Namespace(simulate=None, answers=None, export=str(path), allow_partial=None, force=False, merge=False)
+    assert main(job, args) == 1
+    assert "--force" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    # Once imported, the same answers are carried by a new export: nothing to lose.
+    annotate(job, answers=path, allow_partial=True)
+    export(job, path)
+    assert {a.id: a.response for a in read_answers(path)} == {r["id"]: filled.get(r["id"], "") for r in rows}
+    # --force overwrites answers not imported.
+    export_for_annotation(rows, path, done={**filled, "id5": "late"})
+    export(job, path, force=True)
+    assert read_answers(path)[5].response == ""
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_export_merge_keeps_answers_and_adds_new_prompts(tmp_path, suffix):
+    job, rows = make_run(tmp_path)
+    path = tmp_path / f"batch{suffix}"
+    # An older export held the first three prompts; two were answered since.
+    export_for_annotation(rows[:3], path, done={"id0": "zero", "id2": "two"})
+    export(job, path, merge=True)
+    got = read_answers(path)
+    assert [(a.id, a.prompt) for a in got] == [(r["id"], r["prompt"]) for r in rows]
+    assert {a.id: a.response for a in got} == {"id0": "zero", "id1": "", "id2": "two", "id3": "", "id4": "", "id5": ""}
+    # An answer for an id that is no longer selected is refused, not dropped.
+    export_for_annotation([*rows, {"id": "gone", "task": "t0", "prompt": "p"}], path, done={"gone": "kept?"})
+    before = path.read_bytes()
+    with pytest.raises(AnnotationError, match=r"not in to_annotate.*: gone \(.*batch"):
+        export(job, path, merge=True)
+    assert path.read_bytes() == before
+
+
+def test_export_options_need_export(tmp_path, capsys):
+    import argparse
+
+    job, _ = make_run(tmp_path)
+    args = argparse.Namespace(simulate=True, answers=None, export=None, allow_partial=None, force=True, merge=False)
+    assert main(job, args) == 2
+    assert "--export" in capsys.readouterr().err
+
+
+def test_answers_differing_only_in_line_endings_or_id_spaces_are_accepted(tmp_path):
+    job, rows = make_run(tmp_path, n=3)
+    rows[1]["prompt"] = "two lines\nof prompt"
+    runio.write_jsonl(job.run_path / runio.TO_ANNOTATE, rows)
+    path = tmp_path / "from_excel.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\r\n")
+        w.writerow(["id", "task", "prompt", "response"])
+        for r in rows:  # Windows line endings inside the cells, spaces around the ids
+            w.writerow([f" {r['id']}  ", f"{r['task']} ", r["prompt"].replace("\n", "\r\n"), f"answer {r['id']}"])
+    annotate(job, answers=path)
+    assert labeled(job) == [{**r, "response": f"answer {r['id']}"} for r in rows]
+
+
+def test_a_changed_prompt_is_refused_saying_where_it_differs(tmp_path):
+    job, rows = make_run(tmp_path, n=2)
+    path = write_answers(tmp_path / "a.jsonl", [
+        {"id": "id0", "prompt": rows[0]["prompt"].replace("prompt 0", "prompt 9"), "response": "x"},
+        {"id": "id1", "task": "other", "response": "y"},
+    ])
+    with pytest.raises(AnnotationError, match=r"id0 \(.*a\.jsonl:1: prompt differs from character 8: 'prompt 9.*' in the file, 'prompt 0.*' selected\).*id1 \(.*:2: task 'other', selected 't1'\)"):
+        annotate(job, answers=path)

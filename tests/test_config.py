@@ -204,3 +204,49 @@ def test_cluster_jobs_leave_paths_on_an_absent_cluster_mount_to_the_cluster(tmp_
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}")
     with pytest.raises(ConfigError, match=r"pool\.source"):
         load_job(p)  # the submitted driver, on the cluster: strict
+
+
+def test_duplicate_keys_and_sections_are_errors_naming_both_lines(tmp_path):
+    p = write(tmp_path, "run_dir: x\nselect:\n  budget: 10\n  seed: 1\n  budget: 20\n")
+    with pytest.raises(ConfigError, match=r"job\.yaml: duplicate key 'budget' at lines 3 and 5"):
+        load_job(p)
+    p = write(tmp_path, "select:\n  budget: 10\nrun_dir: x\nselect:\n  seed: 2\n")
+    with pytest.raises(ConfigError, match=r"job\.yaml: duplicate key 'select' at lines 1 and 4"):
+        load_job(p)
+    # YAML merge keys may still override what they bring in.
+    p = write(tmp_path, "base: &b {budget: 10, seed: 1}\n")
+    assert config.read_yaml(p)["base"] == {"budget": 10, "seed": 1}
+    p = write(tmp_path, "select:\n  <<: {budget: 10, seed: 1}\n  budget: 20\n")
+    assert load_job(p).select.budget == 20
+
+
+def test_malformed_set_value_is_a_config_error_naming_the_key(tmp_path):
+    from labelwise.cli import main
+
+    p = write(tmp_path, "run_dir: x\n")
+    with pytest.raises(ConfigError, match=r"--set select\.params: the value '\{base:' is not valid YAML"):
+        load_job(p, ["select.params={base:"])
+    with pytest.raises(ConfigError, match=r"--set select\.params: duplicate key 'base'"):
+        load_job(p, ["select.params={base: 1, base: 2}"])
+    assert main(["config", str(p), "--set", "select.params={base:"]) == 2
+
+
+@pytest.mark.parametrize("key,value", [("select.seed", -1), ("seed", -1), ("pool.seed", -3), ("select.seed", 2**32), ("sweep.seeds", [0, -1])])
+def test_seeds_out_of_range_are_errors_naming_the_key(tmp_path, key, value):
+    p = write(tmp_path, "run_dir: x\n")
+    name = "sweep.seeds[1]" if key == "sweep.seeds" else key
+    with pytest.raises(ConfigError, match=rf"job\.yaml: {name.replace('.', '[.]').replace('[1]', '.1.')}: must be an integer from 0 to 4294967295"):
+        load_job(p, [f"{key}={value}"])
+
+
+def test_a_folder_or_an_empty_file_as_the_job_file_is_a_config_error(tmp_path, capsys):
+    from labelwise.cli import main
+
+    with pytest.raises(ConfigError, match=r"is a folder, not a job file"):
+        load_job(tmp_path)
+    for text in ("", "\n# only a comment\n"):
+        p = write(tmp_path, text, name="empty.yaml")
+        with pytest.raises(ConfigError, match=r"empty\.yaml: the job file is empty"):
+            load_job(p)
+    assert main(["config", str(tmp_path)]) == 2
+    assert "config error" in capsys.readouterr().err

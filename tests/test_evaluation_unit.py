@@ -299,8 +299,8 @@ def test_openai_judge_against_a_local_endpoint(monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeChat)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setenv("LW_TEST_JUDGE_KEY", "sk-test")
-        cfg = JudgeConfig(kind="openai", model="judge-1", base_url=f"http://127.0.0.1:{server.server_port}/v1", api_key_env="LW_TEST_JUDGE_KEY")
+        monkeypatch.setenv("LW_TEST_JUDGE_API_KEY", "sk-test")
+        cfg = JudgeConfig(kind="openai", model="judge-1", base_url=f"http://127.0.0.1:{server.server_port}/v1", api_key_env="LW_TEST_JUDGE_API_KEY")
         answers_a, answers_b = ["good", "bad", "meh"], ["bad", "good", "bad"]
         prompts = [judge_prompt("q", a, b, 100) for a, b in zip(answers_a, answers_b)]
         prompts += [judge_prompt("q", b, a, 100) for a, b in zip(answers_a, answers_b)]

@@ -207,3 +207,27 @@ def test_bigbench_index_filters_on_a_small_sdist(tmp_path):
         ("parent", "b?"): "B",
     }
     json.dumps(info)  # recordable in pool_meta.json
+
+
+def test_pool_build_warns_about_prompts_longer_than_the_scorer_takes_per_task(tmp_path, tiny_model_dir):
+    import json
+
+    from labelwise.job import JobConfig
+
+    rows = [{"prompt": "long context " * 400 + "Question: is it long?", "response": "yes", "task": "reading"},
+            {"prompt": "word " * 600 + "?", "response": "no", "task": "reading"},
+            {"prompt": "x " * 700, "response": "y", "task": "other"},
+            {"prompt": "short one", "response": "ok", "task": "other"}]
+    src = tmp_path / "pool.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    job = build(JobConfig, {"run_dir": str(tmp_path / "run"), "model": {"name": str(tiny_model_dir)},
+                            "score": {"max_new_tokens": 32},
+                            "pool": {"source": str(src), "test_fraction": 0}}, "job.yaml")
+    messages = []
+    stage.build_pool(job, log=messages.append)
+    warning = [m for m in messages if "warning" in m]
+    assert len(warning) == 1, messages
+    assert "3 prompts are longer than the 480 tokens the scorer takes" in warning[0]  # context 512 - 32
+    assert "score.overlong=truncate will cut its start and keep the end" in warning[0]
+    assert warning[0].endswith("per task: reading 2, other 1")
+    assert len(stage.read_pool(tmp_path / "run")) == 4  # warned, not dropped

@@ -229,3 +229,26 @@ def test_report_of_a_sweep_still_running_uses_finished_trials(tmp_path):
         (d / "trial_result.json").write_text(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}))
     md, _ = stage.write_report(tmp_path)
     assert "| **40.00** ± 1.00 |" in md.read_text()
+
+
+def test_task_names_and_folder_names_are_escaped_in_both_reports(tmp_path):
+    folder = tmp_path / "run<i>x"
+    folder.mkdir()
+    evil = '<img src=x onerror="alert(1)">'
+    link = "[click](javascript:alert(1))"
+    pd.DataFrame({"task": [evil, link, "a|b **c**"], "pool_size": [10, 30, 5], "confidence": [0.2, 0.8, 0.5],
+                  "allocated": [5, 7, 1], "selected": [5, 7, 1]}).to_csv(folder / "allocation.csv", index=False)
+    md, page = stage.write_report(folder)
+    text, html_text = md.read_text(), page.read_text()
+    for out in (text, html_text):
+        assert "<img src=x" not in out and "<i>x" not in out and "run&lt;i&gt;x" in out
+        assert "&lt;img src=x onerror=" in out
+    assert "](javascript:" not in text and "\\[click\\]\\(javascript:alert\\(1\\)\\)" in text
+    assert "| a\\|b \\*\\*c\\*\\* |" in text  # one cell, shown as written
+    assert "<b>c</b>" not in html_text and "a|b **c**" in html_text
+
+
+def test_report_exit_codes(tmp_path, capsys):
+    (tmp_path / "results.csv").write_text("nothing,useful\n1,2\n")
+    assert stage.main(str(tmp_path)) == 1  # the folder's files are bad: a stage error
+    assert "labelwise report: error" in capsys.readouterr().err

@@ -149,6 +149,10 @@ def test_encode_truncates_or_rejects_overlong(tiny):
     # the template's end (the assistant turn) survives the cut
     full = token_ids(tok, ["word"])[0]
     assert cut.input_ids[-3:] == full[-3:]
+    # the start of the prompt is cut, its end (where the question is) kept
+    question = "words " * 300 + "QUESTION: what is two plus two?"
+    kept = tok.decode(encode_prompt(tok, "e", "t", question, chat_template=True, limit=50, overlong="truncate").input_ids)
+    assert "QUESTION: what is two plus two?" in kept and kept.count("words") < 40
     tiny_limit = encode_prompt(tok, "d", "t", long, chat_template=True, limit=3, overlong="truncate")
     assert tiny_limit.input_ids is None and "template alone" in tiny_limit.error
 
@@ -189,3 +193,14 @@ def test_config_errors_name_the_field():
         build(ScoreConfig, {"max_actors": 0}, "job.yaml: score")
     with pytest.raises(ConfigError, match=r"score.use_ray: expected bool or one of 'auto', got 'yes'"):
         build(ScoreConfig, {"use_ray": "yes"}, "job.yaml: score")
+
+
+def test_truncation_keeps_the_end_and_says_so():
+    from labelwise.scoring.config import ScoreConfig
+    from labelwise.scoring.summary import format_summary
+
+    assert "truncated 2 (their start cut, the end kept)" in format_summary([], {"truncated": 2})
+    assert "truncated 0, rejected" in format_summary([], {})
+    # scores cached when truncation cut the end of a prompt are not reused
+    assert ScoreConfig().settings()["overlong"] == "truncate-keep-end"
+    assert ScoreConfig(overlong="reject").settings()["overlong"] == "reject"

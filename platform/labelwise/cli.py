@@ -15,9 +15,11 @@
 A stage module ``labelwise.<package>.stage`` provides ``main(job, args)`` and may provide
 ``add_arguments(parser)`` for options of its own.
 
-Errors: a config error prints ``labelwise: config error: ...`` and exits 2; an error from a
-stage (RuntimeError, OSError such as FileNotFoundError, ValueError) prints
-``labelwise: error: ...`` and exits 1. LABELWISE_DEBUG=1 shows the traceback instead.
+Errors: a config error prints ``labelwise: config error: ...`` and exits 2, as do usage
+errors (argparse's, options of a stage that do not go together); an error from a stage
+(RuntimeError, OSError such as FileNotFoundError, ValueError, annotate's answer errors) prints
+``labelwise: error: ...`` (or the stage's own prefix) and exits 1. LABELWISE_DEBUG=1 shows the
+traceback instead.
 """
 
 from __future__ import annotations

@@ -43,6 +43,14 @@ def check(condition: bool, field: str, message: str) -> None:
         raise ConfigValueError(field, message)
 
 
+MAX_SEED = 2**32 - 1  # numpy's legacy seeds and most tools take 0 .. 2**32 - 1
+
+
+def check_seed(value: int, field: str) -> None:
+    """A seed must be an integer in 0 .. 2**32 - 1 (numpy refuses negative seeds)."""
+    check(0 <= value <= MAX_SEED, field, f"must be an integer from 0 to {MAX_SEED}, got {value}")
+
+
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -171,7 +179,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key:
         raise ConfigError(f"--set {text!r}: empty key")
-    return key.split("."), yaml.safe_load(raw) if raw.strip() else ""
+    if not raw.strip():
+        return key.split("."), ""
+    try:
+        value = yaml.load(raw, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"--set {key}: the value {raw!r} is not valid YAML ({problem})") from None
+    except ConfigError as e:
+        raise ConfigError(f"--set {key}: {e}") from None
+    return key.split("."), value
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -189,18 +206,57 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (YAML would keep the
+    last one silently): a ConfigError naming the key and both lines."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *anchor" merges are allowed to override
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in first:
+                        raise ConfigError(
+                            f"duplicate key {key!r} at lines {first[key]} and {line} "
+                            "(YAML would silently keep the last; merge them into one)"
+                        )
+                    first[key] = line
+                except TypeError:  # an unhashable key: SafeLoader reports it
+                    break
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> dict:
+    from labelwise import textio
+
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a job file (give the YAML file, e.g. jobs/quickstart.yaml)")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = textio.decode(path.read_bytes(), str(path))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the job file ({e.strerror or e})") from None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}:{line} invalid YAML: {getattr(e, 'problem', e)}") from None
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     if data is None:
-        return {}
+        raise ConfigError(
+            f"{path}: the job file is empty; write at least run_dir (see jobs/quickstart.yaml; "
+            "`labelwise config` without a file prints every default)"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return data

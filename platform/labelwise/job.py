@@ -57,6 +57,7 @@ class JobConfig:
             "(e.g. /mnt/labelwise/runs/NAME on a cluster); only ray.storage may be a URI (s3://, gs://)",
         )
         config.check(bool(self.run_dir.strip()), "run_dir", "must not be empty")
+        config.check_seed(self.seed, "seed")
 
     @property
     def run_path(self) -> Path:

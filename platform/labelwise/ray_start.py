@@ -1,13 +1,19 @@
 """Starting or joining Ray, in one place.
 
-No address (and no RAY_ADDRESS): a local Ray started by this process, quiet; its dashboard
-serves only the state API on localhost (Ray Train V2 watches its controller through it).
+No address (and no RAY_ADDRESS): a local Ray started by this process, quiet, listening on
+127.0.0.1 only (GCS, raylet, workers, agents: nothing reachable from the network); its
+dashboard serves only the state API on localhost (Ray Train V2 watches its controller
+through it).
 ``auto`` or a ``host:port`` / ``ray://`` address: join that cluster (what ``ray job submit``
 gives a job through RAY_ADDRESS).
+
+Only the variables in :data:`FORWARDED_ENV` (and LABELWISE_*) go into the runtime
+environment: never credentials such as HF_TOKEN.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -56,18 +62,19 @@ def init_ray(cfg: RayConfig | None = None):
         ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
     else:
         _STARTED_LOCALLY = True
-        ray.init(
-            num_cpus=cfg.num_cpus,
-            num_gpus=cfg.num_gpus,
-            # Ray Train V2's placement-group cleaner polls the state API, which the dashboard
-            # process serves: without it every training run logs a warning a second. (Not
-            # True: without ray[default]'s packages that refuses to start Ray at all.)
-            include_dashboard=None,  # Ray's default: started when ray[default] is installed
-            dashboard_host="127.0.0.1",
-            logging_level=logging.WARNING,
-            log_to_driver=True,
-            runtime_env=runtime_env,
-        )
+        with _loopback_only():
+            ray.init(
+                num_cpus=cfg.num_cpus,
+                num_gpus=cfg.num_gpus,
+                # Ray Train V2's placement-group cleaner polls the state API, which the dashboard
+                # process serves: without it every training run logs a warning a second. (Not
+                # True: without ray[default]'s packages that refuses to start Ray at all.)
+                include_dashboard=None,  # Ray's default: started when ray[default] is installed
+                dashboard_host="127.0.0.1",
+                logging_level=logging.WARNING,
+                log_to_driver=True,
+                runtime_env=runtime_env,
+            )
     try:
         from ray.data import DataContext
 
@@ -85,7 +92,35 @@ def in_submitted_job() -> bool:
     return "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ
 
 
+# What workers need to find data, caches and offline settings; LABELWISE_* go as well.
+FORWARDED_ENV = (
+    "HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
+    "TRANSFORMERS_CACHE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "XDG_CACHE_HOME",
+)
+
+
 def _forwarded_env() -> dict[str, str]:
-    """Environment the workers need to find data, caches and offline settings."""
-    keys = [k for k in os.environ if k.startswith(("LABELWISE_", "HF_", "TRANSFORMERS_"))]
-    return {k: os.environ[k] for k in keys}
+    """Environment the workers need to find data, caches and offline settings; nothing else
+    (HF_TOKEN and other credentials stay on this machine)."""
+    keys = [k for k in os.environ if k in FORWARDED_ENV or k.startswith("LABELWISE_")]
+    return {k: os.environ[k] for k in sorted(keys)}
+
+
+@contextlib.contextmanager
+def _loopback_only():
+    """While Ray starts: use 127.0.0.1 as the node address, so that the GCS, raylet, worker
+    and agent servers of the local Ray that init_ray starts listen on loopback only (Ray binds
+    them to every interface otherwise). Ray does this itself on macOS and Windows, where it
+    does not support clusters; ray.init(_node_ip_address="127.0.0.1") is replaced by a
+    reachable address, so the same switch is used here, in this process only and only while
+    ray.init runs (the node address then travels on the command lines of Ray's processes; a
+    cluster joined later in this process is not affected). A joined cluster is the user's
+    own choice."""
+    import ray._private.ray_constants as ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before

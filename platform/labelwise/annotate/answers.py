@@ -7,7 +7,9 @@ the selection when merging, never trusted over it. A blank response (an empty ce
 or null) means "not answered yet": an exported file lists every selected prompt, answered
 or not, and can be imported while it is still being filled in.
 
-CSV is read and written with the standard ``csv`` module, so text with commas, quotes,
+Files are read as UTF-8 with or without a byte-order mark (Excel's "CSV UTF-8"); a byte that
+is not UTF-8 is an error naming the file and the line. CSV is read and written with the
+standard ``csv`` module, so text with commas, quotes,
 newlines and non-ASCII characters survives a round trip byte for byte (no NaN guessing).
 """
 
@@ -18,7 +20,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from labelwise import runio
+from labelwise import runio, textio
 
 RESPONSE_KEYS = ("response", "answer")
 EXPORT_COLUMNS = ("id", "task", "prompt", "response")
@@ -56,8 +58,8 @@ def read_answers(path: str | Path) -> list[Answer]:
 
 def _read_jsonl_records(path: Path) -> list[tuple[dict, str]]:
     out = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
+    with textio.open_text(path) as f:
+        for i, line in enumerate(textio.check_lines(f, str(path)), 1):
             if not line.strip():
                 continue
             try:
@@ -73,8 +75,8 @@ def _read_jsonl_records(path: Path) -> list[tuple[dict, str]]:
 def _read_csv_records(path: Path) -> list[tuple[dict, str]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     out = []
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
+    with textio.open_text(path, newline="") as f:
+        reader = csv.DictReader(textio.check_lines(f, str(path)), delimiter=delimiter)
         if reader.fieldnames is None:
             raise ValueError(f"{path}: empty file: expected a header row with id and response")
         header = [h.strip() for h in reader.fieldnames]
@@ -106,7 +108,7 @@ def _to_answer(rec: dict, where: str) -> Answer:
     task = rec.get("task")
     prompt = rec.get("prompt")
     return Answer(
-        id=str(rec["id"]),
+        id=str(rec["id"]).strip(),  # a spreadsheet's stray spaces around an id are not part of it
         response=response,
         where=where,
         task=None if task in (None, "") else str(task),

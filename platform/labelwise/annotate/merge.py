@@ -45,6 +45,31 @@ def listing(items: list[str], limit: int = MAX_LISTED) -> str:
     return f"{shown}{more}"
 
 
+def same_text(a: str, b: str) -> bool:
+    """Equal once line endings are made alike (CRLF and CR read as LF: spreadsheets and
+    Windows editors rewrite them)."""
+    return _lf(a) == _lf(b)
+
+
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def difference(answer: Answer, row: dict) -> str:
+    """What an answer's task or prompt changes from the selected row ("" when nothing does,
+    line endings and surrounding spaces of the task aside)."""
+    if answer.task is not None and answer.task.strip() != str(row["task"]).strip():
+        return f"task {answer.task!r}, selected {row['task']!r}"
+    if answer.prompt is None or same_text(answer.prompt, row["prompt"]):
+        return ""
+    got, want = _lf(answer.prompt), _lf(row["prompt"])
+    i = next((k for k, (x, y) in enumerate(zip(got, want)) if x != y), min(len(got), len(want)))
+    return (
+        f"prompt differs from character {i + 1}: {got[max(0, i - 10):i + 20]!r} in the file, "
+        f"{want[max(0, i - 10):i + 20]!r} selected"
+    )
+
+
 def merge_answers(
     selected: list[dict],
     answers: list[Answer],
@@ -103,10 +128,10 @@ def merge_answers(
         )
 
     mismatched = [
-        f"{a.id} ({a.where}: {field} differs)"
+        f"{a.id} ({a.where}: {what})"
         for a in answers
-        for field in ("task", "prompt")
-        if getattr(a, field) is not None and getattr(a, field) != by_id[a.id][field]
+        for what in [difference(a, by_id[a.id])]
+        if what
     ]
     if mismatched:
         raise AnnotationError(
@@ -146,3 +171,58 @@ def gold_answers(selected: list[dict], gold: dict[str, str], source: str = "pool
     if absent:
         raise AnnotationError(f"{source}: {len(absent)} selected ids are not in the pool: {listing(absent)}")
     return [Answer(id=row["id"], response=gold[row["id"]], where=f"{source}[{row['id']}]") for row in selected]
+
+
+def answered(answers: list[Answer]) -> list[Answer]:
+    """The records of an answers file that hold an answer (anything but a blank cell)."""
+    return [a for a in answers if a.response != ""]
+
+
+def unsafe_to_overwrite(selected: list[dict], done: dict[str, str], in_file: list[Answer]) -> list[str]:
+    """Answers in an existing export file that a fresh export would not carry (an id no
+    longer selected, or an answer not yet in labeled.jsonl), as "id (file:line)"."""
+    selected_ids = {row["id"] for row in selected}
+    return [
+        f"{a.id} ({a.where})"
+        for a in answered(in_file)
+        if a.id not in selected_ids or done.get(a.id) != a.response
+    ]
+
+
+def merge_export(selected: list[dict], done: dict[str, str], in_file: list[Answer], source: str) -> tuple[dict[str, str], int]:
+    """Answers for a merged export: those of labeled.jsonl (``done``) plus the answers found
+    in the existing export file ``in_file``. Returns (id -> response, answers taken from the
+    file). An answer for an id no longer selected, an id answered twice with different
+    answers, or an answer that contradicts labeled.jsonl is an AnnotationError listing them
+    (nothing is written, so nothing is lost)."""
+    selected_ids = {row["id"] for row in selected}
+    file_answers = answered(in_file)
+    orphans = [f"{a.id} ({a.where})" for a in file_answers if a.id not in selected_ids]
+    if orphans:
+        raise AnnotationError(
+            f"{source}: {len(orphans)} answers for ids that are not in to_annotate.jsonl (was the "
+            f"selection redone?); move the file away or pass --force to overwrite it: {listing(orphans)}"
+        )
+    out = dict(done)
+    first: dict[str, Answer] = {}
+    clashes, conflicts = [], []
+    for a in file_answers:
+        if a.id in first and first[a.id].response != a.response:
+            clashes.append(f"{a.id} ({first[a.id].where} and {a.where})")
+            continue
+        first.setdefault(a.id, a)
+        if a.id in done and done[a.id] != a.response:
+            conflicts.append(f"{a.id} ({a.where})")
+    if clashes:
+        raise AnnotationError(f"{source}: {len(clashes)} ids answered twice, differently: {listing(clashes)}")
+    if conflicts:
+        raise AnnotationError(
+            f"{source}: {len(conflicts)} answers differ from the ones already in labeled.jsonl "
+            f"(nothing written; fix the file or labeled.jsonl): {listing(conflicts)}"
+        )
+    taken = 0
+    for rid, a in first.items():
+        if rid not in out:
+            out[rid] = a.response
+            taken += 1
+    return out, taken

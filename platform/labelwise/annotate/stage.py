@@ -4,12 +4,15 @@
     labelwise annotate CONFIG --answers FILE          a JSONL or CSV of {id, response}
     labelwise annotate CONFIG --answers FILE --allow-partial
     labelwise annotate CONFIG --export FILE           write a JSONL/CSV for annotators
+    labelwise annotate CONFIG --export FILE --merge   add new prompts to FILE, keeping its answers
+    labelwise annotate CONFIG --export FILE --force   overwrite FILE even if it holds answers
 
 Answers accumulate: a later run with more answers keeps the earlier ones. Without
 --allow-partial nothing is written while some selected prompt is unanswered. A blank answer
 (as --export writes for prompts not answered yet) counts as unanswered, so an exported file
 can go back and forth: export, answer some, import with --allow-partial, answer the rest,
-import again.
+import again. --export never overwrites answers that are not yet in labeled.jsonl: it
+refuses (naming them) unless --merge (keep them, add the new prompts) or --force is given.
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ from pathlib import Path
 
 from labelwise import runio
 from labelwise.annotate.answers import export_for_annotation, read_answers
-from labelwise.annotate.merge import AnnotationError, gold_answers, listing, merge_answers
+from labelwise.annotate.merge import (
+    AnnotationError,
+    gold_answers,
+    listing,
+    merge_answers,
+    merge_export,
+    unsafe_to_overwrite,
+)
 
 
 def add_arguments(parser) -> None:
@@ -28,6 +38,8 @@ def add_arguments(parser) -> None:
     mode.add_argument("--answers", metavar="FILE", help="answers file: JSONL or CSV with columns id and response")
     mode.add_argument("--export", metavar="FILE", help="write the prompts to annotate (id, task, prompt, response) as JSONL or CSV, then stop")
     parser.add_argument("--allow-partial", action="store_true", default=None, help="write labeled.jsonl even if some prompts have no answer yet")
+    parser.add_argument("--merge", action="store_true", help="with --export: keep the answers already in FILE and add the prompts it lacks")
+    parser.add_argument("--force", action="store_true", help="with --export: overwrite FILE even if it holds answers not yet imported")
 
 
 def read_selected(run_dir: Path) -> list[dict]:
@@ -118,21 +130,62 @@ def annotate(job, simulate: bool | None = None, answers: str | Path | None = Non
     return out
 
 
-def export(job, path: str | Path) -> Path:
-    """Write the selected prompts for annotators, pre-filled with answers collected so far."""
+def export(job, path: str | Path, force: bool = False, merge: bool = False) -> Path:
+    """Write the selected prompts for annotators, pre-filled with answers collected so far.
+
+    An existing FILE holding answers that the new file would not carry (not yet imported into
+    labeled.jsonl) is an AnnotationError naming them, unless ``merge`` (keep them) or
+    ``force`` (overwrite)."""
     run_dir = Path(job.run_dir)
+    path = Path(path)
     selected = read_selected(run_dir)
     done = {r["id"]: r["response"] for r in read_labeled(run_dir)}
+    from_file = 0
+    if path.exists() and not force:
+        in_file = _read_existing_export(path)
+        if merge:
+            done, from_file = merge_export(selected, done, in_file, str(path))
+        else:
+            lost = unsafe_to_overwrite(selected, done, in_file)
+            if lost:
+                raise AnnotationError(
+                    f"{path} holds {len(lost)} answers that are not in labeled.jsonl; not overwritten. "
+                    f"Pass --merge to keep them and add the new prompts, --force to overwrite them, "
+                    f"or import them first with --answers: {listing(lost)}"
+                )
     out = export_for_annotation(selected, path, done)
-    print(f"annotate: wrote {len(selected)} prompts ({len(done)} already answered) -> {out}", file=sys.stderr)
+    answered = sum(1 for r in selected if done.get(r["id"]))
+    kept = f", {from_file} kept from the file" if merge else ""
+    print(f"annotate: wrote {len(selected)} prompts ({answered} already answered{kept}) -> {out}", file=sys.stderr)
     return out
 
 
-def main(job, args) -> int:
-    if getattr(args, "export", None):
-        export(job, args.export)
-        return 0
+def _read_existing_export(path: Path):
+    if path.is_dir():
+        raise AnnotationError(f"--export {path}: is a folder; give a file name")
     try:
+        return read_answers(path)
+    except ValueError as e:
+        raise AnnotationError(
+            f"--export {path}: the file exists and is not an answers file ({e}); "
+            "pass --force to overwrite it"
+        ) from None
+
+
+def main(job, args) -> int:
+    """Usage errors (options that do not go together) exit 2; answer errors are stage errors
+    and exit 1, like every stage's (README, "Usage")."""
+    force, merge = bool(getattr(args, "force", False)), bool(getattr(args, "merge", False))
+    if (force or merge) and not getattr(args, "export", None):
+        print("labelwise annotate: --force and --merge go with --export FILE", file=sys.stderr)
+        return 2
+    if force and merge:
+        print("labelwise annotate: --force and --merge exclude each other", file=sys.stderr)
+        return 2
+    try:
+        if getattr(args, "export", None):
+            export(job, args.export, force=force, merge=merge)
+            return 0
         annotate(
             job,
             simulate=getattr(args, "simulate", None),
@@ -141,5 +194,5 @@ def main(job, args) -> int:
         )
     except AnnotationError as e:
         print(f"labelwise annotate: error: {e}", file=sys.stderr)
-        return 2
+        return 1
     return 0

@@ -15,6 +15,7 @@ metrics.json; a rerun skips a benchmark whose stored protocol is the same.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Literal
 
 from labelwise.config import check
@@ -95,7 +96,10 @@ class JudgeConfig:
     base_url: str | None = None
     """openai: e.g. https://api.openai.com/v1 (null: $OPENAI_BASE_URL)."""
     api_key_env: str = "OPENAI_API_KEY"
-    """openai: the environment variable holding the key (never the key itself)."""
+    """openai: the environment variable holding the key (never the key itself); its name must
+    end in _API_KEY or _TOKEN, so a job file cannot send other secrets (AWS_SECRET_ACCESS_KEY)."""
+    allow_insecure: bool = False
+    """openai: allow a plain http:// base_url to a host other than localhost."""
     chat_template: bool = True
     tie_margin: float = 0.0
     """local: |log p(A) - log p(B)| <= tie_margin is a tie."""
@@ -112,6 +116,17 @@ class JudgeConfig:
         check(self.max_retries >= 0, "max_retries", "must be >= 0")
         check(self.concurrency > 0, "concurrency", "must be positive")
         check(self.max_answer_chars > 0, "max_answer_chars", "must be positive")
+        check(
+            re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(_API_KEY|_TOKEN)", self.api_key_env) is not None,
+            "api_key_env",
+            f"{self.api_key_env!r}: the name of the variable holding the judge's key must end in "
+            "_API_KEY or _TOKEN (e.g. OPENAI_API_KEY), so that no other secret can be sent",
+        )
+        if self.kind == "openai" and self.base_url:
+            from labelwise.evaluation.judge import endpoint_problem
+
+            problem = endpoint_problem(self.base_url, self.allow_insecure)
+            check(problem is None, "base_url", problem or "")
 
 
 @dataclasses.dataclass

@@ -1,9 +1,13 @@
 """Built-in pool ``builtin:bigbench``: real BIG-bench tasks (bigbench==1.0.0, Apache-2.0).
 
 The sdist on the package registry ships every JSON task as ``task.json``. It is fetched
-once into ``<labelwise cache>/bigbench/`` with pip (a file lock keeps two processes from
-fetching at once; ``LABELWISE_BIGBENCH_SDIST`` may point at a local copy of the tar.gz),
-then its task.json members are read straight from the tar.gz into a small index
+once into ``<labelwise cache>/bigbench/``: its URL comes from the simple page of pip's
+configured index (``PIP_INDEX_URL`` / ``pip config``; PEP 503 HTML or PEP 691 JSON), the
+archive is downloaded as a file (nothing in it is run: pip would run its setup.py to read its
+metadata) and must have the pinned :data:`SHA256`, also checked on a cached copy, which is
+fetched again when it differs. A file lock keeps two processes from fetching at once;
+``LABELWISE_BIGBENCH_SDIST`` may point at a local copy of the tar.gz (taken as given). Its
+task.json members are read straight from the tar.gz into a small index
 (``tasks-v<N>.jsonl.gz``), built once: later pools read only the index.
 
 What the index keeps: text tasks (keyword "non-language" excluded: ASCII art, chess
@@ -26,8 +30,9 @@ import os
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -36,6 +41,8 @@ from labelwise.pool.records import Raw
 
 VERSION = "1.0.0"
 SDIST = f"bigbench-{VERSION}.tar.gz"
+SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"  # of SDIST, as the registry lists it
+DEFAULT_INDEX = "https://pypi.org/simple"
 INDEX_VERSION = 2  # 2: examples left out are counted by reason
 MAX_EXAMPLES = 500
 MAX_TARGET_CHARS = 64
@@ -65,7 +72,7 @@ def index_path() -> Path:
 
 
 def fetch_sdist(log=print) -> Path:
-    """The bigbench sdist in the cache, downloaded with pip on first use."""
+    """The bigbench sdist in the cache, downloaded on first use (see the module's docstring)."""
     local = os.environ.get("LABELWISE_BIGBENCH_SDIST")
     if local:
         if not Path(local).exists():
@@ -77,23 +84,127 @@ def fetch_sdist(log=print) -> Path:
     folder().mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder() / ".fetch.lock")):
         if target.exists():
-            return target
-        log(f"fetching BIG-bench tasks (bigbench=={VERSION} sdist, ~360 MB) into {folder()} ...")
+            got = sha256_of(target)
+            if got == SHA256:
+                return target
+            log(f"{target}: sha256 {got} is not the pinned {SHA256}; fetching it again")
+            target.unlink()
+        url = sdist_url(index_urls())
+        log(f"fetching BIG-bench tasks (bigbench=={VERSION} sdist, ~360 MB) from {url} into {folder()} ...")
         start = time.time()
-        with tempfile.TemporaryDirectory(dir=folder()) as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", f"bigbench=={VERSION}", "--no-deps",
-                   "--no-binary", ":all:", "--disable-pip-version-check", "-q", "-d", tmp]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            got = Path(tmp) / SDIST
-            if proc.returncode != 0 or not got.exists():
-                raise FileNotFoundError(
-                    f"could not download bigbench=={VERSION} from the package registry "
-                    f"({' '.join(cmd)}): {proc.stderr.strip()[-600:]}; set LABELWISE_BIGBENCH_SDIST "
-                    "to a local bigbench-1.0.0.tar.gz, or use another pool.source"
-                )
-            os.replace(got, target)
-        log(f"fetched {target.name} in {time.time() - start:.0f} s")
+        download_verified(url, target, SHA256)
+        log(f"fetched {target.name} in {time.time() - start:.0f} s (sha256 verified)")
     return target
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def index_urls() -> list[str]:
+    """pip's index URL then its extra index URLs, as ``pip config list`` (which includes
+    PIP_INDEX_URL / PIP_EXTRA_INDEX_URL) gives them; the registry's default without one."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=120
+    )
+    rank = {":env:": 4, "site": 3, "user": 2, "global": 1}  # pip's precedence, highest last wins
+    found: dict[str, tuple[int, str]] = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition("=")
+        scope, _, name = key.rpartition(".")
+        if name in ("index-url", "extra-index-url") and value:
+            level = rank.get(scope, 0)
+            if name not in found or level >= found[name][0]:
+                found[name] = (level, value.strip().strip("'\""))
+    main = found.get("index-url", (0, DEFAULT_INDEX))[1]
+    extra = found.get("extra-index-url", (0, ""))[1].split()
+    return [main, *extra]
+
+
+def sdist_url(indexes: list[str]) -> str:
+    """The URL of SDIST on the first index whose simple page lists it."""
+    tried = []
+    for index in indexes:
+        page = index.rstrip("/") + "/bigbench/"
+        try:
+            body, content_type, final = _read(page, accept="application/vnd.pypi.simple.v1+json, text/html;q=0.5")
+        except (OSError, ValueError) as e:
+            tried.append(f"{page} ({e})")
+            continue
+        for name, href in _links(body, content_type):
+            if name == SDIST:
+                return urllib.parse.urljoin(final, href).split("#", 1)[0]
+        tried.append(f"{page} (no {SDIST})")
+    raise FileNotFoundError(
+        f"could not find {SDIST} on the package index: {'; '.join(tried)}; set "
+        "LABELWISE_BIGBENCH_SDIST to a local bigbench-1.0.0.tar.gz, or use another pool.source"
+    )
+
+
+def _read(url: str, accept: str) -> tuple[bytes, str, str]:
+    """(body, content type, final URL) of a simple page; file:// folders read index.html."""
+    if url.startswith("file:"):
+        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+        if path.is_dir():
+            path = path / "index.html"
+        return path.read_bytes(), "text/html", path.as_uri()
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return response.read(), response.headers.get("Content-Type", ""), response.geturl()
+
+
+def _links(body: bytes, content_type: str) -> list[tuple[str, str]]:
+    """(file name, href) of a PEP 691 JSON or PEP 503 HTML simple page."""
+    if "json" in content_type:
+        data = json.loads(body)
+        return [(f.get("filename", ""), f.get("url", "")) for f in data.get("files", [])]
+    from html.parser import HTMLParser
+
+    links: list[tuple[str, str]] = []
+
+    class Anchors(HTMLParser):
+        href = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "a":
+                self.href = dict(attrs).get("href")
+
+        def handle_data(self, data):
+            if self.href is not None and data.strip():
+                links.append((data.strip(), self.href))
+                self.href = None
+
+    Anchors().feed(body.decode("utf-8", errors="replace"))
+    return links
+
+
+def download_verified(url: str, target: Path, sha256: str) -> None:
+    """Download ``url`` to ``target`` (atomically) if its sha256 is ``sha256``; otherwise an
+    error, and nothing is left behind."""
+    tmp = target.with_name(target.name + f".part-{os.getpid()}")
+    h = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                h.update(block)
+                f.write(block)
+        if h.hexdigest() != sha256:
+            raise ValueError(
+                f"{url}: sha256 {h.hexdigest()} is not the pinned {sha256}; not used (set "
+                "LABELWISE_BIGBENCH_SDIST to a trusted local copy, or use another pool.source)"
+            )
+        os.replace(tmp, target)
+    except OSError as e:
+        raise FileNotFoundError(
+            f"could not download {url} ({e}); set LABELWISE_BIGBENCH_SDIST to a local "
+            "bigbench-1.0.0.tar.gz, or use another pool.source"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # Why an example of a task is left out (the keys of the index's dropped counts).

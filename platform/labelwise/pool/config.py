@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from labelwise.config import check
+from labelwise.config import check, check_seed
 
 FORMATS = ("auto", "table", "dolly", "alpaca", "alpaca_eval", "flan_cot", "flan", "sni", "niv2")
 # the keys that say how to read one source (an entry of pool.sources may set these)
@@ -50,6 +50,9 @@ class PoolConfig:
     paragraph whose placeholders are all empty is left out."""
     response_template: str | None = None
     """Same for the gold response, e.g. "{rationale} So the answer is {answer}."."""
+    numeric_responses: bool = False
+    """Read a response cell holding a number (e.g. 42 in a Parquet int column) as its text;
+    otherwise a prompt or response cell that is not text is an error naming the row."""
     task: str | None = None
     """Task name for every row, when the data has no task column (and no task inference)."""
     split: str = "train"
@@ -109,6 +112,7 @@ class PoolConfig:
             except ConfigValueError as e:
                 raise ConfigValueError(f"sources[{i}].{e.field}", e.message) from None
         check(bool(self.source.strip()), "source", "must not be empty")
+        check_seed(self.seed, "seed")
         check(
             not self.source.startswith("builtin:") or self.source in BUILTINS,
             "source",

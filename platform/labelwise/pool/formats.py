@@ -113,6 +113,7 @@ def mapper_for(fmt: str, cfg: PoolConfig, first_keys: set[str] | None) -> Mapper
         prompt_template=prompt_t,
         response_template=response_t,
         fixed_task=fixed,
+        numeric_responses=cfg.numeric_responses,
     )
 
 
@@ -145,7 +146,7 @@ def sni_records(fs, path: str) -> Iterator[tuple[str, dict]]:
         yield f"{path}:instance {i}", {
             "definition": definition,
             "input": inst.get("input"),
-            "output": inst.get("output"),
+            "output": text(inst.get("output")),  # a list of accepted outputs: the first
             "task": task,
         }
 

@@ -3,16 +3,18 @@
 Local paths and pyarrow filesystem URIs (``s3://bucket/x.jsonl``, ``gs://``, ``file://``)
 both work. Each reader yields ``(where, record)`` where ``where`` is ``file:line`` (or
 ``file:row N``), so every later error can name the place. A malformed line is an error
-naming the file and the line.
+naming the file and the line. Text files are UTF-8 with or without a byte-order mark; a
+byte that is not UTF-8 is an error naming the file and the line (:mod:`labelwise.textio`).
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 from typing import Any, Iterator
+
+from labelwise import textio
 
 TABLE_EXTENSIONS = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".arrow")
 
@@ -81,13 +83,13 @@ def list_files(fs, path: str, extensions=TABLE_EXTENSIONS) -> list[str]:
 
 def read_text(fs, path: str) -> str:
     with fs.open_input_stream(path) as f:
-        return f.read().decode("utf-8")
+        return textio.decode(f.read(), path)
 
 
 def read_jsonl(fs, path: str) -> Iterator[tuple[str, dict]]:
     with fs.open_input_stream(path) as raw:
-        stream = io.TextIOWrapper(raw, encoding="utf-8")
-        for i, line in enumerate(stream, 1):
+        stream = textio.text_stream(raw)
+        for i, line in enumerate(textio.check_lines(stream, path), 1):
             if not line.strip():
                 continue
             try:
@@ -125,7 +127,7 @@ def read_csv(fs, path: str, delimiter: str = ",", fieldnames: list[str] | None =
     """CSV/TSV with a header row (or ``fieldnames``); a row with the wrong number of fields
     is an error naming the line."""
     with fs.open_input_stream(path) as raw:
-        stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        stream = textio.check_lines(textio.text_stream(raw, newline=""), path)
         reader = csv.reader(stream, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
         header = fieldnames
         try:
@@ -219,6 +221,18 @@ def read_hf_saved(fs, path: str, split: str = "train") -> Iterator[tuple[str, di
             yield f"{path}:row {n}", row
 
 
+def no_remote_code(load_dataset) -> dict:
+    """``trust_remote_code=False``, said explicitly, where ``load_dataset`` takes it (datasets
+    2.16 to 3.x; datasets 4 runs no dataset scripts and has no such argument)."""
+    import inspect
+
+    try:
+        params = inspect.signature(load_dataset).parameters
+    except (TypeError, ValueError):
+        return {"trust_remote_code": False}
+    return {"trust_remote_code": False} if "trust_remote_code" in params else {}
+
+
 def read_hf_hub(name: str, split: str = "train") -> Iterator[tuple[str, dict]]:
     from labelwise.models import network_allowed
 
@@ -235,6 +249,6 @@ def read_hf_hub(name: str, split: str = "train") -> Iterator[tuple[str, dict]]:
             f"hf:{name}: hub datasets need the network (offline now); point pool.source at a "
             "local copy (save_to_disk folder, JSONL, CSV or Parquet)"
         )
-    ds = datasets.load_dataset(name, split=split)
+    ds = datasets.load_dataset(name, split=split, **no_remote_code(datasets.load_dataset))
     for i, row in enumerate(ds, 1):
         yield f"hf:{name}:row {i}", row

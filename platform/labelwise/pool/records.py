@@ -6,7 +6,9 @@ none), the source name hashed into the id, ``where`` (file:line) for error repor
 
 A column the mapping names that is absent from a single row is read as empty, like null
 (the row may then be dropped as "empty prompt" / "no task", always counted); a column absent
-from every row of a file is a mapping mistake and an error listing the columns found.
+from every row of a file is a mapping mistake and an error listing the columns found. A
+prompt or response cell that is not text (a list, a number) is an error naming the row and
+the column (:func:`cell_text`); numbers in responses only with pool.numeric_responses.
 """
 
 from __future__ import annotations
@@ -50,18 +52,42 @@ def text(value: Any) -> str:
     return str(value)
 
 
+def cell_text(value: Any, column: str, where: str, numbers: bool = False) -> str:
+    """A prompt or response cell as text. None/NaN are empty; text is kept; anything else (a
+    list, a mapping, a number, a bool) is an error naming the row and the column, since turning
+    it into a string silently changes the data (a list [1, 2] would become "1"). ``numbers``
+    (pool.numeric_responses) accepts integers and floats as their decimal text."""
+    if hasattr(value, "tolist") and not isinstance(value, str):  # numpy arrays / scalars
+        value = value.tolist()
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, str):
+        return value
+    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    hint = " (set pool.numeric_responses: true to read numbers as text)" if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+    raise ValueError(
+        f"{where}: column {column!r} holds {type(value).__name__} {shown}, not text; "
+        f"prompts and responses must be strings{hint}"
+    )
+
+
 def template_fields(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
-def render_template(template: str, row: Mapping[str, Any]) -> str:
+def render_template(template: str, row: Mapping[str, Any], cell=None) -> str:
     """Fill ``{column}`` placeholders; a paragraph (blocks split on a blank line) whose
     placeholders are all empty is left out, so "{instruction}\\n\\n{context}" gives just the
-    instruction when the context is empty."""
+    instruction when the context is empty. ``cell(column, value)`` turns a cell into text
+    (default :func:`text`)."""
+    cell = cell or (lambda _, value: text(value))
     blocks = []
     for block in template.split("\n\n"):
         names = template_fields(block)
-        values = {n: text(row.get(n)).strip() for n in names}
+        values = {n: cell(n, row.get(n)).strip() for n in names}
         if names and not any(values.values()):
             continue
         blocks.append(block.format(**values))
@@ -87,7 +113,9 @@ class Mapper:
         prompt_template: str | None = None,
         response_template: str | None = None,
         fixed_task: str | None = None,
+        numeric_responses: bool = False,
     ):
+        self.numeric_responses = numeric_responses
         self.prompt_template = prompt_template or ("{" + prompt + "}" if prompt else None)
         if self.prompt_template is None:
             raise ValueError("no prompt column: set pool.columns.prompt or pool.prompt_template")
@@ -124,8 +152,13 @@ class Mapper:
 
     def __call__(self, row: Mapping[str, Any], source: str, where: str) -> Raw:
         absent = tuple(c for c in dict.fromkeys(self.required) if c not in row)
-        prompt = render_template(self.prompt_template, row)
-        response = render_template(self.response_template, row) if self.response_template else ""
+        prompt = render_template(self.prompt_template, row, lambda c, v: cell_text(v, c, where))
+        numbers = self.numeric_responses
+        response = (
+            render_template(self.response_template, row, lambda c, v: cell_text(v, c, where, numbers))
+            if self.response_template
+            else ""
+        )
         task = text(row.get(self.task)).strip() if self.task else (self.fixed_task or "")
         return Raw(prompt=prompt, response=response, task=task or None, source=source, where=where, absent=absent)
 

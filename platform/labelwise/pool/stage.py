@@ -70,6 +70,7 @@ def build_pool(job, force: bool = False, log=print, embed=None) -> Path:
     """Build the pool and the held-out test split into ``job.run_dir``; skip when done."""
     from labelwise import runio
     from labelwise.pool.build import build_tables
+    from labelwise.pool.context import warn_overlong
 
     run_dir = Path(job.run_dir)
     out = run_dir / runio.POOL
@@ -77,6 +78,7 @@ def build_pool(job, force: bool = False, log=print, embed=None) -> Path:
         return out
     records, info = load_records(job.pool, log)
     pool, test, meta = build_tables(job.pool, records, info, embed=embed)
+    warn_overlong(job, pool, log)
     if meta["n_pool"] == 0:
         raise ValueError(
             f"pool.source {job.pool.source_label}: no prompts left after filtering "

@@ -1,11 +1,36 @@
 """A tiny document model rendered twice: Markdown (images as files) and one HTML page
-(images inlined as base64 PNG, so the page is self-contained)."""
+(images inlined as base64 PNG, so the page is self-contained).
+
+Text is escaped in both: raw HTML never reaches report.md or report.html (only the
+``<u>``/``</u>`` and ``**bold**`` / ```code``` markup the report itself writes). Text that
+comes from the data (task names, file names, parameters) is wrapped in :class:`Literal` and
+shown exactly as it is: no markup of either format applies to it."""
 
 from __future__ import annotations
 
 import base64
 import html
 import re
+
+
+class Literal(str):
+    """Text from the data, shown as is: every Markdown and HTML special character escaped."""
+
+
+def literal(value) -> Literal:
+    return Literal(value if isinstance(value, str) else str(value))
+
+
+_MD_SPECIAL = re.compile(r"([\\`*\[\]()|])")  # what could make markup, a link or a table cell
+
+
+def _md(text: str) -> str:
+    """``text`` for report.md: HTML escaped (the report's own <u> kept), a Literal's
+    Markdown punctuation backslash-escaped too."""
+    if isinstance(text, Literal):
+        return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False)).replace("\n", " ")
+    s = html.escape(text, quote=False)
+    return s.replace("&lt;u&gt;", "<u>").replace("&lt;/u&gt;", "</u>")
 
 
 class Document:
@@ -34,28 +59,28 @@ class Document:
 
     def markdown(self, image_dir: str = "report_files") -> tuple[str, dict[str, bytes]]:
         """Markdown text and the image files it references (relative name -> PNG bytes)."""
-        out = [f"# {self.title}", ""]
+        out = [f"# {_md(self.title)}", ""]
         files = {}
         for block in self.blocks:
             kind = block[0]
             if kind == "heading":
-                out += ["#" * block[1] + " " + block[2], ""]
+                out += ["#" * block[1] + " " + _md(block[2]), ""]
             elif kind == "paragraph":
-                out += [block[1], ""]
+                out += [_md(block[1]), ""]
             elif kind == "code":
                 out += ["```", block[1].rstrip("\n"), "```", ""]
             elif kind == "table":
                 header, rows = block[1], block[2]
-                out.append("| " + " | ".join(header) + " |")
+                out.append("| " + " | ".join(_cell_md(h) for h in header) + " |")
                 out.append("|" + "|".join("---" for _ in header) + "|")
                 for r in rows:
-                    out.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
+                    out.append("| " + " | ".join(_cell_md(c) for c in r) + " |")
                 out.append("")
             elif kind == "image":
                 _, name, png, caption = block
                 rel = f"{image_dir}/{name}"
                 files[rel] = png
-                out += [f"![{caption or name}]({rel})", ""]
+                out += [f"![{_md(literal(caption or name))}]({rel})", ""]
         return "\n".join(out), files
 
     def html(self) -> str:
@@ -96,8 +121,16 @@ class Document:
         )
 
 
+def _cell_md(text: str) -> str:
+    s = _md(text)
+    return s if isinstance(text, Literal) else s.replace("|", "\\|")
+
+
 def _inline(text: str) -> str:
-    """Escape text, then turn **bold**, `code` and <u>underline</u> into HTML."""
+    """Escape text, then turn **bold**, `code` and <u>underline</u> into HTML (not in a
+    Literal, which is only escaped)."""
+    if isinstance(text, Literal):
+        return html.escape(text)
     s = html.escape(text)
     s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
     s = re.sub(r"`(.+?)`", r"<code>\1</code>", s)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from labelwise import runio
 from labelwise.report import plots
-from labelwise.report.document import Document
+from labelwise.report.document import Document, literal
 
 
 def flatten_metrics(metrics: dict) -> dict[str, dict[str, float]]:
@@ -66,7 +66,7 @@ def build(folder: Path) -> Document:
     import pandas as pd
 
     folder = Path(folder)
-    doc = Document(f"labelwise run: {folder.name}")
+    doc = Document(literal(f"labelwise run: {folder.name}"))
     summary_path = folder / "summary.json"
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
@@ -75,7 +75,7 @@ def build(folder: Path) -> Document:
             doc.heading("Stages", 2)
             doc.table(
                 ["stage", "status", "seconds", "output"],
-                [[s.get("stage", ""), s.get("status", ""), f"{s.get('seconds', 0):.1f}", str(s.get("output", ""))] for s in stages],
+                [[literal(s.get("stage", "")), literal(s.get("status", "")), f"{s.get('seconds', 0):.1f}", literal(s.get("output", ""))] for s in stages],
             )
     sel_path = folder / "selection.json"
     if sel_path.exists():
@@ -92,7 +92,7 @@ def build(folder: Path) -> Document:
         alloc = pd.read_csv(alloc_path)
         doc.heading("Per-task allocation", 2)
         doc.image("allocation.png", plots.allocation_chart({"selected": alloc}), "prompts selected per task")
-        doc.table(list(alloc.columns), [[_cell(v) for v in r] for r in alloc.itertuples(index=False, name=None)])
+        doc.table([literal(c) for c in alloc.columns], [[_cell(v) for v in r] for r in alloc.itertuples(index=False, name=None)])
     log_path = folder / "train_log.csv"
     if log_path.exists():
         log = pd.read_csv(log_path)
@@ -112,17 +112,18 @@ def selection_rows(sel: dict) -> list[list[str]]:
     params = ", ".join(f"{k}={v}" for k, v in (sel.get("params") or {}).items()) or "none"
     excluded = sel.get("excluded") or {}
     rows = [
-        ["selector", str(sel.get("selector", ""))],
-        ["parameters", params],
+        ["selector", literal(sel.get("selector", ""))],
+        ["parameters", literal(params)],
         ["budget", f"{sel.get('budget')} (seed {sel.get('seed')})"],
         ["selected", f"{sel.get('selected')} prompts from {sel.get('tasks_selected')} tasks"],
     ]
     if (sel.get("confidence") or {}).get("definition"):
-        rows.append(["task confidence", sel["confidence"]["definition"]])
+        rows.append(["task confidence", literal(sel["confidence"]["definition"])])
     if excluded.get("count"):
         rows.append(["not selectable", f"{excluded['count']} prompts the scorer could not score (listed in selection.json)"])
     return rows
 
 
 def _cell(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    """A cell of allocation.csv: numbers formatted, text (task names) shown as is."""
+    return f"{v:.4g}" if isinstance(v, float) else literal(v)

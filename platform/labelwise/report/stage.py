@@ -46,10 +46,15 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
 
 
 def main(folder) -> int:
+    """Exit 2 when FOLDER is not a run or sweep folder (a usage error), 1 when its files
+    cannot be reported (a stage error), as every command does."""
     try:
         md, page = write_report(folder)
-    except (FileNotFoundError, ValueError) as e:
+    except FileNotFoundError as e:
         print(f"labelwise report: error: {e}", file=sys.stderr)
         return 2
+    except ValueError as e:
+        print(f"labelwise report: error: {e}", file=sys.stderr)
+        return 1
     print(f"report: {md}\n        {page}")
     return 0

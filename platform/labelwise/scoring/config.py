@@ -23,7 +23,8 @@ class ScoreConfig:
     max_prompt_tokens: int | None = None
     """Longest rendered prompt, in tokens (default: the model context minus max_new_tokens)."""
     overlong: Literal["truncate", "reject"] = "truncate"
-    """A prompt longer than max_prompt_tokens: cut its end (truncate) or give it an error (reject)."""
+    """A prompt longer than max_prompt_tokens: cut its start, keeping the end where the question
+    usually is (truncate), or give it an error (reject)."""
     use_ray: bool | Literal["auto"] = "auto"
     """auto: Ray Data when the pending prompts exceed ray_threshold or a cluster address is set."""
     ray_threshold: int = 2000
@@ -66,5 +67,6 @@ class ScoreConfig:
             "embeddings": self.embeddings,
             "answers": self.answers,
             "max_prompt_tokens": self.max_prompt_tokens,
-            "overlong": self.overlong,
+            # "truncate" once cut the end of a prompt; scores cut that way are not reused
+            "overlong": "truncate-keep-end" if self.overlong == "truncate" else self.overlong,
         }

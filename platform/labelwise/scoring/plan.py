@@ -2,7 +2,8 @@
 
 The driver does this once, with the tokenizer only: prompts are rendered with
 ``labelwise.prompting.render_prompt`` (the same text training and evaluation use), checked
-against the prompt length limit (truncated or rejected per ``score.overlong``), sorted by
+against the prompt length limit (truncated, keeping the end, or rejected per
+``score.overlong``), sorted by
 length and cut into batches. The batches depend only on the pool and the settings, so a rerun
 after a crash plans exactly the same batches and recomputes exactly the same numbers.
 """
@@ -56,13 +57,14 @@ def encode_prompt(tokenizer, id_, task, prompt, *, chat_template, limit, overlon
         return Encoded(id_, task, ids)
     if overlong == "reject":
         return Encoded(id_, task, None, f"overlong: prompt is {len(ids)} tokens, the limit is {limit}")
-    # Truncate: cut the end of the prompt text (never the template around it), then re-render.
+    # Truncate: cut the start of the prompt text and keep its end, where the question usually
+    # is (as training does); never the template around it. Then re-render.
     body = tokenizer(prompt, add_special_tokens=False).input_ids
     keep = len(body) - (len(ids) - limit)
     for _ in range(8):  # re-tokenizing a cut text can shift by a token or two
         if keep <= 0:
             break
-        cut = tokenizer.decode(body[:keep])
+        cut = tokenizer.decode(body[len(body) - keep:])
         ids = prompt_ids(tokenizer, cut, chat_template)
         if len(ids) <= limit:
             return Encoded(id_, task, ids, truncated=True)

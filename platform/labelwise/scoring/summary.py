@@ -53,7 +53,9 @@ def format_summary(rows: list[dict], run: dict) -> str:
         f"scored {run.get('scored_now', 0)} prompts this run ({run.get('cached', 0)} from cache), "
         f"{run.get('generated_tokens', 0)} tokens in {run.get('seconds', 0):.1f} s"
         + (f" = {tps:.1f} tokens/s, {run.get('prompts_per_s', 0):.2f} prompts/s" if tps else "")
-        + f"; truncated {run.get('truncated', 0)}, rejected {run.get('rejected', 0)}, errors {run.get('errors', 0)}"
+        + f"; truncated {run.get('truncated', 0)}"
+        + (" (their start cut, the end kept)" if run.get("truncated") else "")
+        + f", rejected {run.get('rejected', 0)}, errors {run.get('errors', 0)}"
         + (f", retried {run['retried']}" if run.get("retried") else "")
     )
     if run.get("retryable_errors"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from labelwise.config import check
+from labelwise.config import check, check_seed
 
 
 @dataclasses.dataclass
@@ -33,6 +33,7 @@ class SelectConfig:
         from labelwise.selection.registry import NAMES, SelectorParamError, make_selector
 
         check(self.budget > 0, "budget", f"must be a positive number of prompts, got {self.budget}")
+        check_seed(self.seed, "seed")
         check(
             self.strategy in NAMES,
             "strategy",

@@ -162,6 +162,11 @@ def from_arrow(table, source="<memory>") -> ScoreTable:
     for col in ("id", "task"):
         if col not in table.column_names:
             raise ScoreTableError(f"{source}: missing column {col!r} (have: {', '.join(table.column_names)})")
+    if table.num_rows == 0:
+        raise ScoreTableError(
+            f"{source}: has no rows: there are no scores to select from (is pool.parquet empty? "
+            "rerun `labelwise pool` and `labelwise score`)"
+        )
     scores = {}
     for col in SCORE_COLUMNS:
         if col in table.column_names:
@@ -202,6 +207,8 @@ def _embedding_matrix(col, ids, source, skip: np.ndarray | None = None) -> np.nd
     import pyarrow.compute as pc
 
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_null(col.type):  # every value null: the scores were made without embeddings
+        return None
     n = len(col)
     use = np.ones(n, dtype=bool) if skip is None else ~np.asarray(skip, dtype=bool)
     lengths = np.asarray(pc.fill_null(pc.list_value_length(col), -1))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from labelwise.config import check
+from labelwise.config import check, check_seed
 
 # job sections a grid key may change (pool and score are computed once for the whole sweep)
 GRID_SECTIONS = ("select", "annotate", "train", "evaluate", "model")
@@ -66,6 +66,8 @@ class SweepConfig:
         check(len(set(self.budgets)) == len(self.budgets), "budgets", "lists a budget twice")
         check(len(self.seeds) > 0, "seeds", "must list at least one seed")
         check(len(set(self.seeds)) == len(self.seeds), "seeds", "lists a seed twice")
+        for i, seed in enumerate(self.seeds):
+            check_seed(seed, f"seeds[{i}]")
         check(len(self.bases) > 0, "bases", "must list at least one base (default [5])")
         check(all(b >= 0 for b in self.bases), "bases", "every base must be >= 0")
         if self.confidences is not None:
