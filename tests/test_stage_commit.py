@@ -1,0 +1,336 @@
+"""Stage outputs commit as one unit, and the manifest decides "kept or rerun".
+
+The fault-injection tests fail a stage at every write point (LABELWISE_FAULT raises there),
+and kill it with a real SIGKILL at some, then rerun it with the same config and with another
+one: the files on disk are always exactly one complete set (byte for byte the set a clean
+run of one config writes), and a rerun never keeps a mix."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labelwise import manifest, runio
+from labelwise.config import build
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def no_fault(monkeypatch):
+    monkeypatch.delenv(manifest.FAULT_ENV, raising=False)
+    manifest.reset_fault()
+    yield
+    manifest.reset_fault()
+
+
+def quiet(*_):
+    pass
+
+
+# ------------------------------------------------------------------ the manifest itself
+
+
+def test_digest_hashes_small_files_and_samples_large_ones(tmp_path, monkeypatch):
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"x" * 100)
+    assert manifest.digest(f).startswith("sha256:") and manifest.digest(tmp_path / "nope") is None
+    monkeypatch.setattr(manifest, "SMALL_FILE", 10)
+    monkeypatch.setattr(manifest, "SAMPLE", 4)
+    big = manifest.digest(f)
+    assert big.startswith("size:100,mtime_ns:")
+    f.write_bytes(b"x" * 50 + b"y" + b"x" * 49)  # the middle sample changes
+    assert manifest.digest(f) != big
+    folder = manifest.digest(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_text("b")
+    assert manifest.digest(tmp_path) != folder and manifest.digest(tmp_path).startswith("folder:")
+
+
+def run_toy(run, settings, text, force=False, log=quiet):
+    def build(staged):
+        (staged / "a.txt").write_text(text)
+        manifest.fault("toy")
+        (staged / "b").mkdir()
+        (staged / "b" / "x.txt").write_text(text * 2)
+        manifest.fault("toy")
+
+    return manifest.run_stage(run, "toy", {"in": run / "in.txt"}, settings, ["a.txt", "b"], build, force=force, log=log)
+
+
+def test_run_stage_keeps_only_what_its_manifest_describes(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "in.txt").write_text("input")
+    said = []
+    assert run_toy(run, {"k": 1}, "one", log=said.append).startswith("no manifest")
+    assert (run / "a.txt").read_text() == "one" and (run / "b" / "x.txt").read_text() == "oneone"
+    assert run_toy(run, {"k": 1}, "two", log=said.append) is None and "kept" in said[-1]
+    assert run_toy(run, {"k": 2}, "two") == "setting k changed (1 -> 2)"
+    assert run_toy(run, {"k": 2}, "two", force=True) == "--force"
+    (run / "in.txt").write_text("edited")
+    assert run_toy(run, {"k": 2}, "two") == "input in changed"
+    (run / "b" / "x.txt").write_text("tampered")
+    assert run_toy(run, {"k": 2}, "two") == "output b changed on disk"
+    (run / "a.txt").unlink()
+    assert run_toy(run, {"k": 2}, "two") == "output a.txt is missing"
+    assert run_toy(run, {"k": 2}, "two") is None
+    assert not (run / manifest.STAGING).joinpath("toy").exists()
+
+
+def test_toy_stage_is_one_set_after_a_failure_at_any_write_point(tmp_path, monkeypatch):
+    for n in range(1, 20):
+        run = tmp_path / f"run{n}"
+        run.mkdir()
+        (run / "in.txt").write_text("input")
+        run_toy(run, {"k": 1}, "old")
+        (run / ".a.txt.tmp-deadbeef").write_text("a killed write")
+        monkeypatch.setenv(manifest.FAULT_ENV, f"toy:{n}")
+        try:
+            run_toy(run, {"k": 2}, "new")
+            break  # past the last write point
+        except manifest.InjectedFault:
+            pass
+        finally:
+            monkeypatch.delenv(manifest.FAULT_ENV)
+            manifest.reset_fault()
+        manifest.recover(run, "toy", ["a.txt", "b"])
+        texts = ((run / "a.txt").read_text(), (run / "b" / "x.txt").read_text())
+        assert texts in [("old", "oldold"), ("new", "newnew")], n
+        assert not list(run.glob(".*.tmp-*"))
+        assert run_toy(run, {"k": 1}, "old") is None or (run / "a.txt").read_text() == "old"
+        assert ((run / "a.txt").read_text(), (run / "b" / "x.txt").read_text()) == ("old", "oldold")
+    assert n == 8  # 2 staged writes, the commit point, the old manifest, 2 moves, the manifest
+
+
+# ------------------------------------------------------------------ the pool stage
+
+
+def pool_job(run, **pool):
+    from labelwise.pool.config import PoolConfig
+
+    base = {"source": "builtin:skills", "skills_scale": 0.02, "test_max_per_task": 3}
+    return types.SimpleNamespace(run_dir=str(run), pool=build(PoolConfig, {**base, **pool}, "job.yaml: pool"))
+
+
+def pool_set(run) -> dict:
+    """The pool's files on disk, checked for consistency: pool and test disjoint, the
+    metadata counting these very files."""
+    from labelwise.pool import stage
+
+    pool, test, meta = stage.read_pool(run), stage.read_test(run), stage.read_meta(run)
+    assert set(pool.id).isdisjoint(test.id), "held-out prompts in the pool"
+    assert (meta["n_pool"], meta["n_test"]) == (len(pool), len(test))
+    return manifest.digests({n: Path(run) / n for n in (runio.POOL, runio.TEST, runio.POOL_META)})
+
+
+def assert_clean(run):
+    assert not list(Path(run).rglob(".*.tmp-*")) and not (Path(run) / manifest.STAGING / "pool").exists()
+
+
+@pytest.fixture(scope="module")
+def pool_refs(tmp_path_factory):
+    """Clean builds of config A (seed 0) and config B (seed 1: another test split)."""
+    from labelwise.pool import stage
+
+    refs = {}
+    for name, seed in (("A", 0), ("B", 1)):
+        run = tmp_path_factory.mktemp(f"pool{name}")
+        stage.build_pool(pool_job(run, seed=seed), log=quiet)
+        refs[name] = pool_set(run)
+    assert refs["A"][runio.TEST] != refs["B"][runio.TEST]
+    return refs
+
+
+def test_pool_killed_at_every_write_point_reruns_to_one_consistent_set(tmp_path, monkeypatch, pool_refs):
+    from labelwise.pool import stage
+
+    for n in range(1, 30):
+        finished = False
+        for rerun_with, seed in (("A", 0), ("B", 1)):
+            run = tmp_path / f"n{n}{rerun_with}"
+            stage.build_pool(pool_job(run, seed=0), log=quiet)
+            monkeypatch.setenv(manifest.FAULT_ENV, f"pool:{n}")
+            try:
+                stage.build_pool(pool_job(run, seed=1), log=quiet)  # another config, failing at point n
+                finished = True
+            except manifest.InjectedFault:
+                pass
+            finally:
+                monkeypatch.delenv(manifest.FAULT_ENV)
+                manifest.reset_fault()
+            manifest.reset_fault()
+            manifest.recover(run, "pool", stage.outputs())
+            assert pool_set(run) in (pool_refs["A"], pool_refs["B"]), n  # the old set or the new one
+            said = []
+            stage.build_pool(pool_job(run, seed=seed), log=said.append)
+            assert pool_set(run) == pool_refs[rerun_with], (n, rerun_with, said)
+            assert_clean(run)
+            stage.build_pool(pool_job(run, seed=seed), log=said.append)
+            assert "kept" in said[-1]
+        if finished:
+            break
+    assert n == 10  # 3 staged writes, the commit point, the old manifest, 3 moves, the manifest, and done
+
+
+def cli_env(**extra):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "platform"), "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
+    return {**env, **extra}
+
+
+@pytest.mark.parametrize("point", [2, 6])  # between two staged writes; between two moves
+def test_pool_sigkill_then_rerun(tmp_path, point, pool_refs):
+    """A real SIGKILL of `labelwise pool` rebuilding with another config (at a staged write,
+    or halfway through moving the new files in), then `labelwise pool` with the original."""
+    run = tmp_path / "run"
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(f"run_dir: {run}\npool:\n  source: builtin:skills\n  skills_scale: 0.02\n  test_max_per_task: 3\n")
+    cmd = [sys.executable, "-m", "labelwise.cli", "pool", str(cfg)]
+    assert subprocess.run(cmd, env=cli_env(), capture_output=True).returncode == 0
+    killed = subprocess.run(cmd + ["--set", "pool.seed=1"], env=cli_env(LABELWISE_FAULT=f"pool:{point}:kill"),
+                            capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    assert list(run.rglob(".staging/pool/*"))  # the kill left staged files
+    again = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert pool_set(run) == pool_refs["A"]
+    assert_clean(run)
+    kept = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True)
+    assert "kept" in kept.stdout and "wrote" not in kept.stdout
+
+
+def test_editing_the_source_file_rebuilds_the_pool(tmp_path):
+    from labelwise.pool import stage
+
+    src = tmp_path / "data.jsonl"
+    rows = [{"prompt": f"q{i}", "response": f"a{i}", "task": f"t{i % 2}"} for i in range(20)]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    j = pool_job(tmp_path / "run", source=str(src), test_fraction=0.0)
+    run = stage.build_pool(j, log=quiet).parent
+    said = []
+    stage.build_pool(j, log=said.append)
+    assert "kept" in said[-1]
+    rows[3]["response"] = "edited"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    stage.build_pool(j, log=said.append)
+    assert said[-1] == "[pool] running: input pool.source changed"
+    assert "edited" in set(stage.read_pool(run).response)
+
+
+# ------------------------------------------------------------------ the select stage
+
+
+def write_scored_pool(run: Path) -> None:
+    rng = np.random.default_rng(0)
+    rows = [
+        {"id": f"t{t}-{i:03d}", "task": f"task{t}", "prompt": f"prompt {t} {i}", "response": "r", "source": "s",
+         "logconf": float(-rng.gamma(2.0, 1.0 + t)), "n_tokens": 5, "mean_logprob": -0.5, "mean_entropy": 1.0,
+         "mean_margin": 0.5, "min_margin": 0.1, "eos": True, "answer": "a", "error": None}
+        for t, n in enumerate((4, 9, 14, 20))
+        for i in range(n)
+    ]
+    df = pd.DataFrame(rows)
+    run.mkdir(parents=True, exist_ok=True)
+    runio.write_parquet(run / runio.POOL, df[["id", "task", "prompt", "response", "source"]])
+    runio.write_parquet(run / runio.SCORES, df.drop(columns=["prompt", "response", "source"]))
+
+
+REQUESTS = {
+    "A": {"strategy": "random", "budget": 10, "seed": 0},
+    "B": {"strategy": "weighted_task_diversity", "budget": 21, "seed": 1},
+}
+
+
+def select_job(run, name):
+    from labelwise.job import JobConfig
+
+    return build(JobConfig, {"run_dir": str(run), "select": REQUESTS[name]}, "test.yaml")
+
+
+def selection_set(run) -> dict:
+    """The selection's files on disk, checked to come from one request."""
+    from labelwise.selection.outputs import SELECTION_JSON
+
+    sel = pd.read_parquet(run / runio.SELECTION)
+    alloc = pd.read_csv(run / runio.ALLOCATION)
+    rows = runio.read_jsonl(run / runio.TO_ANNOTATE)
+    record = json.loads((run / SELECTION_JSON).read_text())
+    assert [r["id"] for r in rows] == sel["id"].tolist()
+    assert len(sel) == alloc["selected"].sum() == record["selected"] == record["request"]["budget"]
+    assert sel.groupby("task").size().to_dict() == alloc.set_index("task")["selected"][lambda s: s > 0].to_dict()
+    assert record["selector"] == record["request"]["strategy"]
+    from labelwise.selection.stage import outputs
+
+    return manifest.digests({n: run / n for n in outputs()})
+
+
+@pytest.fixture(scope="module")
+def selection_refs(tmp_path_factory):
+    from labelwise.selection.stage import select
+
+    refs = {}
+    for name in REQUESTS:
+        run = tmp_path_factory.mktemp(f"select{name}")
+        write_scored_pool(run)
+        select(select_job(run, name), log=quiet)
+        refs[name] = selection_set(run)
+    return refs
+
+
+def test_select_killed_at_every_write_point_reruns_to_one_request(tmp_path, monkeypatch, selection_refs):
+    from labelwise.selection.stage import outputs, select
+
+    for n in range(1, 30):
+        finished = False
+        for rerun_with in ("A", "B"):
+            run = tmp_path / f"n{n}{rerun_with}"
+            write_scored_pool(run)
+            select(select_job(run, "A"), log=quiet)
+            monkeypatch.setenv(manifest.FAULT_ENV, f"select:{n}")
+            try:
+                select(select_job(run, "B"), log=quiet)
+                finished = True
+            except manifest.InjectedFault:
+                pass
+            finally:
+                monkeypatch.delenv(manifest.FAULT_ENV)
+                manifest.reset_fault()
+            manifest.reset_fault()
+            manifest.recover(run, "select", outputs())
+            assert selection_set(run) in (selection_refs["A"], selection_refs["B"]), n
+            select(select_job(run, rerun_with), log=quiet)
+            assert selection_set(run) == selection_refs[rerun_with], (n, rerun_with)
+            assert not list(run.rglob(".*.tmp-*")) and not (run / manifest.STAGING / "select").exists()
+        if finished:
+            break
+    assert n == 14  # 5 staged writes, the commit point, the old manifest, 5 moves, the manifest, and done
+
+
+def test_select_sigkill_after_to_annotate_then_rerun_the_first_request(tmp_path, selection_refs):
+    """The issue's case: request B killed right after to_annotate.jsonl, then request A."""
+    run = tmp_path / "run"
+    write_scored_pool(run)
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(f"run_dir: {run}\nselect: {json.dumps(REQUESTS['A'])}\n")
+    cmd = [sys.executable, "-m", "labelwise.cli", "select", str(cfg)]
+    assert subprocess.run(cmd, env=cli_env(), capture_output=True).returncode == 0
+    b = [f"--set=select.{k}={v}" for k, v in REQUESTS["B"].items()]
+    # killed after to_annotate.jsonl is staged (before the commit point: A's set and manifest
+    # stand, and are kept), or after it is moved into place (B's set is finished, then A reruns)
+    for point, kept in ((3, True), (10, False)):
+        killed = subprocess.run(cmd + b, env=cli_env(LABELWISE_FAULT=f"select:{point}:kill"), capture_output=True, text=True)
+        assert killed.returncode == -9, killed.stderr
+        again = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True)
+        assert again.returncode == 0, again.stderr
+        assert ("already done" in again.stdout) == kept
+        assert selection_set(run) == selection_refs["A"]
+    kept = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True)
+    assert "already done for this request" in kept.stdout
