@@ -55,7 +55,7 @@ def test_digest_hashes_small_files_and_samples_large_ones(tmp_path, monkeypatch)
     assert manifest.digest(tmp_path) != folder and manifest.digest(tmp_path).startswith("folder:")
 
 
-def run_toy(run, settings, text, force=False, log=quiet):
+def run_toy(run, settings, text, rerun=None, log=quiet):
     def build(staged):
         (staged / "a.txt").write_text(text)
         manifest.fault("toy")
@@ -63,7 +63,7 @@ def run_toy(run, settings, text, force=False, log=quiet):
         (staged / "b" / "x.txt").write_text(text * 2)
         manifest.fault("toy")
 
-    return manifest.run_stage(run, "toy", {"in": run / "in.txt"}, settings, ["a.txt", "b"], build, force=force, log=log)
+    return manifest.run_stage(run, "toy", {"in": run / "in.txt"}, settings, ["a.txt", "b"], build, rerun=rerun, log=log)
 
 
 def test_run_stage_keeps_only_what_its_manifest_describes(tmp_path):
@@ -75,7 +75,7 @@ def test_run_stage_keeps_only_what_its_manifest_describes(tmp_path):
     assert (run / "a.txt").read_text() == "one" and (run / "b" / "x.txt").read_text() == "oneone"
     assert run_toy(run, {"k": 1}, "two", log=said.append) is None and "kept" in said[-1]
     assert run_toy(run, {"k": 2}, "two") == "setting k changed (1 -> 2)"
-    assert run_toy(run, {"k": 2}, "two", force=True) == "--force"
+    assert run_toy(run, {"k": 2}, "two", rerun="--force") == "--force"
     (run / "in.txt").write_text("edited")
     assert run_toy(run, {"k": 2}, "two") == "input in changed"
     (run / "b" / "x.txt").write_text("tampered")
@@ -334,3 +334,109 @@ def test_select_sigkill_after_to_annotate_then_rerun_the_first_request(tmp_path,
         assert selection_set(run) == selection_refs["A"]
     kept = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True)
     assert "already done for this request" in kept.stdout
+
+
+# ------------------------------------------------------------------ the score stage
+
+
+def score_job(run, model_dir, **score):
+    from labelwise.job import JobConfig
+
+    score = {"max_new_tokens": 4, "batch_size": 4, "use_ray": False, "embeddings": False, **score}
+    return build(JobConfig, {"run_dir": str(run), "model": {"name": str(model_dir), "device": "cpu"}, "score": score},
+                 "test.yaml")
+
+
+def write_pool(run: Path) -> None:
+    rows = [{"id": f"p{i}", "task": f"t{i % 3}", "prompt": f"What is {i} + {i}?", "response": str(2 * i), "source": "s"}
+            for i in range(9)]
+    run.mkdir(parents=True, exist_ok=True)
+    runio.write_parquet(run / runio.POOL, pd.DataFrame(rows))
+
+
+def scores_set(run) -> dict:
+    """scores.parquet and score_summary.json on disk, checked to come from one setting."""
+    from labelwise.scoring.stage import SUMMARY, outputs
+
+    scores = pd.read_parquet(run / runio.SCORES)
+    summary = json.loads((run / SUMMARY).read_text())
+    assert len(scores) == summary["prompts"]
+    assert scores["n_tokens"].max() == summary["settings"]["max_new_tokens"]  # the tiny model never stops early
+    return manifest.digests({n: run / n for n in outputs()})
+
+
+def test_score_failed_at_every_write_point_reruns_to_one_setting(tmp_path, tiny_model_dir, monkeypatch):
+    from labelwise.scoring import stage
+
+    run = tmp_path / "run"
+    write_pool(run)
+    refs = {}
+    for tokens in (4, 2):  # B before A, so that A's set is the one on disk when B fails
+        stage.score_pool(score_job(run, tiny_model_dir, max_new_tokens=tokens), log=quiet)
+        refs[tokens] = scores_set(run)
+    calls = []
+    monkeypatch.setattr(stage, "score_pending", lambda *a: calls.append(1) or {})  # the shard cache holds both
+    for n in range(1, 20):
+        monkeypatch.setenv(manifest.FAULT_ENV, f"score:{n}")
+        try:
+            stage.score_pool(score_job(run, tiny_model_dir, max_new_tokens=4), log=quiet)
+            break
+        except manifest.InjectedFault:
+            pass
+        finally:
+            monkeypatch.delenv(manifest.FAULT_ENV)
+            manifest.reset_fault()
+        manifest.recover(run, "score", stage.outputs())
+        on_disk = scores_set(run)
+        assert on_disk[runio.SCORES] in (refs[2][runio.SCORES], refs[4][runio.SCORES]), n
+        stage.score_pool(score_job(run, tiny_model_dir, max_new_tokens=2), log=quiet)  # back to the old setting
+        assert scores_set(run)[runio.SCORES] == refs[2][runio.SCORES]
+        assert not list(run.rglob(".*.tmp-*")) and not (run / manifest.STAGING / "score").exists()
+    assert n == 8 and calls == []  # 2 staged writes, the commit point, the old manifest, 2 moves, the manifest
+
+
+def test_a_changed_model_file_rescores(tmp_path, tiny_model_dir):
+    import shutil
+
+    from labelwise.scoring import stage
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    run = tmp_path / "run"
+    write_pool(run)
+    said = []
+    stage.score_pool(score_job(run, model), log=said.append)
+    first = pd.read_parquet(run / runio.SCORES)
+    stage.score_pool(score_job(run, model), log=said.append)
+    assert "kept" in said[-1]
+    weights = model / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-4096:] = bytes(4096)  # same size, other weights
+    weights.write_bytes(bytes(data))
+    stage.score_pool(score_job(run, model), log=said.append)
+    assert said[-1].startswith("[score] running:") and "input model changed" in said[-1]
+    assert len(list((run / runio.SCORE_SHARDS).iterdir())) == 2  # scored again, not served from the old cache
+    assert not pd.read_parquet(run / runio.SCORES)["logconf"].equals(first["logconf"])
+
+
+def test_score_sigkill_between_moves_then_rerun(tmp_path, tiny_model_dir):
+    """`labelwise score` with another setting, SIGKILLed after scores.parquet is moved into
+    place but before score_summary.json; the rerun with the first setting gives its set."""
+    from labelwise.scoring.stage import SUMMARY
+
+    run = tmp_path / "run"
+    write_pool(run)
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(f"run_dir: {run}\nmodel: {{name: {tiny_model_dir}, device: cpu}}\n"
+                   "score: {max_new_tokens: 2, batch_size: 4, use_ray: false, embeddings: false}\n")
+    cmd = [sys.executable, "-m", "labelwise.cli", "score", str(cfg)]
+    assert subprocess.run(cmd, env=cli_env(), capture_output=True).returncode == 0
+    first = scores_set(run)
+    killed = subprocess.run(cmd + ["--set", "score.max_new_tokens=4"], env=cli_env(LABELWISE_FAULT="score:5:kill"),
+                            capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    again = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "setting score.max_new_tokens changed (4 -> 2)" in again.stdout
+    assert scores_set(run)[runio.SCORES] == first[runio.SCORES]
+    assert json.loads((run / SUMMARY).read_text())["run"]["cached"] == 9  # from the shard cache

@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 MANIFESTS = ".manifests"
@@ -183,6 +184,7 @@ def commit(run_dir: str | Path, stage: str, inputs: dict, settings: dict, output
         "inputs": inputs,
         "settings": plain(settings),
         "outputs": {name: digest(staged / name) for name in outputs},
+        "committed_ns": time.time_ns(),  # tells a rewrite of identical files from a kept set
     }
     runio.write_json(staged / COMMIT, record)  # the commit point
     fault(stage)
@@ -236,14 +238,15 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def run_stage(run_dir, stage: str, inputs: dict, settings: dict, outputs: list[str], build, force: bool = False,
+def run_stage(run_dir, stage: str, inputs: dict, settings: dict, outputs: list[str], build, rerun: str | None = None,
               log=print) -> str | None:
     """Keep the stage or run it: ``build(folder)`` writes every output into ``folder`` (the
     staging folder), then they are committed. ``inputs`` maps names to the files or folders
-    the stage reads. Returns None when kept, else why it ran."""
+    the stage reads; ``rerun`` is a reason to run even when the manifest matches (--force).
+    Returns None when kept, else why it ran."""
     recover(run_dir, stage, outputs)
     before = digests(inputs)
-    reason = "--force" if force else why_rerun(run_dir, stage, before, settings, outputs)
+    reason = rerun or why_rerun(run_dir, stage, before, settings, outputs)
     if reason is None:
         log(f"[{stage}] kept: inputs, settings and outputs match {manifest_path(run_dir, stage)}")
         return None

@@ -89,7 +89,7 @@ def build_pool(job, force: bool = False, log=print, embed=None) -> Path:
         manifest.fault(STAGE)
 
     manifest.run_stage(run_dir, STAGE, source_inputs(job.pool), settings(job.pool), outputs(), build,
-                       force=force, log=log)
+                       rerun="--force" if force else None, log=log)
     return run_dir / runio.POOL
 
 

@@ -81,7 +81,7 @@ def select(job, service=None, force: bool = False, log=print) -> Path:
     def build(staged: Path) -> None:
         write_outputs(compute(job, service), staged, run / runio.POOL, request, fault=lambda: manifest.fault(STAGE))
 
-    manifest.run_stage(run, STAGE, inputs(job), {"select": request}, outputs(), build, force=force, log=log)
+    manifest.run_stage(run, STAGE, inputs(job), {"select": request}, outputs(), build, rerun="--force" if force else None, log=log)
     return run / runio.SELECTION
 
 
