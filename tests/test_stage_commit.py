@@ -440,3 +440,45 @@ def test_score_sigkill_between_moves_then_rerun(tmp_path, tiny_model_dir):
     assert "setting score.max_new_tokens changed (4 -> 2)" in again.stdout
     assert scores_set(run)[runio.SCORES] == first[runio.SCORES]
     assert json.loads((run / SUMMARY).read_text())["run"]["cached"] == 9  # from the shard cache
+
+
+# ------------------------------------------------------------------ the annotate stage
+
+
+def annotate_run(tmp_path):
+    from labelwise.job import JobConfig
+
+    run = tmp_path / "run"
+    run.mkdir(parents=True)
+    runio.write_jsonl(run / runio.TO_ANNOTATE, [{"id": f"id{i}", "task": "t", "prompt": f"p{i}"} for i in range(6)])
+    answers = {}
+    for name, n in (("A", 3), ("B", 6)):  # B answers more of the prompts, the same way
+        answers[name] = runio.write_jsonl(tmp_path / f"{name}.jsonl", [{"id": f"id{i}", "response": f"r{i}"} for i in range(n)])
+    job = build(JobConfig, {"run_dir": str(run), "annotate": {"simulate": False, "allow_partial": True}}, "test.yaml")
+    return job, answers
+
+
+def test_annotate_failed_at_every_write_point_keeps_one_labeled_set(tmp_path, monkeypatch):
+    from labelwise.annotate.stage import annotate
+
+    for n in range(1, 20):
+        job, answers = annotate_run(tmp_path / f"n{n}")
+        annotate(job, answers=answers["A"], log=quiet)
+        monkeypatch.setenv(manifest.FAULT_ENV, f"annotate:{n}")
+        try:
+            annotate(job, answers=answers["B"], log=quiet)
+            break
+        except manifest.InjectedFault:
+            pass
+        finally:
+            monkeypatch.delenv(manifest.FAULT_ENV)
+            manifest.reset_fault()
+        manifest.recover(job.run_dir, "annotate", [runio.LABELED])
+        ids = [r["id"] for r in runio.read_jsonl(job.run_path / runio.LABELED)]
+        assert ids in ([f"id{i}" for i in range(3)], [f"id{i}" for i in range(6)]), n
+        annotate(job, answers=answers["B"], log=quiet)
+        assert len(runio.read_jsonl(job.run_path / runio.LABELED)) == 6
+        said = []
+        annotate(job, answers=answers["B"], log=said.append)
+        assert "kept" in said[-1]
+    assert n == 6  # the staged write, the commit point, the old manifest, the move, the manifest
