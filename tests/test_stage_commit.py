@@ -482,3 +482,58 @@ def test_annotate_failed_at_every_write_point_keeps_one_labeled_set(tmp_path, mo
         annotate(job, answers=answers["B"], log=said.append)
         assert "kept" in said[-1]
     assert n == 6  # the staged write, the commit point, the old manifest, the move, the manifest
+
+
+# ------------------------------------------------------------------ the train stage
+
+
+def test_train_failed_at_every_write_point_keeps_one_adapter_with_its_summary(tmp_path, tiny_model_dir, monkeypatch):
+    """The Ray training itself is replaced by a stand-in that writes the same outputs (the
+    adapter folder, the log, the plot, the summary) with a write point after each."""
+    from labelwise.job import JobConfig
+    from labelwise.training import stage
+    from labelwise.training.outputs import LOSS_PNG, SUMMARY, TRAIN_LOG
+
+    def fake_fit(job, run_dir, out_dir, hooks=None):
+        tag = f"lr={job.train.lr}"
+        (out_dir / runio.ADAPTER).mkdir()
+        (out_dir / runio.ADAPTER / "adapter_config.json").write_text(tag)
+        (out_dir / runio.ADAPTER / "adapter_model.safetensors").write_text(tag)
+        manifest.fault("train")
+        for name in (TRAIN_LOG, LOSS_PNG):
+            (out_dir / name).write_text(tag)
+            manifest.fault("train")
+        runio.write_json(out_dir / SUMMARY, {"tag": tag})
+        manifest.fault("train")
+
+    monkeypatch.setattr(stage, "fit", fake_fit)
+
+    def job(run, lr):
+        return build(JobConfig, {"run_dir": str(run), "model": {"name": str(tiny_model_dir)}, "train": {"lr": lr}}, "t")
+
+    def tags(run):
+        found = {(run / runio.ADAPTER / f).read_text() for f in ("adapter_config.json", "adapter_model.safetensors")}
+        found |= {(run / n).read_text() for n in (TRAIN_LOG, LOSS_PNG)} | {json.loads((run / SUMMARY).read_text())["tag"]}
+        assert len(found) == 1, found  # one training's adapter, log, plot and summary
+        return found.pop()
+
+    for n in range(1, 30):
+        run = tmp_path / f"n{n}"
+        run.mkdir()
+        runio.write_jsonl(run / runio.LABELED, [{"id": "a", "task": "t", "prompt": "p", "response": "r"}])
+        stage.train(job(run, 0.001), log=quiet)
+        monkeypatch.setenv(manifest.FAULT_ENV, f"train:{n}")
+        try:
+            stage.train(job(run, 0.002), log=quiet)
+            break
+        except manifest.InjectedFault:
+            pass
+        finally:
+            monkeypatch.delenv(manifest.FAULT_ENV)
+            manifest.reset_fault()
+        manifest.recover(run, "train", stage.outputs())
+        assert tags(run) in ("lr=0.001", "lr=0.002"), n
+        stage.train(job(run, 0.001), log=quiet)
+        assert tags(run) == "lr=0.001"
+        assert not (run / manifest.STAGING / "train").exists()
+    assert n == 12  # 4 staged writes, the commit point, the old manifest, 4 moves, the manifest, and done
