@@ -537,3 +537,51 @@ def test_train_failed_at_every_write_point_keeps_one_adapter_with_its_summary(tm
         assert tags(run) == "lr=0.001"
         assert not (run / manifest.STAGING / "train").exists()
     assert n == 12  # 4 staged writes, the commit point, the old manifest, 4 moves, the manifest, and done
+
+
+# ------------------------------------------------------------------ the evaluate stage
+
+
+def test_evaluate_failed_at_every_write_point_keeps_metrics_of_one_adapter(tmp_path, tiny_model_dir, monkeypatch):
+    """The benchmark run is replaced by a stand-in whose number names the adapter it saw."""
+    from labelwise.evaluation import stage
+    from labelwise.evaluation.metrics_file import label_file
+    from labelwise.job import JobConfig
+
+    monkeypatch.setattr(stage._Context, "run", lambda self, bench, label: {
+        "adapter": (Path(self.spec.adapter) / "adapter_config.json").read_text()})
+
+    def adapter(run, tag):
+        (run / runio.ADAPTER).mkdir(exist_ok=True)
+        (run / runio.ADAPTER / "adapter_config.json").write_text(tag)
+
+    def metrics(run, name):
+        entry = json.loads((run / name).read_text())
+        if name == runio.METRICS:
+            entry = entry["adapted"]
+        return entry["heldout"]["adapter"]
+
+    for n in range(1, 20):
+        run = tmp_path / f"n{n}"
+        run.mkdir()
+        runio.write_parquet(run / runio.TEST, pd.DataFrame({"id": ["a"], "task": ["t"], "prompt": ["p"], "response": ["r"]}))
+        job = build(JobConfig, {"run_dir": str(run), "model": {"name": str(tiny_model_dir)},
+                                "evaluate": {"benchmarks": ["heldout"], "use_ray": False}}, "t")
+        adapter(run, "A")
+        stage.evaluate(job, adapter=run / runio.ADAPTER, label="adapted", log=quiet)
+        adapter(run, "B")  # trained again
+        monkeypatch.setenv(manifest.FAULT_ENV, f"evaluate-adapted:{n}")
+        try:
+            stage.evaluate(job, adapter=run / runio.ADAPTER, label="adapted", log=quiet)
+            break
+        except manifest.InjectedFault:
+            pass
+        finally:
+            monkeypatch.delenv(manifest.FAULT_ENV)
+            manifest.reset_fault()
+        manifest.recover(run, "evaluate-adapted", [label_file("adapted")])
+        assert metrics(run, label_file("adapted")) in ("A", "B"), n
+        got = stage.evaluate(job, adapter=run / runio.ADAPTER, label="adapted", log=quiet)
+        assert got["heldout"]["adapter"] == "B" and metrics(run, runio.METRICS) == "B"
+        assert metrics(run, label_file("adapted")) == "B"
+    assert n == 6  # the staged write, the commit point, the old manifest, the move, the manifest

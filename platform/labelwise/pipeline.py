@@ -49,23 +49,8 @@ def stage_call(name: str, job):
 
 def state(run_dir: Path, name: str):
     """What tells 'ran' from 'kept': the stage's manifest, rewritten whenever the stage runs
-    (None: the stage has not finished). Stages not on the manifest yet: their output."""
-    found = manifest.read(run_dir, name)
-    if found is not None:
-        return found
-    output = run_dir / stages.stage(name).output
-    if not output.exists():
-        return None
-    if name.startswith("evaluate"):
-        label = "base" if name == "evaluate-base" else "adapted"
-        try:
-            return json.dumps(json.loads(output.read_text()).get(label), sort_keys=True, default=str)
-        except (ValueError, OSError):
-            return None
-    if output.is_dir():
-        files = sorted(p for p in output.rglob("*") if p.is_file())
-        return tuple((str(p), p.stat().st_mtime_ns) for p in files) or None
-    return output.stat().st_mtime_ns
+    (None: the stage has not finished)."""
+    return manifest.read(run_dir, name)
 
 
 def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -> dict:
