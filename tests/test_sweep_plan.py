@@ -48,7 +48,7 @@ def test_trial_job_sets_strategy_budget_seed_base_grid_and_worker_cpus(tmp_path)
         select={"strategy": "random", "budget": 7},
     )
     (trial,) = [t for t in plan.plan_trials(job.sweep) if t["strategy"] != plan.FULL]
-    tj = plan.build_trial_job(config.to_dict(job), trial, str(tmp_path / "t"), 100, 1, "test.yaml")
+    tj = plan.build_trial_job(JobConfig, config.to_dict(job), trial, str(tmp_path / "t"), 100, 1, "test.yaml")
     assert tj.run_dir == str(tmp_path / "t")
     assert (tj.select.strategy, tj.select.budget, tj.select.params) == ("weighted_task_diversity", 40, {"base": 2})
     assert tj.seed == 3 and tj.select.seed == 3
@@ -56,10 +56,10 @@ def test_trial_job_sets_strategy_budget_seed_base_grid_and_worker_cpus(tmp_path)
     assert tj.evaluate.use_ray is False  # evaluation runs inside the trial's own CPU
     data = config.to_dict(job)
     data["model"]["device"] = "cuda"
-    gj = plan.build_trial_job(data, trial, str(tmp_path / "g"), 100, 1, "test.yaml")
+    gj = plan.build_trial_job(JobConfig, data, trial, str(tmp_path / "g"), 100, 1, "test.yaml")
     assert gj.evaluate.use_ray is True  # on GPU: Ray Data's GPU actors, not the trial's CPU
     full = [t for t in plan.plan_trials(job.sweep) if t["strategy"] == plan.FULL][0]
-    fj = plan.build_trial_job(config.to_dict(job), full, str(tmp_path / "f"), 100, 1, "test.yaml")
+    fj = plan.build_trial_job(JobConfig, config.to_dict(job), full, str(tmp_path / "f"), 100, 1, "test.yaml")
     assert (fj.select.strategy, fj.select.budget, fj.select.allow_full_pool) == ("random", 100, True)
 
 
@@ -127,7 +127,7 @@ def test_trial_threads_use_the_whole_reservation_and_grid_worker_counts_size_the
     job = job_with({"strategies": ["random"], "budgets": [5], "grid": {"train.num_workers": [1, 2]},
                     "trial_cpus": 1, "worker_cpus": 1}, train={"batch_size": 4})
     trials = [t for t in plan.plan_trials(job.sweep) if t["strategy"] != plan.FULL]
-    jobs = {t["grid"]["train.num_workers"]: plan.build_trial_job(config.to_dict(job), t, str(tmp_path / t["name"]), 100, 1, "x")
+    jobs = {t["grid"]["train.num_workers"]: plan.build_trial_job(JobConfig, config.to_dict(job), t, str(tmp_path / t["name"]), 100, 1, "x")
             for t in trials}
     one, two = jobs[1], jobs[2]
     # one worker: it may use the waiting trial's CPU too; the evaluation after it, both

@@ -42,11 +42,10 @@ def source_inputs(cfg) -> dict:
     """The local files the pool is read from (the manifest digests them, so an edited source
     rebuilds the pool). Built-in pools are named by their settings; URIs and hub datasets
     cannot be digested here and are named by pool.source alone."""
-    from labelwise.job import is_uri
     from labelwise.pool.readers import expand
 
     src = cfg.source
-    if src.startswith(("builtin:", "hf:")) or is_uri(src):
+    if src.startswith(("builtin:", "hf:")) or "://" in src:
         return {}
     return {"pool.source": Path(expand(src))}
 

@@ -62,7 +62,7 @@ def validate_trials(job, trials: list[dict]) -> list:
     from labelwise.sweep.plan import build_trial_job
 
     data = config.to_dict(job)
-    return [build_trial_job(data, t, "/tmp/labelwise-check", 1, job.sweep.worker_cpus, "sweep") for t in trials]
+    return [build_trial_job(type(job), data, t, "/tmp/labelwise-check", 1, job.sweep.worker_cpus, "sweep") for t in trials]
 
 
 def prepare(job, log=print) -> int:
@@ -256,6 +256,7 @@ def _run_tuner(job, pending, sweep_dir: Path, pool_size: int, n_parallel: int, p
         pool_size=pool_size,
         worker_cpus=job.sweep.worker_cpus,
         service=service,
+        job_cls=type(job),
     )
     resources = {"cpu": job.sweep.trial_cpus}
     if job.sweep.trial_gpus:

@@ -123,7 +123,7 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
 
 
 def tune_trainable(config: dict, job_data: dict, sweep_dir: str, cwd: str, pool_size: int,
-                   worker_cpus: int, service=None) -> None:
+                   worker_cpus: int, service=None, job_cls=None) -> None:
     """Tune function trainable: one trial, reported once as a flat row."""
     from ray import tune
 
@@ -133,6 +133,6 @@ def tune_trainable(config: dict, job_data: dict, sweep_dir: str, cwd: str, pool_
         os.chdir(cwd)  # relative paths in the job (models, data) mean what they meant to the driver
     trial = config["trial"]
     trial_dir = Path(sweep_dir) / TRIALS / trial["name"]
-    job = build_trial_job(job_data, trial, str(trial_dir), pool_size, worker_cpus, "sweep")
+    job = build_trial_job(job_cls, job_data, trial, str(trial_dir), pool_size, worker_cpus, "sweep")
     row = run_trial(job, trial, sweep_dir, service=service)
     tune.report({k: v for k, v in row.items() if v is not None})
