@@ -105,22 +105,36 @@ def test_gpu_trials_are_limited_by_gpus():
     assert concurrency(job, 64, cluster_gpus=4, use_gpu=True) == 2
 
 
-def test_rerun_with_other_settings_is_refused_naming_them(tmp_path):
-    from labelwise.sweep.stage import PLAN, check_same_settings
+def test_a_trial_is_finished_only_while_its_manifest_matches(tmp_path):
+    from labelwise import runio
+    from labelwise.sweep import trial_manifest
 
     job = job_with({"strategies": ["random"], "budgets": [5]})
-    settings = config.to_dict(job)
-    check_same_settings(tmp_path, settings)  # a new folder: fine
-    (tmp_path / PLAN).write_text(json.dumps({"trials": [], "config": settings}))
-    check_same_settings(tmp_path, settings)  # the same settings: fine
-    moved = json.loads(json.dumps(settings))
-    moved["ray"]["num_cpus"] = 7  # where Ray runs does not change results
-    moved["sweep"]["budgets"] = [5, 10]  # new grid points are new trials
-    check_same_settings(tmp_path, moved)
-    changed = json.loads(json.dumps(settings))
-    changed["train"]["epochs"] = settings["train"]["epochs"] + 1
-    with pytest.raises(ValueError, match=r"train\.epochs: \d+ -> \d+"):
-        check_same_settings(tmp_path, changed)
+    trial = plan.plan_trials(job.sweep)[0]
+    sweep, trial_dir = tmp_path / "sweep", tmp_path / "sweep" / "trials" / trial["name"]
+
+    def trial_job(**train):
+        data = config.to_dict(job)
+        data["train"] = {**data["train"], **train}
+        return plan.build_trial_job(JobConfig, data, trial, str(trial_dir), 100, 1, "test.yaml")
+
+    trial_dir.mkdir(parents=True)
+    runio.write_jsonl(trial_dir / runio.LABELED, [{"id": "a", "task": "t", "prompt": "p", "response": "r"}])
+    runio.write_json(trial_dir / "metrics_adapted.json", {"heldout": {"nll_macro": 2.0}})
+    runio.write_json(sweep / "metrics_base.json", {"heldout": {"nll_macro": 3.0}})
+    assert trial_manifest.finished(trial_job(), sweep) is None  # no manifest yet
+    trial_manifest.commit(trial_job(), sweep, {"trial": trial["name"], "status": "ok"})
+    assert trial_manifest.finished(trial_job(), sweep) == {"trial": trial["name"], "status": "ok"}
+    moved = trial_job()
+    moved.ray.num_cpus = 7  # where Ray runs does not change results
+    assert trial_manifest.finished(moved, sweep) is not None
+    epochs = job.train.epochs + 1
+    assert trial_manifest.why_not_finished(trial_job(epochs=epochs), sweep) == (
+        f"setting train.epochs changed ({job.train.epochs} -> {epochs})")
+    runio.write_json(sweep / "metrics_base.json", {"heldout": {"nll_macro": 3.5}})
+    assert trial_manifest.why_not_finished(trial_job(), sweep) == "input sweep/metrics_base.json changed"
+    trial_manifest.discard(trial_dir)
+    assert not (trial_dir / trial_manifest.RESULT).exists()
 
 
 def test_trial_threads_use_the_whole_reservation_and_grid_worker_counts_size_the_trials(tmp_path):

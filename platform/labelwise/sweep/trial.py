@@ -2,7 +2,8 @@
 
 :func:`run_trial` is plain Python over a JobConfig (testable without Tune);
 :func:`tune_trainable` is the Tune function trainable around it. A trial whose folder holds
-``trial_result.json`` is finished: it is returned as it is, never redone.
+``trial_result.json`` committed with a matching manifest (sweep/trial_manifest.py) is
+finished: it is returned as it is, never redone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from labelwise import runio
 
-RESULT = "trial_result.json"
+from labelwise.sweep.trial_manifest import RESULT
 # what every trial shares with the sweep folder (computed once, before the trials)
 SHARED = (runio.POOL, runio.TEST, runio.POOL_META, runio.SCORES, "score_summary.json")
 
@@ -79,11 +80,12 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
     from labelwise.evaluation.stage import evaluate
     from labelwise.report.run_report import flatten_metrics
     from labelwise.selection.stage import select
+    from labelwise.sweep import trial_manifest
     from labelwise.training.stage import train
 
     sweep_dir = Path(sweep_dir)
     trial_dir = Path(job.run_dir)
-    done = read_result(trial_dir)
+    done = trial_manifest.finished(job, sweep_dir)
     if done is not None:
         return done
     link_shared(sweep_dir, trial_dir)
@@ -118,7 +120,7 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
         **metrics,
         **base_model_metrics(sweep_dir),
     }
-    runio.write_json(trial_dir / RESULT, row)
+    trial_manifest.commit(job, sweep_dir, row)
     return row
 
 
