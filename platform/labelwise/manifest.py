@@ -36,8 +36,8 @@ import signal
 import time
 from pathlib import Path
 
-MANIFESTS = ".manifests"
-STAGING = ".staging"
+from labelwise.contracts import MANIFESTS, STAGING
+
 COMMIT = ".commit.json"
 SMALL_FILE = 8 * 2**20
 SAMPLE = 2**20

@@ -18,9 +18,9 @@ import time
 import traceback
 from pathlib import Path
 
-from labelwise import manifest, runio, stages
+from labelwise import contracts, manifest, runio, stages
 
-SUMMARY = "summary.json"
+SUMMARY = contracts.RUN_SUMMARY
 
 STAGE_NAMES = stages.NAMES
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from labelwise import runio
+from labelwise import contracts, runio
 from labelwise.annotate.answers import export_for_annotation, read_answers
 from labelwise.annotate.merge import AnnotationError, gold_answers, listing, merge_answers
 
@@ -32,29 +32,13 @@ def add_arguments(parser) -> None:
 
 
 def read_selected(run_dir: Path) -> list[dict]:
-    path = run_dir / runio.TO_ANNOTATE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run `labelwise select` first")
-    rows = runio.read_jsonl(path)
-    for i, row in enumerate(rows, 1):
-        missing = [k for k in ("id", "task", "prompt") if k not in row]
-        if missing:
-            raise ValueError(f"{path}: record {i} lacks {', '.join(missing)}")
-        row["id"] = str(row["id"])
-    return rows
+    return contracts.read_to_annotate(run_dir / runio.TO_ANNOTATE)
 
 
 def read_labeled(run_dir: Path) -> list[dict]:
+    """The answers collected so far (none before the first merge)."""
     path = run_dir / runio.LABELED
-    if not path.exists():
-        return []
-    rows = runio.read_jsonl(path)
-    for i, row in enumerate(rows, 1):
-        missing = [k for k in ("id", "task", "prompt", "response") if k not in row]
-        if missing:
-            raise ValueError(f"{path}: record {i} lacks {', '.join(missing)}")
-        row["id"] = str(row["id"])
-    return rows
+    return contracts.read_labeled(path) if path.exists() else []
 
 
 def read_gold(run_dir: Path) -> dict[str, str]:

@@ -13,13 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from labelwise.runio import METRICS, write_json
-
-CACHE = "eval_cache"
-
-
-def label_file(label: str) -> str:
-    return f"metrics_{label}.json"
+from labelwise.contracts import EVAL_CACHE as CACHE
+from labelwise.contracts import METRICS
+from labelwise.contracts import metrics_file as label_file
+from labelwise.runio import write_json
 
 
 def read(path: Path) -> dict:

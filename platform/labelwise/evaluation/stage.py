@@ -106,7 +106,7 @@ def evaluate(job, adapter=None, label: str | None = None, log=_stderr) -> dict:
     if adapter:
         inputs["adapter"] = Path(adapter)
     if "heldout" in benches:
-        inputs["test.parquet"] = run / "test.parquet"
+        inputs[runio.TEST] = run / runio.TEST
     if "winrate" in benches and job.evaluate.winrate.reference not in ("dataset", "base"):
         inputs["winrate.reference"] = resolve(job.evaluate.winrate.reference)
     inputs = {k: v for k, v in inputs.items() if isinstance(v, Path)}  # hub names: in the protocol

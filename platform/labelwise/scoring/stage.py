@@ -29,9 +29,10 @@ import sys
 import time
 from pathlib import Path
 
+from labelwise.contracts import SCORE_SUMMARY as SUMMARY
+
 log = logging.getLogger(__name__)
 
-SUMMARY = "score_summary.json"
 # Flush a shard when this many results are buffered or this many seconds passed.
 SHARD_ROWS = 256
 SHARD_SECONDS = 20.0

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from labelwise import runio
 
-SELECTION_JSON = "selection.json"
-ALLOCATION_PNG = "allocation.png"
+from labelwise.contracts import ALLOCATION_PNG, SELECTION_JSON  # noqa: F401  (stage.py reads them here)
 
 
 def annotate_rows(selection, pool_path: str | Path) -> list[dict]:

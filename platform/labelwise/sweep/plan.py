@@ -10,8 +10,9 @@ from __future__ import annotations
 import itertools
 import re
 
+from labelwise.contracts import TRIALS  # noqa: F401  (sweep.plan.TRIALS, as before)
+
 FULL = "full"
-TRIALS = "trials"
 WTD = "weighted_task_diversity"
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from labelwise import runio
 
-RESULTS = "results.csv"
-PLAN = "sweep_plan.json"
+from labelwise.contracts import RESULTS  # noqa: F401  (sweep.stage.RESULTS, as before)
+from labelwise.contracts import SWEEP_PLAN as PLAN
 
 
 def add_arguments(parser) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from labelwise import manifest, runio
+from labelwise import contracts, manifest, runio
 
 STAGE = "trial"
-RESULT = "trial_result.json"
+RESULT = contracts.TRIAL_RESULT
 
 
 def inputs(trial_dir: Path, sweep_dir: Path) -> dict:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from labelwise import runio
 
-TRAIN_LOG = "train_log.csv"
-LOSS_PNG = "loss.png"
-SUMMARY = "train_summary.json"
+from labelwise.contracts import LOSS_PNG, TRAIN_LOG  # noqa: F401  (stage.py reads them here)
+from labelwise.contracts import TRAIN_SUMMARY as SUMMARY
 LOG_COLUMNS = ["step", "epoch", "loss", "lr", "examples", "tokens", "response_tokens", "seconds"]
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
 
