@@ -36,6 +36,20 @@ def quiet(*_):
     pass
 
 
+def fails(monkeypatch, spec: str, call) -> bool:
+    """Run ``call()`` with LABELWISE_FAULT=spec: True when it failed at that write point,
+    False when it finished (the point is past the stage's last write)."""
+    monkeypatch.setenv(manifest.FAULT_ENV, spec)
+    try:
+        call()
+        return False
+    except manifest.InjectedFault:
+        return True
+    finally:
+        monkeypatch.delenv(manifest.FAULT_ENV)
+        manifest.reset_fault()
+
+
 # ------------------------------------------------------------------ the manifest itself
 
 
@@ -93,15 +107,8 @@ def test_toy_stage_is_one_set_after_a_failure_at_any_write_point(tmp_path, monke
         (run / "in.txt").write_text("input")
         run_toy(run, {"k": 1}, "old")
         (run / ".a.txt.tmp-deadbeef").write_text("a killed write")
-        monkeypatch.setenv(manifest.FAULT_ENV, f"toy:{n}")
-        try:
-            run_toy(run, {"k": 2}, "new")
+        if not fails(monkeypatch, f"toy:{n}", lambda: run_toy(run, {"k": 2}, "new")):
             break  # past the last write point
-        except manifest.InjectedFault:
-            pass
-        finally:
-            monkeypatch.delenv(manifest.FAULT_ENV)
-            manifest.reset_fault()
         manifest.recover(run, "toy", ["a.txt", "b"])
         texts = ((run / "a.txt").read_text(), (run / "b" / "x.txt").read_text())
         assert texts in [("old", "oldold"), ("new", "newnew")], n
@@ -158,16 +165,8 @@ def test_pool_killed_at_every_write_point_reruns_to_one_consistent_set(tmp_path,
         for rerun_with, seed in (("A", 0), ("B", 1)):
             run = tmp_path / f"n{n}{rerun_with}"
             stage.build_pool(pool_job(run, seed=0), log=quiet)
-            monkeypatch.setenv(manifest.FAULT_ENV, f"pool:{n}")
-            try:
-                stage.build_pool(pool_job(run, seed=1), log=quiet)  # another config, failing at point n
-                finished = True
-            except manifest.InjectedFault:
-                pass
-            finally:
-                monkeypatch.delenv(manifest.FAULT_ENV)
-                manifest.reset_fault()
-            manifest.reset_fault()
+            # another config, failing at point n
+            finished = not fails(monkeypatch, f"pool:{n}", lambda: stage.build_pool(pool_job(run, seed=1), log=quiet))
             manifest.recover(run, "pool", stage.outputs())
             assert pool_set(run) in (pool_refs["A"], pool_refs["B"]), n  # the old set or the new one
             said = []
@@ -294,16 +293,7 @@ def test_select_killed_at_every_write_point_reruns_to_one_request(tmp_path, monk
             run = tmp_path / f"n{n}{rerun_with}"
             write_scored_pool(run)
             select(select_job(run, "A"), log=quiet)
-            monkeypatch.setenv(manifest.FAULT_ENV, f"select:{n}")
-            try:
-                select(select_job(run, "B"), log=quiet)
-                finished = True
-            except manifest.InjectedFault:
-                pass
-            finally:
-                monkeypatch.delenv(manifest.FAULT_ENV)
-                manifest.reset_fault()
-            manifest.reset_fault()
+            finished = not fails(monkeypatch, f"select:{n}", lambda: select(select_job(run, "B"), log=quiet))
             manifest.recover(run, "select", outputs())
             assert selection_set(run) in (selection_refs["A"], selection_refs["B"]), n
             select(select_job(run, rerun_with), log=quiet)
@@ -377,15 +367,9 @@ def test_score_failed_at_every_write_point_reruns_to_one_setting(tmp_path, tiny_
     calls = []
     monkeypatch.setattr(stage, "score_pending", lambda *a: calls.append(1) or {})  # the shard cache holds both
     for n in range(1, 20):
-        monkeypatch.setenv(manifest.FAULT_ENV, f"score:{n}")
-        try:
-            stage.score_pool(score_job(run, tiny_model_dir, max_new_tokens=4), log=quiet)
-            break
-        except manifest.InjectedFault:
-            pass
-        finally:
-            monkeypatch.delenv(manifest.FAULT_ENV)
-            manifest.reset_fault()
+        other = score_job(run, tiny_model_dir, max_new_tokens=4)
+        if not fails(monkeypatch, f"score:{n}", lambda: stage.score_pool(other, log=quiet)):
+            break  # past the last write point
         manifest.recover(run, "score", stage.outputs())
         on_disk = scores_set(run)
         assert on_disk[runio.SCORES] in (refs[2][runio.SCORES], refs[4][runio.SCORES]), n
@@ -464,15 +448,8 @@ def test_annotate_failed_at_every_write_point_keeps_one_labeled_set(tmp_path, mo
     for n in range(1, 20):
         job, answers = annotate_run(tmp_path / f"n{n}")
         annotate(job, answers=answers["A"], log=quiet)
-        monkeypatch.setenv(manifest.FAULT_ENV, f"annotate:{n}")
-        try:
-            annotate(job, answers=answers["B"], log=quiet)
-            break
-        except manifest.InjectedFault:
-            pass
-        finally:
-            monkeypatch.delenv(manifest.FAULT_ENV)
-            manifest.reset_fault()
+        if not fails(monkeypatch, f"annotate:{n}", lambda: annotate(job, answers=answers["B"], log=quiet)):
+            break  # past the last write point
         manifest.recover(job.run_dir, "annotate", [runio.LABELED])
         ids = [r["id"] for r in runio.read_jsonl(job.run_path / runio.LABELED)]
         assert ids in ([f"id{i}" for i in range(3)], [f"id{i}" for i in range(6)]), n
@@ -522,15 +499,8 @@ def test_train_failed_at_every_write_point_keeps_one_adapter_with_its_summary(tm
         run.mkdir()
         runio.write_jsonl(run / runio.LABELED, [{"id": "a", "task": "t", "prompt": "p", "response": "r"}])
         stage.train(job(run, 0.001), log=quiet)
-        monkeypatch.setenv(manifest.FAULT_ENV, f"train:{n}")
-        try:
-            stage.train(job(run, 0.002), log=quiet)
-            break
-        except manifest.InjectedFault:
-            pass
-        finally:
-            monkeypatch.delenv(manifest.FAULT_ENV)
-            manifest.reset_fault()
+        if not fails(monkeypatch, f"train:{n}", lambda: stage.train(job(run, 0.002), log=quiet)):
+            break  # past the last write point
         manifest.recover(run, "train", stage.outputs())
         assert tags(run) in ("lr=0.001", "lr=0.002"), n
         stage.train(job(run, 0.001), log=quiet)
@@ -570,15 +540,9 @@ def test_evaluate_failed_at_every_write_point_keeps_metrics_of_one_adapter(tmp_p
         adapter(run, "A")
         stage.evaluate(job, adapter=run / runio.ADAPTER, label="adapted", log=quiet)
         adapter(run, "B")  # trained again
-        monkeypatch.setenv(manifest.FAULT_ENV, f"evaluate-adapted:{n}")
-        try:
-            stage.evaluate(job, adapter=run / runio.ADAPTER, label="adapted", log=quiet)
-            break
-        except manifest.InjectedFault:
-            pass
-        finally:
-            monkeypatch.delenv(manifest.FAULT_ENV)
-            manifest.reset_fault()
+        again = lambda: stage.evaluate(job, adapter=run / runio.ADAPTER, label="adapted", log=quiet)  # noqa: E731
+        if not fails(monkeypatch, f"evaluate-adapted:{n}", again):
+            break  # past the last write point
         manifest.recover(run, "evaluate-adapted", [label_file("adapted")])
         assert metrics(run, label_file("adapted")) in ("A", "B"), n
         got = stage.evaluate(job, adapter=run / runio.ADAPTER, label="adapted", log=quiet)

@@ -24,6 +24,8 @@ SUMMARY = contracts.RUN_SUMMARY
 
 STAGE_NAMES = stages.NAMES
 
+HELP = "run every stage in order; a rerun resumes where the last one stopped"  # the command's one-line help
+
 
 def add_arguments(parser) -> None:
     parser.add_argument(

@@ -16,36 +16,26 @@ from labelwise import runio
 @dataclasses.dataclass(frozen=True)
 class Stage:
     name: str  # in `labelwise run`'s table, `--until`, and .manifests/<name>.json
-    command: str  # the CLI subcommand that runs this stage alone
-    module: str  # the stage module: main(job, args), add_arguments(parser)
+    module: str  # the stage module: main(job, args), add_arguments(parser), HELP
     function: str  # the library entry point `labelwise run` calls
     output: str  # the main output in the run folder
-    help: str  # the command's one-line help
+
+    @property
+    def command(self) -> str:
+        """The CLI subcommand that runs this stage alone."""
+        return self.name.split("-")[0]
 
 
 STAGES = [
-    Stage("pool", "pool", "labelwise.pool.stage", "build_pool", runio.POOL,
-          "build pool.parquet and the held-out test split; print a summary"),
-    Stage("score", "score", "labelwise.scoring.stage", "score_pool", runio.SCORES,
-          "score every pool prompt with the base model on Ray Data (cached, resumable)"),
-    Stage("select", "select", "labelwise.selection.stage", "select", runio.SELECTION,
-          "choose the prompts to annotate with a selector (WTD, TD or a baseline)"),
-    Stage("annotate", "annotate", "labelwise.annotate.stage", "annotate", runio.LABELED,
-          "merge annotators' answers (or the pool's gold answers) into labeled.jsonl"),
-    Stage("train", "train", "labelwise.training.stage", "train", runio.ADAPTER,
-          "LoRA-finetune the base model on labeled.jsonl with Ray Train"),
-    Stage("evaluate-base", "evaluate", "labelwise.evaluation.stage", "evaluate", runio.METRICS,
-          "evaluate the base or adapted model (held-out tasks, MMLU, BBH, win rate)"),
-    Stage("evaluate-adapted", "evaluate", "labelwise.evaluation.stage", "evaluate", runio.METRICS,
-          "evaluate the base or adapted model (held-out tasks, MMLU, BBH, win rate)"),
+    Stage("pool", "labelwise.pool.stage", "build_pool", runio.POOL),
+    Stage("score", "labelwise.scoring.stage", "score_pool", runio.SCORES),
+    Stage("select", "labelwise.selection.stage", "select", runio.SELECTION),
+    Stage("annotate", "labelwise.annotate.stage", "annotate", runio.LABELED),
+    Stage("train", "labelwise.training.stage", "train", runio.ADAPTER),
+    *[Stage(f"evaluate-{label}", "labelwise.evaluation.stage", "evaluate", runio.METRICS) for label in ("base", "adapted")],
 ]
 NAMES = [s.name for s in STAGES]
-
-# CLI commands beyond the single stages: (command, module, help)
-RUNS = [
-    ("run", "labelwise.pipeline", "run every stage in order; a rerun resumes where the last one stopped"),
-    ("sweep", "labelwise.sweep.stage", "Ray Tune sweep over selectors, budgets, base allocations and seeds"),
-]
+RUNS = [("run", "labelwise.pipeline"), ("sweep", "labelwise.sweep.stage")]  # commands beyond single stages
 
 
 def stage(name: str) -> Stage:
@@ -53,8 +43,9 @@ def stage(name: str) -> Stage:
 
 
 def commands() -> list[tuple[str, str, str]]:
-    """(command, module, help) for every stage command, in pipeline order, then run and sweep."""
-    seen: dict[str, tuple[str, str, str]] = {}
-    for s in STAGES:
-        seen.setdefault(s.command, (s.command, s.module, s.help))
-    return list(seen.values()) + RUNS
+    """(command, module, one-line help: the module's HELP) for every stage command, in
+    pipeline order, then run and sweep. Imports the modules (the CLI needs their options)."""
+    import importlib
+
+    found = {s.command: s.module for s in STAGES}
+    return [(c, m, importlib.import_module(m).HELP) for c, m in [*found.items(), *RUNS]]

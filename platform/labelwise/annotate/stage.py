@@ -22,6 +22,8 @@ from labelwise import contracts, runio
 from labelwise.annotate.answers import export_for_annotation, read_answers
 from labelwise.annotate.merge import AnnotationError, gold_answers, listing, merge_answers
 
+HELP = "merge annotators' answers (or the pool's gold answers) into labeled.jsonl"  # the command's one-line help
+
 
 def add_arguments(parser) -> None:
     mode = parser.add_mutually_exclusive_group()

@@ -54,8 +54,12 @@ def store(run_dir: Path, label: str, benchmark: str, result: dict) -> None:
 
 
 def gather(run_dir: Path) -> dict:
-    """Rewrite metrics.json from every metrics_<label>.json; returns it."""
+    """Rewrite metrics.json from every metrics_<label>.json; returns it. Under a file lock, so
+    that two evaluations of one run folder finishing together cannot drop each other's label."""
+    from filelock import FileLock
+
     run_dir = Path(run_dir)
-    data = {p.stem.removeprefix("metrics_"): read(p) for p in sorted(run_dir.glob(label_file("*")))}
-    write_json(run_dir / METRICS, data)
+    with FileLock(str(run_dir / METRICS) + ".lock"):
+        data = {p.stem.removeprefix("metrics_"): read(p) for p in sorted(run_dir.glob(label_file("*")))}
+        write_json(run_dir / METRICS, data)
     return data

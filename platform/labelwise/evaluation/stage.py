@@ -29,6 +29,8 @@ HEADLINE = {
     "winrate": ("win_rate", "lc_win_rate"),
 }
 
+HELP = "evaluate the base or adapted model (held-out tasks, MMLU, BBH, win rate)"  # the command's one-line help
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", metavar="PATH", help="evaluate this LoRA adapter folder (label: adapted)")

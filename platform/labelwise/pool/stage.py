@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+HELP = "build pool.parquet and the held-out test split; print a summary"  # the command's one-line help
+
 
 def load_records(cfg, log=print):
     """(records iterator, source info) for any pool.source."""

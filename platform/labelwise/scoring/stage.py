@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 SHARD_ROWS = 256
 SHARD_SECONDS = 20.0
 
+HELP = "score every pool prompt with the base model on Ray Data (cached, resumable)"  # the command's one-line help
+
 
 def add_arguments(parser) -> None:
     parser.add_argument(

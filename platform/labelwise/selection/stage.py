@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+HELP = "choose the prompts to annotate with a selector (WTD, TD or a baseline)"  # the command's one-line help
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--force", action="store_true", help="select again even if the same selection is already there")

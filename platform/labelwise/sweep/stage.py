@@ -30,6 +30,8 @@ from labelwise import runio
 from labelwise.contracts import RESULTS  # noqa: F401  (sweep.stage.RESULTS, as before)
 from labelwise.contracts import SWEEP_PLAN as PLAN
 
+HELP = "Ray Tune sweep over selectors, budgets, base allocations and seeds"  # the command's one-line help
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the trials and the resources, run nothing")

@@ -30,6 +30,8 @@ from labelwise.training.outputs import LOSS_PNG, SUMMARY, TRAIN_LOG
 # train.* keys that do not change what is learned (where and how robustly it runs)
 NOT_IN_FINGERPRINT = ("name", "max_failures", "cpus_per_worker", "threads")
 
+HELP = "LoRA-finetune the base model on labeled.jsonl with Ray Train"  # the command's one-line help
+
 
 def run_name(job, labeled: Path) -> str:
     """A name that changes whenever the model, the data, the settings or the seed change.
