@@ -549,3 +549,65 @@ def test_evaluate_failed_at_every_write_point_keeps_metrics_of_one_adapter(tmp_p
         assert got["heldout"]["adapter"] == "B" and metrics(run, runio.METRICS) == "B"
         assert metrics(run, label_file("adapted")) == "B"
     assert n == 6  # the staged write, the commit point, the old manifest, the move, the manifest
+
+
+def test_annotate_sigkill_after_the_move_then_rerun(tmp_path):
+    """`labelwise annotate --answers B` SIGKILLed after labeled.jsonl is moved into place but
+    before its manifest: the rerun finishes the commit and keeps B's labels."""
+    job, answers = annotate_run(tmp_path)
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(f"run_dir: {job.run_dir}\nannotate: {{simulate: false, allow_partial: true}}\n")
+    cmd = [sys.executable, "-m", "labelwise.cli", "annotate", str(cfg), "--answers"]
+    assert subprocess.run(cmd + [str(answers["A"])], env=cli_env(), capture_output=True).returncode == 0
+    killed = subprocess.run(cmd + [str(answers["B"])], env=cli_env(LABELWISE_FAULT="annotate:4:kill"),
+                            capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    again = subprocess.run(cmd + [str(answers["B"])], env=cli_env(), capture_output=True, text=True)
+    assert again.returncode == 0 and "[annotate] kept" in again.stderr, again.stderr
+    assert len(runio.read_jsonl(job.run_path / runio.LABELED)) == 6
+
+
+def test_evaluate_sigkill_then_rerun_gives_metrics_of_the_adapter_on_disk(tmp_path, tiny_model_dir):
+    """`labelwise evaluate --adapter` SIGKILLed at its staged write after the adapter changed;
+    the rerun evaluates the adapter on disk, and metrics.json agrees with metrics_adapted.json."""
+    import shutil
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from labelwise.evaluation.metrics_file import label_file
+
+    run = tmp_path / "run"
+    run.mkdir()
+    runio.write_parquet(run / runio.TEST, pd.DataFrame(
+        {"id": ["a", "b"], "task": ["t", "u"], "prompt": ["Say yes.", "Say no."], "response": ["yes", "no"], "source": "s"}))
+    adapters = {}
+    for seed in (1, 2):
+        import torch
+
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        lora = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
+        get_peft_model(model, lora).save_pretrained(tmp_path / f"adapter{seed}")
+        adapters[seed] = tmp_path / f"adapter{seed}"
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(f"run_dir: {run}\nmodel: {{name: {tiny_model_dir}}}\n"
+                   "evaluate: {benchmarks: [heldout], use_ray: false, heldout: {max_new_tokens: 2}}\n")
+    cmd = [sys.executable, "-m", "labelwise.cli", "evaluate", str(cfg), "--adapter", str(run / runio.ADAPTER)]
+
+    def nll(name):
+        entry = json.loads((run / name).read_text())
+        return (entry["adapted"] if name == runio.METRICS else entry)["heldout"]["nll_macro"]
+
+    shutil.copytree(adapters[1], run / runio.ADAPTER)
+    assert subprocess.run(cmd, env=cli_env(), capture_output=True).returncode == 0
+    first = nll(label_file("adapted"))
+    shutil.rmtree(run / runio.ADAPTER)
+    shutil.copytree(adapters[2], run / runio.ADAPTER)  # trained again
+    killed = subprocess.run(cmd, env=cli_env(LABELWISE_FAULT="evaluate-adapted:1:kill"), capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    assert nll(label_file("adapted")) == first  # the old complete set, until the new one commits
+    again = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "input adapter changed" in again.stderr and "reused" in again.stderr  # the finished benchmark is not redone
+    assert nll(label_file("adapted")) == nll(runio.METRICS) != first

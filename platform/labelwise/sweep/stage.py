@@ -27,7 +27,7 @@ from pathlib import Path
 
 from labelwise import runio
 
-from labelwise.contracts import RESULTS  # noqa: F401  (sweep.stage.RESULTS, as before)
+from labelwise.contracts import RESULTS
 from labelwise.contracts import SWEEP_PLAN as PLAN
 
 HELP = "Ray Tune sweep over selectors, budgets, base allocations and seeds"  # the command's one-line help
