@@ -213,7 +213,7 @@ def _finish(run_dir: Path, stage: str) -> None:
             _remove(dst)
     runio.write_json(manifest_path(run_dir, stage), record)
     fault(stage)
-    shutil.rmtree(staged, ignore_errors=True)
+    _drop_staging(staged)
 
 
 def recover(run_dir: str | Path, stage: str, outputs: list[str] = ()) -> None:
@@ -224,11 +224,20 @@ def recover(run_dir: str | Path, stage: str, outputs: list[str] = ()) -> None:
     if (staged / COMMIT).exists():
         _finish(run_dir, stage)
     elif staged.exists():
-        shutil.rmtree(staged, ignore_errors=True)
+        _drop_staging(staged)
     for name in [*outputs, f"{MANIFESTS}/{stage}.json"]:
         target = run_dir / name
         for tmp in target.parent.glob(f".{target.name}.tmp-*"):
             _remove(tmp)
+
+
+def _drop_staging(staged: Path) -> None:
+    """Remove a stage's staging folder, and .staging itself once no stage uses it."""
+    shutil.rmtree(staged, ignore_errors=True)
+    try:
+        staged.parent.rmdir()
+    except OSError:  # another stage's staging folder is there
+        pass
 
 
 def _remove(path: Path) -> None:
