@@ -53,6 +53,7 @@ def metrics_file(label: str) -> str:
 # run and sweep
 RUN_SUMMARY = "summary.json"
 RESULTS = "results.csv"
+FULL = "full"  # results.csv: the strategy of the full-pool reference trials
 SWEEP_PLAN = "sweep_plan.json"
 TRIALS = "trials"
 TRIAL_RESULT = "trial_result.json"

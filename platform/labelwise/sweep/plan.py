@@ -10,9 +10,8 @@ from __future__ import annotations
 import itertools
 import re
 
-from labelwise.contracts import TRIALS  # noqa: F401  (sweep.plan.TRIALS, as before)
+from labelwise.contracts import FULL, TRIALS  # noqa: F401  (sweep.plan.TRIALS, as before)
 
-FULL = "full"
 WTD = "weighted_task_diversity"
 
 
