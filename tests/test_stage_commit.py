@@ -366,6 +366,8 @@ def test_score_failed_at_every_write_point_reruns_to_one_setting(tmp_path, tiny_
         refs[tokens] = scores_set(run)
     calls = []
     monkeypatch.setattr(stage, "score_pending", lambda *a: calls.append(1) or {})  # the shard cache holds both
+    killed = next((run / runio.SCORE_SHARDS).iterdir()) / ".part-x.parquet.tmp-deadbeef"
+    killed.write_text("a shard a killed run was writing")
     for n in range(1, 20):
         other = score_job(run, tiny_model_dir, max_new_tokens=4)
         if not fails(monkeypatch, f"score:{n}", lambda: stage.score_pool(other, log=quiet)):
@@ -377,6 +379,7 @@ def test_score_failed_at_every_write_point_reruns_to_one_setting(tmp_path, tiny_
         assert scores_set(run)[runio.SCORES] == refs[2][runio.SCORES]
         assert not list(run.rglob(".*.tmp-*")) and not (run / manifest.STAGING / "score").exists()
     assert n == 8 and calls == []  # 2 staged writes, the commit point, the old manifest, 2 moves, the manifest
+    assert not killed.exists()
 
 
 def test_a_changed_model_file_rescores(tmp_path, tiny_model_dir):

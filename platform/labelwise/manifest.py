@@ -219,6 +219,8 @@ def _finish(run_dir: Path, stage: str) -> None:
 def recover(run_dir: str | Path, stage: str, outputs: list[str] = ()) -> None:
     """Finish a commit that a crash interrupted after its commit point, or drop the staged
     files of one interrupted before it; remove temporary files of killed writes."""
+    from labelwise import runio
+
     run_dir = Path(run_dir)
     staged = staging_dir(run_dir, stage)
     if (staged / COMMIT).exists():
@@ -227,8 +229,7 @@ def recover(run_dir: str | Path, stage: str, outputs: list[str] = ()) -> None:
         _drop_staging(staged)
     for name in [*outputs, f"{MANIFESTS}/{stage}.json"]:
         target = run_dir / name
-        for tmp in target.parent.glob(f".{target.name}.tmp-*"):
-            _remove(tmp)
+        runio.remove_tmp_files(target.parent, target.name)
 
 
 def _drop_staging(staged: Path) -> None:

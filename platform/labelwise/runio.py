@@ -47,6 +47,17 @@ def atomic_path(path: str | Path):
                 tmp.unlink()
 
 
+def remove_tmp_files(folder: str | Path, name: str = "*") -> None:
+    """Remove what killed writes of ``name`` (every file by default) left in ``folder``."""
+    import shutil
+
+    for tmp in Path(folder).glob(f".{name}.tmp-*"):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
 def write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
