@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from labelwise import runio
 from labelwise.config import ConfigError, build
 from labelwise.evaluation import bbh, heldout, metrics_file, mmlu, winrate
 from labelwise.evaluation.config import BBHConfig, EvaluateConfig, JudgeConfig, MMLUConfig
@@ -339,17 +340,18 @@ def test_pack_keeps_every_unit_once_within_limits(lengths, batch_size, max_token
         assert len(b) == 1 or len(b) * max(len(u.ids) for u in b) <= max_tokens
 
 
-def test_metrics_file_merges_labels_and_checks_protocol(tmp_path):
-    path = tmp_path / "metrics.json"
+def test_metrics_file_caches_by_protocol_and_gathers_labels(tmp_path):
     proto = {"shots": 5, "subjects": ("a", "b")}
-    metrics_file.merge(path, "base", "mmlu", {"acc": 0.3, "protocol": proto})
-    metrics_file.merge(path, "adapted", "mmlu", {"acc": 0.4, "protocol": proto})
-    metrics_file.merge(path, "base", "bbh", {"em": 0.1, "protocol": {}})
-    data = json.loads(path.read_text())
-    assert data["base"]["mmlu"]["acc"] == 0.3 and data["adapted"]["mmlu"]["acc"] == 0.4 and "bbh" in data["base"]
-    assert metrics_file.is_done(path, "base", "mmlu", proto)
-    assert not metrics_file.is_done(path, "base", "mmlu", {**proto, "shots": 0})
-    assert not metrics_file.is_done(path, "other", "mmlu", proto)
+    metrics_file.store(tmp_path, "base", "mmlu", {"acc": 0.3, "protocol": proto})
+    assert metrics_file.cached(tmp_path, "base", "mmlu", proto) == {"acc": 0.3, "protocol": {"shots": 5, "subjects": ["a", "b"]}}
+    assert metrics_file.cached(tmp_path, "base", "mmlu", {**proto, "shots": 0}) is None
+    assert metrics_file.cached(tmp_path, "other", "mmlu", proto) is None
+    runio.write_json(tmp_path / metrics_file.label_file("base"), {"mmlu": {"acc": 0.3}})
+    runio.write_json(tmp_path / metrics_file.label_file("adapted"), {"mmlu": {"acc": 0.4}})
+    data = metrics_file.gather(tmp_path)
+    assert data == {"adapted": {"mmlu": {"acc": 0.4}}, "base": {"mmlu": {"acc": 0.3}}}
+    assert json.loads((tmp_path / "metrics.json").read_text()) == data
+    path = tmp_path / "metrics.json"
     path.write_text("{broken")
     with pytest.raises(ValueError, match="metrics.json: not valid JSON"):
         metrics_file.read(path)

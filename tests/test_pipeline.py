@@ -1,7 +1,7 @@
 """labelwise run: stage order, resume after a failure, summary.json and the printed summary.
 
-The stage functions are replaced by small fakes that honour the same contract (write their
-output atomically, keep it when it exists), so these tests check the pipeline itself."""
+The stage functions are replaced by small fakes that honour the same contract (commit their
+outputs through the manifest, kept while it matches), so these tests check the pipeline itself."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from labelwise import pipeline, runio
+from labelwise import manifest, pipeline, runio, stages
 
 
 class FakeStages:
@@ -28,25 +28,29 @@ class FakeStages:
             self.fail_at = None
             raise RuntimeError(f"{name} crashed")
         run = Path(job.run_dir)
-        out = run / pipeline.STAGES[pipeline.STAGE_NAMES.index(name)][3]
+        out = run / stages.stage(name).output
         if name.startswith("evaluate"):
+            from labelwise.evaluation import metrics_file
+
             label = name.split("-")[1]
-            metrics = json.loads(out.read_text()) if out.exists() else {}
-            if label not in metrics:
-                acc = 0.25 if label == "base" else 0.5
-                metrics[label] = {"heldout": {"accuracy": acc, "protocol": {"n": 4}}}
-                runio.write_json(out, metrics)
-            return metrics[label]
-        if name == "select":
-            runio.write_text(run / runio.ALLOCATION, "task,pool_size,confidence,allocated,selected\na,4,0.5,2,2\n")
-        if name == "train":
-            runio.write_text(run / "train_log.csv", "step,epoch,loss\n1,0,2.0\n2,0,1.0\n")
-        if not out.exists():
+            acc = 0.25 if label == "base" else 0.5
+            manifest.run_stage(run, name, {}, {}, [metrics_file.label_file(label)], lambda staged: runio.write_json(
+                staged / metrics_file.label_file(label), {"heldout": {"accuracy": acc, "protocol": {"n": 4}}}),
+                log=lambda *_: None)
+            return metrics_file.gather(run)[label]
+        extra = {"select": [runio.ALLOCATION], "train": ["train_log.csv"]}.get(name, [])
+
+        def build(staged):
+            if name == "select":
+                runio.write_text(staged / runio.ALLOCATION, "task,pool_size,confidence,allocated,selected\na,4,0.5,2,2\n")
             if name == "train":
-                out.mkdir(parents=True)
-                (out / "adapter_config.json").write_text("{}")
+                runio.write_text(staged / "train_log.csv", "step,epoch,loss\n1,0,2.0\n2,0,1.0\n")
+                (staged / out.name).mkdir()
+                (staged / out.name / "adapter_config.json").write_text("{}")
             else:
-                runio.write_text(out, name)
+                runio.write_text(staged / out.name, name)
+
+        manifest.run_stage(run, name, {}, {}, [out.name, *extra], build, log=lambda *_: None)
         return out
 
 

@@ -48,7 +48,7 @@ def test_trial_job_sets_strategy_budget_seed_base_grid_and_worker_cpus(tmp_path)
         select={"strategy": "random", "budget": 7},
     )
     (trial,) = [t for t in plan.plan_trials(job.sweep) if t["strategy"] != plan.FULL]
-    tj = plan.build_trial_job(config.to_dict(job), trial, str(tmp_path / "t"), 100, 1, "test.yaml")
+    tj = plan.build_trial_job(JobConfig, config.to_dict(job), trial, str(tmp_path / "t"), 100, 1, "test.yaml")
     assert tj.run_dir == str(tmp_path / "t")
     assert (tj.select.strategy, tj.select.budget, tj.select.params) == ("weighted_task_diversity", 40, {"base": 2})
     assert tj.seed == 3 and tj.select.seed == 3
@@ -56,10 +56,10 @@ def test_trial_job_sets_strategy_budget_seed_base_grid_and_worker_cpus(tmp_path)
     assert tj.evaluate.use_ray is False  # evaluation runs inside the trial's own CPU
     data = config.to_dict(job)
     data["model"]["device"] = "cuda"
-    gj = plan.build_trial_job(data, trial, str(tmp_path / "g"), 100, 1, "test.yaml")
+    gj = plan.build_trial_job(JobConfig, data, trial, str(tmp_path / "g"), 100, 1, "test.yaml")
     assert gj.evaluate.use_ray is True  # on GPU: Ray Data's GPU actors, not the trial's CPU
     full = [t for t in plan.plan_trials(job.sweep) if t["strategy"] == plan.FULL][0]
-    fj = plan.build_trial_job(config.to_dict(job), full, str(tmp_path / "f"), 100, 1, "test.yaml")
+    fj = plan.build_trial_job(JobConfig, config.to_dict(job), full, str(tmp_path / "f"), 100, 1, "test.yaml")
     assert (fj.select.strategy, fj.select.budget, fj.select.allow_full_pool) == ("random", 100, True)
 
 
@@ -105,29 +105,43 @@ def test_gpu_trials_are_limited_by_gpus():
     assert concurrency(job, 64, cluster_gpus=4, use_gpu=True) == 2
 
 
-def test_rerun_with_other_settings_is_refused_naming_them(tmp_path):
-    from labelwise.sweep.stage import PLAN, check_same_settings
+def test_a_trial_is_finished_only_while_its_manifest_matches(tmp_path):
+    from labelwise import runio
+    from labelwise.sweep import trial_manifest
 
     job = job_with({"strategies": ["random"], "budgets": [5]})
-    settings = config.to_dict(job)
-    check_same_settings(tmp_path, settings)  # a new folder: fine
-    (tmp_path / PLAN).write_text(json.dumps({"trials": [], "config": settings}))
-    check_same_settings(tmp_path, settings)  # the same settings: fine
-    moved = json.loads(json.dumps(settings))
-    moved["ray"]["num_cpus"] = 7  # where Ray runs does not change results
-    moved["sweep"]["budgets"] = [5, 10]  # new grid points are new trials
-    check_same_settings(tmp_path, moved)
-    changed = json.loads(json.dumps(settings))
-    changed["train"]["epochs"] = settings["train"]["epochs"] + 1
-    with pytest.raises(ValueError, match=r"train\.epochs: \d+ -> \d+"):
-        check_same_settings(tmp_path, changed)
+    trial = plan.plan_trials(job.sweep)[0]
+    sweep, trial_dir = tmp_path / "sweep", tmp_path / "sweep" / "trials" / trial["name"]
+
+    def trial_job(**train):
+        data = config.to_dict(job)
+        data["train"] = {**data["train"], **train}
+        return plan.build_trial_job(JobConfig, data, trial, str(trial_dir), 100, 1, "test.yaml")
+
+    trial_dir.mkdir(parents=True)
+    runio.write_jsonl(trial_dir / runio.LABELED, [{"id": "a", "task": "t", "prompt": "p", "response": "r"}])
+    runio.write_json(trial_dir / "metrics_adapted.json", {"heldout": {"nll_macro": 2.0}})
+    runio.write_json(sweep / "metrics_base.json", {"heldout": {"nll_macro": 3.0}})
+    assert trial_manifest.finished(trial_job(), sweep) is None  # no manifest yet
+    trial_manifest.commit(trial_job(), sweep, {"trial": trial["name"], "status": "ok"})
+    assert trial_manifest.finished(trial_job(), sweep) == {"trial": trial["name"], "status": "ok"}
+    moved = trial_job()
+    moved.ray.num_cpus = 7  # where Ray runs does not change results
+    assert trial_manifest.finished(moved, sweep) is not None
+    epochs = job.train.epochs + 1
+    assert trial_manifest.why_not_finished(trial_job(epochs=epochs), sweep) == (
+        f"setting train.epochs changed ({job.train.epochs} -> {epochs})")
+    runio.write_json(sweep / "metrics_base.json", {"heldout": {"nll_macro": 3.5}})
+    assert trial_manifest.why_not_finished(trial_job(), sweep) == "input sweep/metrics_base.json changed"
+    trial_manifest.discard(trial_dir)
+    assert not (trial_dir / trial_manifest.RESULT).exists()
 
 
 def test_trial_threads_use_the_whole_reservation_and_grid_worker_counts_size_the_trials(tmp_path):
     job = job_with({"strategies": ["random"], "budgets": [5], "grid": {"train.num_workers": [1, 2]},
                     "trial_cpus": 1, "worker_cpus": 1}, train={"batch_size": 4})
     trials = [t for t in plan.plan_trials(job.sweep) if t["strategy"] != plan.FULL]
-    jobs = {t["grid"]["train.num_workers"]: plan.build_trial_job(config.to_dict(job), t, str(tmp_path / t["name"]), 100, 1, "x")
+    jobs = {t["grid"]["train.num_workers"]: plan.build_trial_job(JobConfig, config.to_dict(job), t, str(tmp_path / t["name"]), 100, 1, "x")
             for t in trials}
     one, two = jobs[1], jobs[2]
     # one worker: it may use the waiting trial's CPU too; the evaluation after it, both
@@ -150,7 +164,7 @@ def test_confidences_apply_only_to_selectors_that_take_one():
     data = plan.trial_job_data({"run_dir": "x"}, next(t for t in trials if t["name"].startswith("activeit-length")),
                                "t", 100, 1)
     assert data["select"]["params"] == {"confidence": "length_calibrated"}
-    built = plan.build_trial_job({"run_dir": "x"}, trials[1], "t", 100, 1, "test")
+    built = plan.build_trial_job(JobConfig, {"run_dir": "x"}, trials[1], "t", 100, 1, "test")
     assert built.select.params == {"base": 5, "confidence": "sequence"}
     from labelwise.sweep.trial import selector_of
 

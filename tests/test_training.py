@@ -277,22 +277,18 @@ def _would_train(monkeypatch):
     monkeypatch.setattr(labelwise.ray_start, "init_ray", refuse)
 
 
-def _fake_finished_run(job, **summary):
+def _fake_finished_run(job):
+    """A finished training of these inputs, committed the way the stage commits one."""
+    from labelwise import manifest
     from labelwise.training import stage
 
-    run = job.run_path
-    (run / "adapter").mkdir(exist_ok=True)
-    (run / "adapter" / "adapter_config.json").write_text("{}")
-    labeled = run / runio.LABELED
-    record = {
-        "fingerprint": stage.run_name(job, labeled),
-        "model": job.model.name,
-        "seed": job.seed,
-        "labeled_sha256": stage._sha256(labeled),
-        "config": config.to_dict(job.train),
-        **summary,
-    }
-    runio.write_json(run / "train_summary.json", {k: v for k, v in record.items() if v is not None})
+    def build(staged):
+        (staged / "adapter").mkdir()
+        (staged / "adapter" / "adapter_config.json").write_text("{}")
+        for name in stage.outputs()[1:]:
+            (staged / name).write_text("x")
+
+    manifest.run_stage(job.run_path, "train", stage.inputs(job), stage.settings(job), stage.outputs(), build)
 
 
 def test_finished_adapter_of_the_same_inputs_is_kept(tmp_path, tiny_model_dir, monkeypatch, capsys):
@@ -303,9 +299,6 @@ def test_finished_adapter_of_the_same_inputs_is_kept(tmp_path, tiny_model_dir, m
     _fake_finished_run(job)
     assert stage.train(job) == job.run_path / "adapter"
     assert "already trained" in capsys.readouterr().err
-    # a summary written before fingerprints were recorded: the derived run name is the same hash
-    _fake_finished_run(job, fingerprint=None, ray_run={"name": stage.run_name(job, job.run_path / runio.LABELED)})
-    assert stage.train(job) == job.run_path / "adapter"
     # settings that do not change what is learned do not make it stale
     job = make_job(tmp_path, tiny_model_dir, synthetic_rows(4), max_failures=0, cpus_per_worker=1)
     assert stage.train(job) == job.run_path / "adapter"
@@ -323,18 +316,18 @@ def test_stale_adapter_is_trained_again_and_says_why(tmp_path, tiny_model_dir, m
     with pytest.raises(WouldTrain):
         stage.train(changed)
     err = capsys.readouterr().err
-    assert "stale" in err and "train.lr None -> 0.001" in err and "train.epochs 2 -> 3" in err and "training again" in err
+    assert "[train] running: setting train.epochs changed (2 -> 3); setting train.lr changed (None -> 0.001)" in err
 
     reannotated = make_job(tmp_path, tiny_model_dir, synthetic_rows(5))  # rewrites labeled.jsonl
     with pytest.raises(WouldTrain):
         stage.train(reannotated)
-    assert "labeled.jsonl (re-annotated)" in capsys.readouterr().err
+    assert "input labeled.jsonl changed" in capsys.readouterr().err
 
     other_seed = config.build(JobConfig, {**config.to_dict(job), "seed": 4}, "test")
     runio.write_jsonl(job.run_path / runio.LABELED, synthetic_rows(4))
     with pytest.raises(WouldTrain):
         stage.train(other_seed)
-    assert "seed 3 -> 4" in capsys.readouterr().err
+    assert "setting seed changed (3 -> 4)" in capsys.readouterr().err
     # nothing was thrown away before the new adapter is there
     assert (job.run_path / "adapter" / "adapter_config.json").exists()
 

@@ -137,7 +137,7 @@ def test_summary_records_the_inputs_and_truncation_counts(two_workers):
 
 
 def test_changed_settings_under_an_explicit_name_do_not_resume_old_checkpoints(two_workers, capsys):
-    """Changing lr makes the adapter stale; naming the Ray run after the old one would resume
+    """Changing lr trains again; naming the Ray run after the old one would resume
     the old training's checkpoints (Ray Train's own layout), which is refused."""
     from labelwise import config
     from labelwise.job import JobConfig
@@ -151,7 +151,7 @@ def test_changed_settings_under_an_explicit_name_do_not_resume_old_checkpoints(t
     changed = config.build(JobConfig, data, "test")
     with pytest.raises(RuntimeError, match=rf"train.name='{old_name}'.*another training"):
         train(changed)
-    assert "stale" in capsys.readouterr().err
+    assert "setting train.lr changed" in capsys.readouterr().err
     assert (job.run_path / "train_summary.json").read_text() == before  # nothing lost
 
 

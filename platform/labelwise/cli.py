@@ -30,17 +30,11 @@ import importlib.util
 import os
 import sys
 
-# (subcommand, module, one-line help). Modules are imported only when their command runs.
-STAGES = [
-    ("pool", "labelwise.pool.stage", "build pool.parquet and the held-out test split; print a summary"),
-    ("score", "labelwise.scoring.stage", "score every pool prompt with the base model on Ray Data (cached, resumable)"),
-    ("select", "labelwise.selection.stage", "choose the prompts to annotate with a selector (WTD, TD or a baseline)"),
-    ("annotate", "labelwise.annotate.stage", "merge annotators' answers (or the pool's gold answers) into labeled.jsonl"),
-    ("train", "labelwise.training.stage", "LoRA-finetune the base model on labeled.jsonl with Ray Train"),
-    ("evaluate", "labelwise.evaluation.stage", "evaluate the base or adapted model (held-out tasks, MMLU, BBH, win rate)"),
-    ("run", "labelwise.pipeline", "run every stage in order; a rerun resumes where the last one stopped"),
-    ("sweep", "labelwise.sweep.stage", "Ray Tune sweep over selectors, budgets, base allocations and seeds"),
-]
+from labelwise import stages
+
+# (subcommand, module, one-line help), from the one table of stages. Modules are imported
+# only when their command runs.
+STAGES = stages.commands()
 BENCHES = {
     "score": "labelwise.scoring.bench",
     "select": "labelwise.selection.bench",
@@ -132,10 +126,9 @@ def _unchecked_inputs(args) -> set[str]:
     until = getattr(args, "until", None)
     if args.command == "run" and until:
         from labelwise.job import READ_BY
-        from labelwise.pipeline import STAGE_NAMES
 
         # a group is unread when no stage up to `until` is a command that reads it
-        done = {name.split("-")[0] for name in STAGE_NAMES[: STAGE_NAMES.index(until) + 1]}
+        done = {s.command for s in stages.STAGES[: stages.NAMES.index(until) + 1]}
         out |= {group for group, commands in READ_BY.items() if not done & commands}
     return out
 

@@ -2,8 +2,9 @@
 
     pool -> score -> select -> annotate -> train -> evaluate-base -> evaluate-adapted -> report
 
-Each stage keeps what its folder already holds (the stage functions skip finished work), so
-a rerun after a crash or a kill goes on where the last one stopped. Progress is printed per
+Each stage keeps what its folder already holds when its manifest says the outputs were made
+from the same inputs and settings (labelwise.manifest), so a rerun after a crash or a kill
+goes on where the last one stopped; a stage shows "kept" when its manifest did not change. Progress is printed per
 stage; the run ends with a summary table, ``run_dir/summary.json`` and a report
 (``report.md`` / ``report.html``).
 """
@@ -17,21 +18,13 @@ import time
 import traceback
 from pathlib import Path
 
-from labelwise import runio
+from labelwise import contracts, manifest, runio, stages
 
-SUMMARY = "summary.json"
+SUMMARY = contracts.RUN_SUMMARY
 
-# (stage name, module, function, the output it leaves in run_dir)
-STAGES = [
-    ("pool", "labelwise.pool.stage", "build_pool", runio.POOL),
-    ("score", "labelwise.scoring.stage", "score_pool", runio.SCORES),
-    ("select", "labelwise.selection.stage", "select", runio.SELECTION),
-    ("annotate", "labelwise.annotate.stage", "annotate", runio.LABELED),
-    ("train", "labelwise.training.stage", "train", runio.ADAPTER),
-    ("evaluate-base", "labelwise.evaluation.stage", "evaluate", runio.METRICS),
-    ("evaluate-adapted", "labelwise.evaluation.stage", "evaluate", runio.METRICS),
-]
-STAGE_NAMES = [s[0] for s in STAGES]
+STAGE_NAMES = stages.NAMES
+
+HELP = "run every stage in order; a rerun resumes where the last one stopped"  # the command's one-line help
 
 
 def add_arguments(parser) -> None:
@@ -46,8 +39,8 @@ def add_arguments(parser) -> None:
 
 def stage_call(name: str, job):
     """Call stage ``name``; the function is looked up when called (tests may replace it)."""
-    _, module, func, _ = STAGES[STAGE_NAMES.index(name)]
-    fn = getattr(importlib.import_module(module), func)
+    stage = stages.stage(name)
+    fn = getattr(importlib.import_module(stage.module), stage.function)
     run_dir = Path(job.run_dir)
     if name == "evaluate-base":
         return fn(job, adapter=None, label="base")
@@ -56,21 +49,10 @@ def stage_call(name: str, job):
     return fn(job)
 
 
-def fingerprint_output(run_dir: Path, name: str):
-    """What the stage's output looks like now (None: absent), to tell 'ran' from 'kept'."""
-    output = run_dir / STAGES[STAGE_NAMES.index(name)][3]
-    if not output.exists():
-        return None
-    if name.startswith("evaluate"):
-        label = "base" if name == "evaluate-base" else "adapted"
-        try:
-            return json.dumps(json.loads(output.read_text()).get(label), sort_keys=True, default=str)
-        except (ValueError, OSError):
-            return None
-    if output.is_dir():
-        files = sorted(p for p in output.rglob("*") if p.is_file())
-        return tuple((str(p), p.stat().st_mtime_ns) for p in files) or None
-    return output.stat().st_mtime_ns
+def state(run_dir: Path, name: str):
+    """What tells 'ran' from 'kept': the stage's manifest, rewritten whenever the stage runs
+    (None: the stage has not finished)."""
+    return manifest.read(run_dir, name)
 
 
 def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -> dict:
@@ -102,10 +84,10 @@ def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -
     init_ray(job.ray)
     for i, name in enumerate(names):
         progress.update(i, f"{name} ...")
-        before = fingerprint_output(run_dir, name)
+        before = state(run_dir, name)
         t0 = time.monotonic()
         record = {"stage": name, "status": "running", "seconds": 0.0,
-                  "output": str(run_dir / STAGES[STAGE_NAMES.index(name)][3])}
+                  "output": str(run_dir / stages.stage(name).output)}
         summary["stages"].append(record)
         try:
             stage_call(name, job)
@@ -118,7 +100,7 @@ def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -
                   f"[run] finished stages are kept in {run_dir}; rerun the same command to continue",
                   file=out, flush=True)
             raise
-        after = fingerprint_output(run_dir, name)
+        after = state(run_dir, name)
         record["seconds"] = round(time.monotonic() - t0, 2)
         record["status"] = "kept" if before is not None and before == after else "ran"
         if record["status"] == "kept":

@@ -1,8 +1,8 @@
-"""Run folders: file names every stage agrees on, and atomic writes.
+"""Run folders: atomic writes, and the common file names (defined in labelwise.contracts).
 
-Stages meet only at these files (ARCHITECTURE.md). Every write goes to a temporary name
-in the same folder and is renamed into place, so a crash never leaves a half-written file
-that a rerun would mistake for finished work.
+Every write goes to a temporary name in the same folder and is renamed into place, so a
+crash never leaves a half-written file; a stage's files commit together through
+labelwise.manifest.
 """
 
 from __future__ import annotations
@@ -13,17 +13,19 @@ import os
 import uuid
 from pathlib import Path
 
-POOL = "pool.parquet"
-TEST = "test.parquet"
-POOL_META = "pool_meta.json"
-SCORES = "scores.parquet"
-SCORE_SHARDS = "score_shards"
-SELECTION = "selection.parquet"
-ALLOCATION = "allocation.csv"
-TO_ANNOTATE = "to_annotate.jsonl"
-LABELED = "labeled.jsonl"
-ADAPTER = "adapter"
-METRICS = "metrics.json"
+from labelwise.contracts import (  # noqa: F401  (re-exported: every stage reads them as runio.X)
+    ADAPTER,
+    ALLOCATION,
+    LABELED,
+    METRICS,
+    POOL,
+    POOL_META,
+    SCORE_SHARDS,
+    SCORES,
+    SELECTION,
+    TEST,
+    TO_ANNOTATE,
+)
 
 
 @contextlib.contextmanager
@@ -43,6 +45,17 @@ def atomic_path(path: str | Path):
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink()
+
+
+def remove_tmp_files(folder: str | Path, name: str = "*") -> None:
+    """Remove what killed writes of ``name`` (every file by default) left in ``folder``."""
+    import shutil
+
+    for tmp in Path(folder).glob(f".{name}.tmp-*"):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -7,7 +7,8 @@
     labelwise annotate CONFIG --export FILE --merge   add new prompts to FILE, keeping its answers
     labelwise annotate CONFIG --export FILE --force   overwrite FILE even if it holds answers
 
-Answers accumulate: a later run with more answers keeps the earlier ones. Without
+Answers accumulate: a later run with more answers keeps the earlier ones. labeled.jsonl commits
+with a manifest (labelwise.manifest); a rerun with the same inputs keeps it. Without
 --allow-partial nothing is written while some selected prompt is unanswered. A blank answer
 (as --export writes for prompts not answered yet) counts as unanswered, so an exported file
 can go back and forth: export, answer some, import with --allow-partial, answer the rest,
@@ -20,7 +21,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from labelwise import runio
+from labelwise import contracts, runio
 from labelwise.annotate.answers import export_for_annotation, read_answers
 from labelwise.annotate.merge import (
     AnnotationError,
@@ -30,6 +31,8 @@ from labelwise.annotate.merge import (
     merge_export,
     unsafe_to_overwrite,
 )
+
+HELP = "merge annotators' answers (or the pool's gold answers) into labeled.jsonl"  # the command's one-line help
 
 
 def add_arguments(parser) -> None:
@@ -43,29 +46,13 @@ def add_arguments(parser) -> None:
 
 
 def read_selected(run_dir: Path) -> list[dict]:
-    path = run_dir / runio.TO_ANNOTATE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run `labelwise select` first")
-    rows = runio.read_jsonl(path)
-    for i, row in enumerate(rows, 1):
-        missing = [k for k in ("id", "task", "prompt") if k not in row]
-        if missing:
-            raise ValueError(f"{path}: record {i} lacks {', '.join(missing)}")
-        row["id"] = str(row["id"])
-    return rows
+    return contracts.read_to_annotate(run_dir / runio.TO_ANNOTATE)
 
 
 def read_labeled(run_dir: Path) -> list[dict]:
+    """The answers collected so far (none before the first merge)."""
     path = run_dir / runio.LABELED
-    if not path.exists():
-        return []
-    rows = runio.read_jsonl(path)
-    for i, row in enumerate(rows, 1):
-        missing = [k for k in ("id", "task", "prompt", "response") if k not in row]
-        if missing:
-            raise ValueError(f"{path}: record {i} lacks {', '.join(missing)}")
-        row["id"] = str(row["id"])
-    return rows
+    return contracts.read_labeled(path) if path.exists() else []
 
 
 def read_gold(run_dir: Path) -> dict[str, str]:
@@ -78,13 +65,25 @@ def read_gold(run_dir: Path) -> dict[str, str]:
     return {str(i): r for i, r in zip(table.column("id").to_pylist(), table.column("response").to_pylist())}
 
 
-def annotate(job, simulate: bool | None = None, answers: str | Path | None = None, allow_partial: bool = False) -> Path:
+STAGE = "annotate"
+
+
+def _stderr(*args) -> None:
+    print(*args, file=sys.stderr)
+
+
+def annotate(job, simulate: bool | None = None, answers: str | Path | None = None, allow_partial: bool = False,
+             log=_stderr) -> Path:
     """Merge answers into run_dir/labeled.jsonl and return its path.
 
     ``answers`` (or job.annotate.answers) takes precedence; otherwise ``simulate`` (or
-    job.annotate.simulate) takes the pool's gold responses. A complete labeled.jsonl with
-    nothing new to merge is kept as it is.
+    job.annotate.simulate) takes the pool's gold responses. labeled.jsonl is kept while the
+    stage's manifest matches to_annotate.jsonl, the answers file (or the pool, simulating),
+    these settings and labeled.jsonl itself; otherwise the answers are merged again (the
+    earlier ones kept) and labeled.jsonl committed with a new manifest.
     """
+    from labelwise import manifest
+
     cfg = job.annotate
     run_dir = Path(job.run_dir)
     allow_partial = bool(allow_partial or cfg.allow_partial)
@@ -92,6 +91,24 @@ def annotate(job, simulate: bool | None = None, answers: str | Path | None = Non
         answers = cfg.answers
     if answers is None and simulate is None:
         simulate = cfg.simulate
+    inputs = {runio.TO_ANNOTATE: run_dir / runio.TO_ANNOTATE}
+    if answers is not None:
+        inputs["annotate.answers"] = Path(answers)
+    elif simulate:
+        inputs[runio.POOL] = run_dir / runio.POOL
+    mode = "answers" if answers is not None else "simulate" if simulate else "none"
+    settings = {"annotate": {"answers_from": mode, "allow_partial": allow_partial}}
+
+    def build(staged: Path) -> None:
+        merge(run_dir, staged, simulate, answers, allow_partial)
+        manifest.fault(STAGE)
+
+    manifest.run_stage(run_dir, STAGE, inputs, settings, [runio.LABELED], build, log=log)
+    return run_dir / runio.LABELED
+
+
+def merge(run_dir: Path, out_dir: Path, simulate: bool, answers, allow_partial: bool) -> None:
+    """Merge the new answers with labeled.jsonl's into out_dir/labeled.jsonl."""
     selected = read_selected(run_dir)
     existing = read_labeled(run_dir)
     out = run_dir / runio.LABELED
@@ -115,8 +132,7 @@ def annotate(job, simulate: bool | None = None, answers: str | Path | None = Non
             f"{len(result.missing)} of {len(selected)} selected prompts have no answer ({hint}); "
             f"nothing written. Missing ids: {listing(result.missing)}"
         )
-    if result.added or not out.exists():
-        runio.write_jsonl(out, result.labeled)
+    runio.write_jsonl(out_dir / runio.LABELED, result.labeled)
     status = "complete" if result.complete else f"partial, {len(result.missing)} missing"
     if result.blank:
         status += f"; {result.blank} left blank in the file"
@@ -127,7 +143,6 @@ def annotate(job, simulate: bool | None = None, answers: str | Path | None = Non
     )
     if result.missing:
         print(f"annotate: missing ids: {listing(result.missing)}", file=sys.stderr)
-    return out
 
 
 def export(job, path: str | Path, force: bool = False, merge: bool = False) -> Path:

@@ -1,7 +1,11 @@
-"""run_dir/metrics.json: ``{label: {benchmark: {metric: number, ..., "protocol": {...}}}}``.
+"""The evaluate stage's files.
 
-Each finished benchmark is merged in at once (read, update, atomic write, under a file lock so
-two evaluations of one run folder cannot lose each other's results).
+* ``metrics_<label>.json``: ``{benchmark: {metric: number, ..., "protocol": {...}}}``, one
+  label's evaluation, committed with the stage's manifest (labelwise.manifest);
+* ``metrics.json``: ``{label: {benchmark: ...}}``, every label's file gathered, rewritten
+  after each evaluation (what reports, the sweep and ``labelwise run`` read);
+* ``eval_cache/<label>/<benchmark>.json``: each benchmark's result as soon as it is done, so
+  that a rerun after a crash evaluates only the benchmarks not done with the same protocol.
 """
 
 from __future__ import annotations
@@ -9,6 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from labelwise.contracts import EVAL_CACHE as CACHE
+from labelwise.contracts import METRICS
+from labelwise.contracts import metrics_file as label_file
 from labelwise.runio import write_json
 
 
@@ -29,17 +36,30 @@ def plain(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
-def is_done(path: Path, label: str, benchmark: str, protocol: dict) -> bool:
-    entry = read(path).get(label, {}).get(benchmark)
-    return isinstance(entry, dict) and entry.get("protocol") == plain(protocol)
+def cache_path(run_dir: Path, label: str, benchmark: str) -> Path:
+    return Path(run_dir) / CACHE / label / f"{benchmark}.json"
 
 
-def merge(path: Path, label: str, benchmark: str, result: dict) -> dict:
+def cached(run_dir: Path, label: str, benchmark: str, protocol: dict) -> dict | None:
+    """The benchmark's finished result for this protocol, or None."""
+    try:
+        entry = json.loads(cache_path(run_dir, label, benchmark).read_text())
+    except (OSError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) and entry.get("protocol") == plain(protocol) else None
+
+
+def store(run_dir: Path, label: str, benchmark: str, result: dict) -> None:
+    write_json(cache_path(run_dir, label, benchmark), plain(result))
+
+
+def gather(run_dir: Path) -> dict:
+    """Rewrite metrics.json from every metrics_<label>.json; returns it. Under a file lock, so
+    that two evaluations of one run folder finishing together cannot drop each other's label."""
     from filelock import FileLock
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        data = read(path)
-        data.setdefault(label, {})[benchmark] = plain(result)
-        write_json(path, data)
+    run_dir = Path(run_dir)
+    with FileLock(str(run_dir / METRICS) + ".lock"):
+        data = {p.stem.removeprefix("metrics_"): read(p) for p in sorted(run_dir.glob(label_file("*")))}
+        write_json(run_dir / METRICS, data)
     return data

@@ -4,10 +4,12 @@
     labelwise evaluate JOB.yaml --base          base model only
     labelwise evaluate JOB.yaml --adapter PATH [--label NAME]
 
-Benchmarks (``evaluate.benchmarks``): heldout, mmlu, bbh, winrate. Each result is merged into
-run_dir/metrics.json under the label (``base`` / ``adapted``) as soon as it is done, with its
-protocol; a rerun skips a benchmark whose stored protocol (settings, a digest of the data files
-read, model identity) is the same.
+Benchmarks (``evaluate.benchmarks``): heldout, mmlu, bbh, winrate. A label's results, each
+with its protocol, go to run_dir/metrics_<label>.json, committed with the manifest of stage
+``evaluate-<label>`` (labelwise.manifest), and are gathered into run_dir/metrics.json. Each
+benchmark's result is also cached as soon as it is done (eval_cache/), so a rerun after a
+crash skips a benchmark whose protocol (settings, a digest of the data files read, model
+identity) is the same.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ import hashlib
 import sys
 from pathlib import Path
 
+from labelwise import runio
+
 HEADLINE = {
     "heldout": ("nll_macro", "em_macro"),
     "mmlu": ("acc", "n"),
     "bbh": ("em", "n"),
     "winrate": ("win_rate", "lc_win_rate"),
 }
+
+HELP = "evaluate the base or adapted model (held-out tasks, MMLU, BBH, win rate)"  # the command's one-line help
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,12 +78,21 @@ def _fmt(v) -> str:
 # ---- the library entry point -----------------------------------------------------------
 
 
-def evaluate(job, adapter=None, label: str | None = None) -> dict:
+def _stderr(*args) -> None:
+    print(*args, file=sys.stderr)
+
+
+def evaluate(job, adapter=None, label: str | None = None, log=_stderr) -> dict:
     """Evaluate the base model (or ``adapter``) on ``job.evaluate.benchmarks``; returns
-    ``{benchmark: metrics}`` for the label, as merged into run_dir/metrics.json."""
+    ``{benchmark: metrics}`` for the label, as gathered into run_dir/metrics.json.
+
+    The stage ``evaluate-<label>`` writes metrics_<label>.json (and winrate_<label>.jsonl) and
+    commits them with a manifest: kept while the model's and the adapter's files, test.parquet
+    and every benchmark's protocol (settings and a digest of its data) match."""
+    from labelwise import manifest
     from labelwise.evaluation import metrics_file
     from labelwise.evaluation.runner import ModelSpec, resolve_adapter
-    from labelwise.runio import METRICS
+    from labelwise.models import resolve
 
     adapter = resolve_adapter(adapter)
     label = label or ("adapted" if adapter else "base")
@@ -85,19 +100,43 @@ def evaluate(job, adapter=None, label: str | None = None) -> dict:
         import torch
 
         torch.set_num_threads(job.evaluate.threads)
+    run = job.run_path
+    benches = list(job.evaluate.benchmarks)
     ctx = _Context(job, ModelSpec(job.model, adapter))
-    metrics_path = job.run_path / METRICS
-    for bench in job.evaluate.benchmarks:
-        protocol = {**ctx.protocol(bench), "model": ctx.identity()}
-        if metrics_file.is_done(metrics_path, label, bench, protocol):
-            print(f"evaluate [{label}] {bench}: already in {metrics_path} with the same protocol, skipped", file=sys.stderr)
-            continue
-        print(f"evaluate [{label}] {bench} ...", file=sys.stderr, flush=True)
-        result = ctx.run(bench, label)
-        result["protocol"] = protocol
-        metrics_file.merge(metrics_path, label, bench, result)
-    stored = metrics_file.read(metrics_path).get(label, {})
-    return {b: stored[b] for b in job.evaluate.benchmarks if b in stored}
+    protocols = {bench: {**ctx.protocol(bench), "model": ctx.identity()} for bench in benches}
+    inputs = {"model": resolve(job.model.name)}
+    if adapter:
+        inputs["adapter"] = Path(adapter)
+    if "heldout" in benches:
+        inputs[runio.TEST] = run / runio.TEST
+    if "winrate" in benches and job.evaluate.winrate.reference not in ("dataset", "base"):
+        inputs["winrate.reference"] = resolve(job.evaluate.winrate.reference)
+    inputs = {k: v for k, v in inputs.items() if isinstance(v, Path)}  # hub names: in the protocol
+    outputs = [metrics_file.label_file(label)] + ([f"winrate_{label}.jsonl"] if "winrate" in benches else [])
+    stage = f"evaluate-{label}"
+
+    def build(staged: Path) -> None:
+        import shutil
+
+        runio.remove_tmp_files(metrics_file.cache_path(run, label, "x").parent)  # killed cache writes
+        results = {}
+        for bench, protocol in protocols.items():
+            result = metrics_file.cached(run, label, bench, protocol)
+            if result is not None:
+                log(f"evaluate [{label}] {bench}: done earlier with the same protocol ({metrics_file.CACHE}), reused")
+            else:
+                log(f"evaluate [{label}] {bench} ...")
+                result = {**ctx.run(bench, label), "protocol": protocol}
+                metrics_file.store(run, label, bench, result)
+            results[bench] = result
+            if bench == "winrate":
+                shutil.copy2(ctx.winrate_details(label), staged / f"winrate_{label}.jsonl")
+        runio.write_json(staged / outputs[0], metrics_file.plain(results))
+        manifest.fault(stage)
+
+    manifest.run_stage(run, stage, inputs, {"protocols": protocols}, outputs, build, log=log)
+    stored = metrics_file.gather(run).get(label, {})
+    return {b: stored[b] for b in benches if b in stored}
 
 
 class _Context:
@@ -319,14 +358,20 @@ class _Context:
         second = [v["verdict"] for v in verdicts[n:]]
         invalid = sum(bool(v.get("invalid")) for v in verdicts)
         result = winrate.summarize(first, second, answers_a, answers_b, invalid)
-        details = self.job.run_path / f"winrate_{label}.jsonl"
+        details = self.winrate_details(label)
         scores = winrate.a_scores(first, second)
         write_jsonl(details, [
             {"instruction": r["instruction"], "answer_a": a, "answer_b": b, "a_first": v1, "b_first": v2, "score_a": s}
             for r, a, b, v1, v2, s in zip(rows, answers_a, answers_b, verdicts[:n], verdicts[n:], scores)
         ])
-        result["details"] = str(details)
+        result["details"] = str(self.job.run_path / f"winrate_{label}.jsonl")
         return result
+
+    def winrate_details(self, label: str) -> Path:
+        """Where the win-rate run keeps its per-prompt details until the stage commits them."""
+        from labelwise.evaluation.metrics_file import cache_path
+
+        return cache_path(self.job.run_path, label, "winrate").with_suffix(".jsonl")
 
 
 def _judge_template() -> str:

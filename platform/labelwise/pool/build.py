@@ -15,10 +15,11 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Iterable
 
+from labelwise.contracts import POOL_COLUMNS
 from labelwise.pool.config import PoolConfig
 from labelwise.pool.records import Raw, stable_id
 
-COLUMNS = ["id", "task", "prompt", "response", "source"]
+COLUMNS = POOL_COLUMNS
 EXAMPLES_PER_REASON = 5
 
 

@@ -2,8 +2,9 @@
 
 Library entry points:
 
-* :func:`build_pool` (job) -> run_dir/pool.parquet; kept when it exists and was built from
-  the same ``pool:`` config, rebuilt otherwise;
+* :func:`build_pool` (job) -> run_dir/pool.parquet; kept when the stage's manifest matches
+  the source files, the ``pool:`` config and the files on disk (labelwise.manifest), rebuilt
+  otherwise, the new files committed as one unit;
 * :func:`read_pool`, :func:`read_test`, :func:`read_meta` (run_dir);
 * :func:`pool_dataset` (run_dir, split) -> a Ray Dataset of the pool (or the test split).
 """
@@ -11,6 +12,8 @@ Library entry points:
 from __future__ import annotations
 
 from pathlib import Path
+
+HELP = "build pool.parquet and the held-out test split; print a summary"  # the command's one-line help
 
 
 def load_records(cfg, log=print):
@@ -53,44 +56,71 @@ def _load_one(cfg, log=print):
     return formats.source_records(cfg)
 
 
-def _built_with(run_dir: Path, cfg) -> bool:
+STAGE = "pool"
+
+
+def outputs() -> list[str]:
     from labelwise import runio
+
+    return [runio.TEST, runio.POOL, runio.POOL_META]
+
+
+def source_inputs(cfg) -> dict:
+    """The local files the pool is read from (the manifest digests them, so an edited source
+    rebuilds the pool). Built-in pools are named by their settings; URIs and hub datasets
+    cannot be digested here and are named by pool.source alone."""
+    from labelwise.pool.readers import expand
+
+    out = {}
+    for i, c in enumerate(cfg.source_configs()):
+        src = c.source
+        if not (src.startswith(("builtin:", "hf:")) or "://" in src):
+            out[f"pool.sources[{i}].source" if cfg.sources else "pool.source"] = Path(expand(src))
+    return out
+
+
+def settings(cfg) -> dict:
     from labelwise.config import to_dict
 
-    files = [run_dir / runio.POOL, run_dir / runio.TEST, run_dir / runio.POOL_META]
-    if not all(f.exists() for f in files):
-        return False
-    try:
-        return read_meta(run_dir).get("config") == to_dict(cfg)
-    except (ValueError, OSError):
-        return False
+    out = {"pool": to_dict(cfg)}
+    if any(c.source == "builtin:bigbench" for c in cfg.source_configs()):
+        from labelwise.pool import bigbench
+
+        out["bigbench_index"] = bigbench.index_path().name  # versioned: a new index rebuilds
+    return out
 
 
 def build_pool(job, force: bool = False, log=print, embed=None) -> Path:
-    """Build the pool and the held-out test split into ``job.run_dir``; skip when done."""
-    from labelwise import runio
-    from labelwise.pool.build import build_tables
-    from labelwise.pool.context import warn_overlong
+    """Build the pool and the held-out test split into ``job.run_dir``; kept when its
+    manifest matches the source files, the ``pool:`` settings and the files on disk."""
+    from labelwise import manifest, runio
 
     run_dir = Path(job.run_dir)
-    out = run_dir / runio.POOL
-    if not force and _built_with(run_dir, job.pool):
-        return out
-    records, info = load_records(job.pool, log)
-    pool, test, meta = build_tables(job.pool, records, info, embed=embed)
-    warn_overlong(job, pool, log)
-    if meta["n_pool"] == 0:
-        raise ValueError(
-            f"pool.source {job.pool.source_label}: no prompts left after filtering "
-            f"(read {meta['n_read']}, dropped {meta['n_dropped']}: "
-            + "; ".join(f"{d['count']} {r}" for r, d in meta["dropped"].items())
-            + ")"
-        )
-    # pool_meta.json goes last: it is what marks the pool as finished.
-    runio.write_parquet(run_dir / runio.TEST, test)
-    runio.write_parquet(out, pool)
-    runio.write_json(run_dir / runio.POOL_META, meta)
-    return out
+
+    def build(staged: Path) -> None:
+        from labelwise.pool.build import build_tables
+        from labelwise.pool.context import warn_overlong
+
+        records, info = load_records(job.pool, log)
+        pool, test, meta = build_tables(job.pool, records, info, embed=embed)
+        warn_overlong(job, pool, log)
+        if meta["n_pool"] == 0:
+            raise ValueError(
+                f"pool.source {job.pool.source_label}: no prompts left after filtering "
+                f"(read {meta['n_read']}, dropped {meta['n_dropped']}: "
+                + "; ".join(f"{d['count']} {r}" for r, d in meta["dropped"].items())
+                + ")"
+            )
+        runio.write_parquet(staged / runio.TEST, test)
+        manifest.fault(STAGE)
+        runio.write_parquet(staged / runio.POOL, pool)
+        manifest.fault(STAGE)
+        runio.write_json(staged / runio.POOL_META, meta)
+        manifest.fault(STAGE)
+
+    manifest.run_stage(run_dir, STAGE, source_inputs(job.pool), settings(job.pool), outputs(), build,
+                       rerun="--force" if force else None, log=log)
+    return run_dir / runio.POOL
 
 
 def read_pool(run_dir) -> "pandas.DataFrame":  # noqa: F821
@@ -150,9 +180,12 @@ def add_arguments(parser) -> None:
 
 
 def main(job, args) -> int:
+    from labelwise import manifest
     from labelwise.pool.summary import format_summary
 
+    before = manifest.read(job.run_dir, STAGE)
     out = build_pool(job, force=getattr(args, "force", False))
     print(format_summary(read_meta(out.parent)))
-    print(f"wrote {out}, {out.parent / 'test.parquet'}, {out.parent / 'pool_meta.json'}")
+    files = f"{out}, {out.parent / 'test.parquet'}, {out.parent / 'pool_meta.json'}"
+    print(f"kept {files} (use --force to rebuild)" if manifest.read(job.run_dir, STAGE) == before else f"wrote {files}")
     return 0

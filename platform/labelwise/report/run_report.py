@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from labelwise import runio
+from labelwise import contracts, runio
 from labelwise.report import plots
 from labelwise.report.document import Document, literal
 
@@ -67,7 +67,7 @@ def build(folder: Path) -> Document:
 
     folder = Path(folder)
     doc = Document(literal(f"labelwise run: {folder.name}"))
-    summary_path = folder / "summary.json"
+    summary_path = folder / contracts.RUN_SUMMARY
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
         stages = summary.get("stages") or []
@@ -77,7 +77,7 @@ def build(folder: Path) -> Document:
                 ["stage", "status", "seconds", "output"],
                 [[literal(s.get("stage", "")), literal(s.get("status", "")), f"{s.get('seconds', 0):.1f}", literal(s.get("output", ""))] for s in stages],
             )
-    sel_path = folder / "selection.json"
+    sel_path = folder / contracts.SELECTION_JSON
     if sel_path.exists():
         doc.heading("Selection", 2)
         doc.table(["", ""], selection_rows(json.loads(sel_path.read_text())))
@@ -93,7 +93,7 @@ def build(folder: Path) -> Document:
         doc.heading("Per-task allocation", 2)
         doc.image("allocation.png", plots.allocation_chart({"selected": alloc}), "prompts selected per task")
         doc.table([literal(c) for c in alloc.columns], [[_cell(v) for v in r] for r in alloc.itertuples(index=False, name=None)])
-    log_path = folder / "train_log.csv"
+    log_path = folder / contracts.TRAIN_LOG
     if log_path.exists():
         log = pd.read_csv(log_path)
         if "loss" in log.columns and len(log):

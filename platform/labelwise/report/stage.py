@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-RESULTS = "results.csv"
+from labelwise.contracts import RESULTS, TRIAL_RESULT, TRIALS
 
 
 def write_report(folder: str | Path) -> tuple[Path, Path]:
@@ -16,7 +16,7 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
-    finished = sorted(folder.glob("trials/*/trial_result.json"))
+    finished = sorted(folder.glob(f"{TRIALS}/*/{TRIAL_RESULT}"))
     if (folder / RESULTS).exists() or finished:
         import json
 

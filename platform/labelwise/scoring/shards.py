@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from labelwise.runio import atomic_path, write_json
+from labelwise.runio import atomic_path, remove_tmp_files, write_json
 
 
 def settings_key(parts: dict) -> str:
@@ -34,6 +34,7 @@ class ShardStore:
     def __init__(self, root: str | Path, describe: dict | None = None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        remove_tmp_files(self.root)  # shards a killed run was writing
         self.describe = describe
         if describe is not None and not (self.root / "settings.json").exists():
             write_json(self.root / "settings.json", describe)

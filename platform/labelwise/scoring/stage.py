@@ -14,12 +14,14 @@
    an actor pool (labelwise.actor_pool.plan_actors); the driver writes a Parquet shard
    (atomically) as results arrive, so a crash loses at most the results not yet flushed.
 5. Assemble scores.parquet in pool order and write score_summary.json (per task: prompts,
-   errors, mean confidence computed in log space, mean answer length; run throughput).
+   errors, mean confidence computed in log space, mean answer length; run throughput) into
+   the stage's staging folder, and commit both with a manifest (labelwise.manifest): a rerun
+   keeps them while pool.parquet, the model's files and the settings match and no row holds
+   an error worth retrying.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,12 +29,15 @@ import sys
 import time
 from pathlib import Path
 
+from labelwise.contracts import SCORE_SUMMARY as SUMMARY
+
 log = logging.getLogger(__name__)
 
-SUMMARY = "score_summary.json"
 # Flush a shard when this many results are buffered or this many seconds passed.
 SHARD_ROWS = 256
 SHARD_SECONDS = 20.0
+
+HELP = "score every pool prompt with the base model on Ray Data (cached, resumable)"  # the command's one-line help
 
 
 def add_arguments(parser) -> None:
@@ -48,31 +53,63 @@ def add_arguments(parser) -> None:
 def main(job, args) -> int:
     if getattr(args, "ray", None):
         job.score.use_ray = {"true": True, "false": False}.get(args.ray, args.ray)
+    from labelwise import manifest
+
+    before = manifest.read(job.run_dir, STAGE)
     path = score_pool(job)
-    print(f"wrote {path}")
+    print(f"kept {path}" if manifest.read(job.run_dir, STAGE) == before else f"wrote {path}")
     return 0
 
 
-def score_pool(job) -> Path:
-    """Score every prompt of run_dir/pool.parquet; return run_dir/scores.parquet."""
+STAGE = "score"
+
+
+def outputs() -> list[str]:
     from labelwise import runio
-    from labelwise.runio import POOL, SCORE_SHARDS, SCORES
-    from labelwise.scoring.shards import ShardStore, settings_key
+
+    return [runio.SCORES, SUMMARY]
+
+
+def inputs(job) -> dict:
+    """pool.parquet and the model's local folder (a hub name has none: its name and
+    fingerprint are in the settings)."""
+    from labelwise import runio
+    from labelwise.models import resolve
+
+    model = resolve(job.model.name)
+    found = {runio.POOL: Path(job.run_dir) / runio.POOL}
+    if isinstance(model, Path):
+        found["model"] = model
+    return found
+
+
+def score_pool(job, log=print) -> Path:
+    """Score every prompt of run_dir/pool.parquet; return run_dir/scores.parquet. Kept when the
+    stage's manifest matches the pool, the model folder, the settings and the files on disk,
+    and no row holds an error a rerun would score again."""
+    from labelwise import manifest
+    from labelwise.runio import POOL, SCORES
 
     run = job.run_path
-    pool = read_pool(run / POOL)
     parts = cache_key_parts(job)
-    key = settings_key(parts)
-    digest = pool_digest(pool["id"].tolist())
     out = run / SCORES
-    summary_path = run / SUMMARY
-    if out.exists() and summary_path.exists():
-        prev = json.loads(summary_path.read_text())
-        if prev.get("settings_key") == key and prev.get("pool_digest") == digest and not has_retryable(out):
-            log.info("%s is up to date (settings %s)", out, key)
-            return out
+    retry = "scores.parquet holds errors a rerun scores again" if out.exists() and has_retryable(out) else None
 
-    store = ShardStore(run / SCORE_SHARDS / key, describe=parts)
+    def build(staged: Path) -> None:
+        write_scores(job, read_pool(run / POOL), parts, staged)
+
+    manifest.run_stage(run, STAGE, inputs(job), {"score": parts}, outputs(), build, rerun=retry, log=log)
+    return out
+
+
+def write_scores(job, pool, parts: dict, out_dir: Path) -> None:
+    """Score what the shard cache lacks, then write scores.parquet and the summary to out_dir."""
+    from labelwise import manifest, runio
+    from labelwise.runio import SCORE_SHARDS, SCORES
+    from labelwise.scoring.shards import ShardStore, settings_key
+
+    key = settings_key(parts)
+    store = ShardStore(job.run_path / SCORE_SHARDS / key, describe=parts)
     done, retry = store.id_status()
     pending = ~pool["id"].isin(done)
     stats = {"scored_now": 0, "generated_tokens": 0, "seconds": 0.0, "truncated": 0, "rejected": 0}
@@ -84,10 +121,11 @@ def score_pool(job) -> Path:
         stats.update(score_pending(job, pool, set(pool.loc[pending, "id"]), store))
 
     table = assemble(store, pool, job.score.embeddings)
-    with runio.atomic_path(out) as tmp:
+    with runio.atomic_path(out_dir / SCORES) as tmp:
         import pyarrow.parquet as pq
 
         pq.write_table(table, tmp)
+    manifest.fault(STAGE)
 
     from labelwise.scoring.schema import final_mask
     from labelwise.scoring.summary import format_summary, task_summary
@@ -101,10 +139,9 @@ def score_pool(job) -> Path:
         stats["tokens_per_s"] = stats["generated_tokens"] / stats["seconds"]
         stats["prompts_per_s"] = stats["scored_now"] / stats["seconds"]
     runio.write_json(
-        summary_path,
+        out_dir / SUMMARY,
         {
             "settings_key": key,
-            "pool_digest": digest,
             "settings": parts,
             "prompts": int(len(scores)),
             "log_mean_conf": _overall(scores),
@@ -112,8 +149,8 @@ def score_pool(job) -> Path:
             "tasks": tasks,
         },
     )
+    manifest.fault(STAGE)
     print(format_summary(tasks, stats), file=sys.stderr)
-    return out
 
 
 def read_pool(path: Path):
@@ -153,16 +190,20 @@ def has_retryable(scores_path: Path) -> bool:
 
 
 def cache_key_parts(job) -> dict:
-    """What a prompt's scores depend on: the model (fingerprint), the device and dtype it runs
-    in (resolved_model: never "auto"), the template and the settings."""
+    """What a prompt's scores depend on: the model (fingerprint, and the digest of its local
+    files: an edited weight file of the same size is another model), the device and dtype it
+    runs in (resolved_model: never "auto"), the template and the settings."""
     import dataclasses
 
-    from labelwise.models import fingerprint
+    from labelwise.manifest import digest
+    from labelwise.models import fingerprint, resolve
 
     device, dtype = resolved_model(job)
+    folder = resolve(job.model.name)
     return {
         "model": job.model.name,
         "fingerprint": fingerprint(dataclasses.replace(job.model, dtype=dtype)),
+        "model_files": digest(folder) if isinstance(folder, Path) else None,
         "device": device,
         "dtype": dtype,
         "chat_template": job.model.chat_template,
@@ -212,10 +253,6 @@ def scorer_model_config(job, dtype: str) -> dict:
     from labelwise import config
 
     return {**config.to_dict(job.model), "dtype": dtype}
-
-
-def pool_digest(ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
 
 
 def want_ray(job, n_pending: int) -> bool:

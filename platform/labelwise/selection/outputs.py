@@ -1,4 +1,4 @@
-"""Write a Selection into the run folder (every file atomically; selection.json last)."""
+"""Write a Selection's files (the select stage commits them as one unit)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from pathlib import Path
 
 from labelwise import runio
 
-SELECTION_JSON = "selection.json"
-ALLOCATION_PNG = "allocation.png"
+from labelwise.contracts import ALLOCATION_PNG, SELECTION_JSON  # noqa: F401  (stage.py reads them here)
 
 
 def annotate_rows(selection, pool_path: str | Path) -> list[dict]:
@@ -60,16 +59,23 @@ def plot_allocation(selection, path: str | Path, max_tasks: int = 40) -> Path:
     return Path(path)
 
 
-def write_outputs(selection, run_dir: str | Path, request: dict) -> Path:
+def write_outputs(selection, out_dir: str | Path, pool_path: str | Path, request: dict, fault=lambda: None) -> Path:
+    """Every file of a selection into ``out_dir`` (the stage's staging folder); ``fault`` is
+    called after each write (labelwise.manifest's test hook)."""
     import pandas as pd
 
-    run_dir = Path(run_dir)
-    rows = annotate_rows(selection, run_dir / runio.POOL)
+    out_dir = Path(out_dir)
+    rows = annotate_rows(selection, pool_path)
     sel_df = pd.DataFrame({"id": selection.ids, "task": selection.tasks, "rank": range(len(selection.ids))})
     sel_df["rank"] = sel_df["rank"].astype("int64")
-    runio.write_parquet(run_dir / runio.SELECTION, sel_df)
-    runio.write_csv(run_dir / runio.ALLOCATION, selection.allocation)
-    runio.write_jsonl(run_dir / runio.TO_ANNOTATE, rows)
-    plot_allocation(selection, run_dir / ALLOCATION_PNG)
-    runio.write_json(run_dir / SELECTION_JSON, {**selection.record(), "request": request})
-    return run_dir / runio.SELECTION
+    runio.write_parquet(out_dir / runio.SELECTION, sel_df)
+    fault()
+    runio.write_csv(out_dir / runio.ALLOCATION, selection.allocation)
+    fault()
+    runio.write_jsonl(out_dir / runio.TO_ANNOTATE, rows)
+    fault()
+    plot_allocation(selection, out_dir / ALLOCATION_PNG)
+    fault()
+    runio.write_json(out_dir / SELECTION_JSON, {**selection.record(), "request": request})
+    fault()
+    return out_dir / runio.SELECTION

@@ -3,8 +3,9 @@
     labelwise select JOB.yaml [--set select.strategy=task_diversity --set select.budget=500]
 
 Also writes selection.json (selector, full parameters, budget, seed, excluded rows, the
-choices a selector made) and allocation.png. A rerun with the same request keeps the
-finished files; a changed request selects again.
+choices a selector made) and allocation.png. The files commit as one unit with a manifest
+(labelwise.manifest): a rerun with the same request, scores and pool keeps them; anything
+else selects again.
 """
 
 from __future__ import annotations
@@ -12,43 +13,42 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+HELP = "choose the prompts to annotate with a selector (WTD, TD or a baseline)"  # the command's one-line help
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--force", action="store_true", help="select again even if the same selection is already there")
     parser.add_argument("--show", type=int, default=15, metavar="N", help="tasks shown in the printed allocation (default 15)")
 
 
-def _request(job) -> dict:
+STAGE = "select"
+
+
+def outputs() -> list[str]:
     from labelwise import runio
+    from labelwise.selection.outputs import ALLOCATION_PNG, SELECTION_JSON
+
+    return [runio.SELECTION, runio.ALLOCATION, runio.TO_ANNOTATE, ALLOCATION_PNG, SELECTION_JSON]
+
+
+def inputs(job) -> dict:
+    from labelwise import runio
+
+    run = Path(job.run_dir)
+    return {runio.SCORES: run / runio.SCORES, runio.POOL: run / runio.POOL}
+
+
+def _request(job) -> dict:
     from labelwise.selection.registry import make_selector
 
     cfg = job.select
-    scores = Path(job.run_dir) / runio.SCORES
-    stat = scores.stat() if scores.exists() else None
     return {
         "strategy": cfg.strategy,
         "params": make_selector(cfg.strategy, cfg.params).get_params(),
         "budget": cfg.budget,
         "seed": cfg.seed,
         "allow_full_pool": cfg.allow_full_pool,
-        "scores": {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns} if stat else None,
     }
-
-
-def is_done(job) -> bool:
-    """True when every output is there and selection.json records the same request."""
-    from labelwise import runio
-    from labelwise.selection.outputs import ALLOCATION_PNG, SELECTION_JSON
-
-    run = Path(job.run_dir)
-    names = [runio.SELECTION, runio.ALLOCATION, runio.TO_ANNOTATE, ALLOCATION_PNG, SELECTION_JSON]
-    if not all((run / n).exists() for n in names):
-        return False
-    try:
-        recorded = json.loads((run / SELECTION_JSON).read_text()).get("request")
-    except (OSError, json.JSONDecodeError):
-        return False
-    return json.loads(json.dumps(recorded)) == json.loads(json.dumps(_request(job), default=str))
 
 
 def compute(job, service=None):
@@ -71,16 +71,20 @@ def compute(job, service=None):
     return run_selection(table, cfg.strategy, cfg.params, cfg.budget, cfg.seed, cfg.allow_full_pool)
 
 
-def select(job, service=None, force: bool = False) -> Path:
-    """Select ``job.select.budget`` prompts; returns run_dir/selection.parquet."""
-    from labelwise import runio
+def select(job, service=None, force: bool = False, log=print) -> Path:
+    """Select ``job.select.budget`` prompts; returns run_dir/selection.parquet. Kept when the
+    stage's manifest matches the scores, the pool, the request and the files on disk."""
+    from labelwise import manifest, runio
     from labelwise.selection.outputs import write_outputs
 
     run = Path(job.run_dir)
-    if not force and is_done(job):
-        return run / runio.SELECTION
-    selection = compute(job, service)
-    return write_outputs(selection, run, _request(job))
+    request = _request(job)
+
+    def build(staged: Path) -> None:
+        write_outputs(compute(job, service), staged, run / runio.POOL, request, fault=lambda: manifest.fault(STAGE))
+
+    manifest.run_stage(run, STAGE, inputs(job), {"select": request}, outputs(), build, rerun="--force" if force else None, log=log)
+    return run / runio.SELECTION
 
 
 def main(job, args) -> int:
@@ -89,12 +93,13 @@ def main(job, args) -> int:
     from labelwise import runio
     from labelwise.selection.outputs import SELECTION_JSON
 
+    from labelwise import manifest
+
     run = Path(job.run_dir)
-    force = bool(getattr(args, "force", False))
-    if not force and is_done(job):
+    before = manifest.read(run, STAGE)
+    select(job, force=bool(getattr(args, "force", False)))
+    if manifest.read(run, STAGE) == before:
         print(f"selection already done for this request: {run / runio.SELECTION} (use --force to redo)")
-    else:
-        select(job, force=force)
     record = json.loads((run / SELECTION_JSON).read_text())
     alloc = pd.read_csv(run / runio.ALLOCATION).sort_values("selected", ascending=False)
     print(

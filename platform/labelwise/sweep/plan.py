@@ -11,8 +11,8 @@ from __future__ import annotations
 import itertools
 import re
 
-FULL = "full"
-TRIALS = "trials"
+from labelwise.contracts import FULL, TRIALS  # noqa: F401  (sweep.plan.TRIALS, as before)
+
 WTD = "weighted_task_diversity"
 
 
@@ -131,10 +131,12 @@ def _yaml(value) -> str:
     return json.dumps(value)  # JSON is YAML: lists, numbers, strings, null all read back
 
 
-def build_trial_job(job_data: dict, trial: dict, trial_dir: str, pool_size: int | None, worker_cpus: int, where: str):
-    """A validated JobConfig for one trial; a bad grid value is a ConfigError naming it."""
+def build_trial_job(job_cls, job_data: dict, trial: dict, trial_dir: str, pool_size: int | None, worker_cpus: int,
+                    where: str):
+    """A validated job config of one trial, of ``job_cls`` (the sweep job's own class, so
+    that this module does not reach up to labelwise.job); a bad grid value is a
+    ConfigError naming it."""
     from labelwise import config
-    from labelwise.job import JobConfig
 
     data = trial_job_data(job_data, trial, trial_dir, pool_size, worker_cpus)
-    return config.build(JobConfig, data, f"{where} (trial {trial['name']})")
+    return config.build(job_cls, data, f"{where} (trial {trial['name']})")

@@ -9,16 +9,16 @@
 3. Resources: a trial holds ``sweep.trial_cpus``, its training workers ``train.num_workers
    x sweep.worker_cpus`` more; ``max_concurrent_trials`` is how many such trials the
    cluster's CPUs hold, so trials never wait on each other's CPUs (on 2 CPUs: one at a time).
-4. Resume: a rerun keeps every trial whose folder has ``trial_result.json`` and runs the
-   rest (a killed trial continues from what its folder holds: selection, labels, the last
-   training checkpoint).
+4. Resume: a rerun keeps every trial whose ``trial_result.json`` was committed with a
+   manifest matching the trial's settings and files (sweep/trial_manifest.py), and runs the
+   rest, saying why (a killed trial continues from what its folder holds: selection, labels,
+   the last training checkpoint; a rerun with other settings runs the trials they change).
 5. ``run_dir/results.csv`` (one row per trial, failed trials included with their error)
    and the report (``report.md``, ``report.html``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -27,8 +27,10 @@ from pathlib import Path
 
 from labelwise import runio
 
-RESULTS = "results.csv"
-PLAN = "sweep_plan.json"
+from labelwise.contracts import RESULTS
+from labelwise.contracts import SWEEP_PLAN as PLAN
+
+HELP = "Ray Tune sweep over selectors, budgets, base allocations and seeds"  # the command's one-line help
 
 
 def add_arguments(parser) -> None:
@@ -62,7 +64,7 @@ def validate_trials(job, trials: list[dict]) -> list:
     from labelwise.sweep.plan import build_trial_job
 
     data = config.to_dict(job)
-    return [build_trial_job(data, t, "/tmp/labelwise-check", 1, job.sweep.worker_cpus, "sweep") for t in trials]
+    return [build_trial_job(type(job), data, t, "/tmp/labelwise-check", 1, job.sweep.worker_cpus, "sweep") for t in trials]
 
 
 def prepare(job, log=print) -> int:
@@ -150,36 +152,27 @@ def progress_callback(progress, already: int):
     return ProgressCallback()
 
 
-# Sections that do not change a trial's result: where Ray runs, the folder, and the sweep
-# section itself (its grid is in the trial names: a new value is a new trial folder).
-NOT_RESULT_SETTINGS = ("ray", "run_dir", "sweep")
+def split_finished(job, trials: list[dict], sweep_dir: Path, pool_size: int, log=print) -> tuple[list, list]:
+    """(finished, pending) trials: finished when the trial's manifest matches its settings and
+    files (sweep/trial_manifest.py); a pending trial's old row is removed, saying why."""
+    from labelwise import config
+    from labelwise.sweep import trial_manifest
+    from labelwise.sweep.plan import TRIALS, build_trial_job
 
-
-def changed_settings(old, new, prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every leaf setting that differs (dotted keys, sorted)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new)):
-            if not prefix and key in NOT_RESULT_SETTINGS:
-                continue
-            out += changed_settings(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
-
-
-def check_same_settings(sweep_dir: Path, settings: dict) -> None:
-    """A rerun keeps finished trials only if they were made with the same settings."""
-    path = sweep_dir / PLAN
-    if not path.exists():
-        return
-    diff = changed_settings(json.loads(path.read_text()).get("config", {}), settings)
-    if diff:
-        shown = "; ".join(diff[:8]) + (f"; and {len(diff) - 8} more" if len(diff) > 8 else "")
-        raise ValueError(
-            f"{sweep_dir} holds a sweep made with other settings ({shown}); its finished trials "
-            "would be kept as if they were made with these. Use a new run_dir, or delete "
-            f"{sweep_dir / PLAN} and the trials/ folder to start over"
-        )
+    data = config.to_dict(job)
+    finished, pending = [], []
+    for t in trials:
+        trial_dir = sweep_dir / TRIALS / t["name"]
+        trial_job = build_trial_job(type(job), data, t, str(trial_dir), pool_size, job.sweep.worker_cpus, "sweep")
+        reason = trial_manifest.why_not_finished(trial_job, sweep_dir)
+        if reason is None:
+            finished.append(t)
+            continue
+        if (trial_dir / trial_manifest.RESULT).exists():
+            log(f"[sweep] trial {t['name']} runs again: {reason}")
+        trial_manifest.discard(trial_dir)
+        pending.append(t)
+    return finished, pending
 
 
 def run_sweep(job, out=None) -> Path:
@@ -188,7 +181,6 @@ def run_sweep(job, out=None) -> Path:
     from labelwise.progress import Progress
     from labelwise.ray_start import init_ray
     from labelwise.sweep.plan import TRIALS, plan_trials
-    from labelwise.sweep.trial import read_result
 
     out = out or sys.stdout
     sweep_dir = Path(job.run_dir).resolve()
@@ -197,9 +189,7 @@ def run_sweep(job, out=None) -> Path:
     trial_jobs = validate_trials(job, trials)
     need = trial_cpus_needed(job, trial_jobs)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    settings = config.to_dict(job)
-    check_same_settings(sweep_dir, settings)
-    runio.write_json(sweep_dir / PLAN, {"trials": trials, "config": settings})
+    runio.write_json(sweep_dir / PLAN, {"trials": trials, "config": config.to_dict(job)})
 
     def log(msg):
         print(msg, file=out, flush=True)
@@ -209,8 +199,7 @@ def run_sweep(job, out=None) -> Path:
     too_big = [b for b in job.sweep.budgets if b > pool_size]
     if too_big:
         raise ValueError(f"sweep.budgets: {too_big[0]} is more than the {pool_size} prompts of the pool")
-    finished = [t for t in trials if read_result(sweep_dir / TRIALS / t["name"]) is not None]
-    pending = [t for t in trials if t not in finished]
+    finished, pending = split_finished(job, trials, sweep_dir, pool_size, log)
     progress = Progress(len(trials), "trials", prefix="sweep", stream=out)
     progress.skipped = len(finished)
     resources = ray.cluster_resources()
@@ -256,6 +245,7 @@ def _run_tuner(job, pending, sweep_dir: Path, pool_size: int, n_parallel: int, p
         pool_size=pool_size,
         worker_cpus=job.sweep.worker_cpus,
         service=service,
+        job_cls=type(job),
     )
     resources = {"cpu": job.sweep.trial_cpus}
     if job.sweep.trial_gpus:

@@ -2,7 +2,8 @@
 
 :func:`run_trial` is plain Python over a JobConfig (testable without Tune);
 :func:`tune_trainable` is the Tune function trainable around it. A trial whose folder holds
-``trial_result.json`` is finished: it is returned as it is, never redone.
+``trial_result.json`` committed with a matching manifest (sweep/trial_manifest.py) is
+finished: it is returned as it is, never redone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from labelwise import runio
 
-RESULT = "trial_result.json"
+from labelwise.sweep.trial_manifest import RESULT
 # what every trial shares with the sweep folder (computed once, before the trials)
 SHARED = (runio.POOL, runio.TEST, runio.POOL_META, runio.SCORES, "score_summary.json")
 
@@ -100,11 +101,12 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
     from labelwise.evaluation.stage import evaluate
     from labelwise.report.run_report import flatten_metrics
     from labelwise.selection.stage import select
+    from labelwise.sweep import trial_manifest
     from labelwise.training.stage import train
 
     sweep_dir = Path(sweep_dir)
     trial_dir = Path(job.run_dir)
-    done = read_result(trial_dir)
+    done = trial_manifest.finished(job, sweep_dir)
     if done is not None:
         return done
     link_shared(sweep_dir, trial_dir)
@@ -142,12 +144,12 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
         **base_model_metrics(sweep_dir),
         **per_task_columns(raw_metrics.get("adapted", {}), trial_dir),
     }
-    runio.write_json(trial_dir / RESULT, row)
+    trial_manifest.commit(job, sweep_dir, row)
     return row
 
 
 def tune_trainable(config: dict, job_data: dict, sweep_dir: str, cwd: str, pool_size: int,
-                   worker_cpus: int, service=None) -> None:
+                   worker_cpus: int, service=None, job_cls=None) -> None:
     """Tune function trainable: one trial, reported once as a flat row."""
     from ray import tune
 
@@ -157,6 +159,6 @@ def tune_trainable(config: dict, job_data: dict, sweep_dir: str, cwd: str, pool_
         os.chdir(cwd)  # relative paths in the job (models, data) mean what they meant to the driver
     trial = config["trial"]
     trial_dir = Path(sweep_dir) / TRIALS / trial["name"]
-    job = build_trial_job(job_data, trial, str(trial_dir), pool_size, worker_cpus, "sweep")
+    job = build_trial_job(job_cls, job_data, trial, str(trial_dir), pool_size, worker_cpus, "sweep")
     row = run_trial(job, trial, sweep_dir, service=service)
     tune.report({k: v for k, v in row.items() if v is not None})

@@ -65,6 +65,23 @@ def steady_tokens_per_s(log: list[dict]) -> float:
     return sum(r["tokens"] for r in rows) / max(1e-9, sum(r["seconds"] for r in rows))
 
 
+def bench_job(run: Path, seed: int, model_name: str, train: dict):
+    """What the train stage reads of a job (run folder, seed, model, train and ray sections),
+    built from the section configs alone, so that a bench does not reach up to labelwise.job."""
+    import types
+
+    from labelwise import config
+    from labelwise.models import ModelConfig
+    from labelwise.ray_start import RayConfig
+    from labelwise.training.config import TrainConfig
+
+    return types.SimpleNamespace(
+        run_dir=str(run), run_path=Path(run), seed=seed, ray=RayConfig(),
+        model=config.build(ModelConfig, {"name": model_name}, "bench: model"),
+        train=config.build(TrainConfig, train, "bench: train"),
+    )
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="labelwise bench train", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="smollm2-135m-instruct", help="model name or folder")
@@ -87,8 +104,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from labelwise import config, runio
-    from labelwise.job import JobConfig
+    from labelwise import runio
     from labelwise.models import ModelConfig, resolve
     from labelwise.ray_start import RayConfig, init_ray
     from labelwise.training.config import TrainConfig
@@ -132,8 +148,7 @@ def main(argv=None) -> int:
         run = work / f"ray-{w}"
         run.mkdir()
         runio.write_jsonl(run / runio.LABELED, rows)
-        job = config.build(JobConfig, {"run_dir": str(run), "seed": args.seed, "model": {"name": model_name},
-                                       "train": {**base, "num_workers": w, "length_grouping": args.length_grouping}}, "bench")
+        job = bench_job(run, args.seed, model_name, {**base, "num_workers": w, "length_grouping": args.length_grouping})
         t0 = time.perf_counter()
         train(job)
         import pandas as pd

@@ -38,16 +38,10 @@ class Encoded:
 
 
 def read_labeled(path: str | Path) -> list[dict]:
-    from labelwise import runio
+    """labeled.jsonl (labelwise.contracts), which must hold at least one example."""
+    from labelwise import contracts
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run `labelwise annotate` first")
-    rows = runio.read_jsonl(path)
-    for i, row in enumerate(rows, 1):
-        for key in ("id", "prompt", "response"):
-            if not isinstance(row.get(key), str):
-                raise ValueError(f"{path}: record {i}: {key} must be a string")
+    rows = contracts.read_labeled(path)
     if not rows:
         raise ValueError(f"{path}: no labeled examples to train on")
     return rows

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from labelwise import runio
 
-TRAIN_LOG = "train_log.csv"
-LOSS_PNG = "loss.png"
-SUMMARY = "train_summary.json"
+from labelwise.contracts import LOSS_PNG, TRAIN_LOG  # noqa: F401  (stage.py reads them here)
+from labelwise.contracts import TRAIN_SUMMARY as SUMMARY
 LOG_COLUMNS = ["step", "epoch", "loss", "lr", "examples", "tokens", "response_tokens", "seconds"]
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
 
@@ -50,9 +49,9 @@ def plot_loss(run_dir: Path, log: list[dict], title: str) -> Path:
     return out
 
 
-def install_adapter(checkpoint_dir: Path, run_dir: Path) -> Path:
-    """Copy the adapter files of a checkpoint into run_dir/adapter (atomically)."""
-    out = run_dir / runio.ADAPTER
+def install_adapter(checkpoint_dir: Path, out_dir: Path) -> Path:
+    """Copy the adapter files of a checkpoint into out_dir/adapter (atomically)."""
+    out = out_dir / runio.ADAPTER
     with runio.atomic_path(out) as tmp:
         tmp.mkdir()
         for name in ADAPTER_FILES:
@@ -63,7 +62,3 @@ def install_adapter(checkpoint_dir: Path, run_dir: Path) -> Path:
         if out.exists():
             shutil.rmtree(out)
     return out
-
-
-def adapter_done(run_dir: Path) -> bool:
-    return (run_dir / runio.ADAPTER / "adapter_config.json").exists() and (run_dir / SUMMARY).exists()

@@ -8,9 +8,10 @@ run_dir/ray, under a run name derived from model, data, settings and seed (or
 ``train.name``): starting the same job again resumes from the last checkpoint, and a worker
 that dies is replaced and continues from it (``train.max_failures``). The result:
 run_dir/adapter (loads with PeftModel.from_pretrained), train_log.csv, loss.png and
-train_summary.json. A run folder whose adapter is finished with the same model, data,
-settings and seed (the ``fingerprint`` recorded in train_summary.json) is left as it is; one
-trained with anything else is trained again, and stderr says what changed.
+train_summary.json, staged and committed as one unit with a manifest (labelwise.manifest). A
+run folder whose manifest matches labeled.jsonl, the model's files, the settings that change
+what is learned and the seed is left as it is; anything else trains again, and stderr says
+what changed (the old adapter stays in place until the new one is committed).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import time
 from pathlib import Path
 
 from labelwise import runio
-from labelwise.training.outputs import SUMMARY, adapter_done
+from labelwise.training.outputs import LOSS_PNG, SUMMARY, TRAIN_LOG
 
 
 # train.* keys that do not change what is learned (where and how robustly it runs)
 NOT_IN_FINGERPRINT = ("name", "max_failures", "cpus_per_worker", "threads")
+
+HELP = "LoRA-finetune the base model on labeled.jsonl with Ray Train"  # the command's one-line help
 
 
 def run_name(job, labeled: Path) -> str:
@@ -62,41 +65,6 @@ def loss_windows(log: list[dict]) -> tuple[list[dict], list[dict], str]:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-def stale_reason(job, run_dir: Path, fingerprint: str) -> str | None:
-    """None when run_dir's finished adapter was trained on these inputs; else what differs.
-
-    The comparison is the recorded fingerprint (older summaries: the derived Ray run name,
-    which was the same hash); the details (settings, model, data, seed) are for the message."""
-    from labelwise import config
-    from labelwise.models import fingerprint as model_fingerprint
-
-    try:
-        summary = json.loads((run_dir / SUMMARY).read_text())
-    except (OSError, ValueError) as e:
-        return f"{SUMMARY} cannot be read ({e})"
-    recorded = summary.get("fingerprint") or (summary.get("ray_run") or {}).get("name")
-    if recorded == fingerprint:
-        return None
-    changes = []
-    before = dict(summary.get("config") or {})
-    now = config.to_dict(job.train)
-    for key in sorted(set(before) | set(now)):
-        if key not in NOT_IN_FINGERPRINT and before.get(key) != now.get(key):
-            changes.append(f"train.{key} {before.get(key)!r} -> {now.get(key)!r}")
-    if summary.get("seed") != job.seed:
-        changes.append(f"seed {summary.get('seed')!r} -> {job.seed!r}")
-    if summary.get("model") != job.model.name:
-        changes.append(f"model {summary.get('model')!r} -> {job.model.name!r}")
-    elif summary.get("model_fingerprint") and summary["model_fingerprint"] != model_fingerprint(job.model):
-        changes.append("the model's files")
-    labeled = run_dir / runio.LABELED
-    if summary.get("labeled_sha256") and summary["labeled_sha256"] != _sha256(labeled):
-        changes.append(f"{runio.LABELED} (re-annotated)")
-    if not changes:
-        changes.append("model, data or settings")
-    return f"trained as {recorded}, now {fingerprint}: " + "; ".join(changes)
 
 
 def check_checkpoints(storage: str, name: str, fingerprint: str) -> None:
@@ -182,25 +150,62 @@ def worker_resources(cfg, device: str, gpus: float, free_cpus: int, can_grow: bo
     return use_gpu, resources, cfg.threads or cpus
 
 
-def train(job, hooks: dict | None = None) -> Path:
+STAGE = "train"
+
+
+def outputs() -> list[str]:
+    return [runio.ADAPTER, TRAIN_LOG, LOSS_PNG, SUMMARY]
+
+
+def inputs(job) -> dict:
+    """labeled.jsonl and the model's local folder (a hub name has none: see settings)."""
+    from labelwise.models import resolve
+
+    model = resolve(job.model.name)
+    found = {runio.LABELED: Path(job.run_dir) / runio.LABELED}
+    if isinstance(model, Path):
+        found["model"] = model
+    return found
+
+
+def settings(job) -> dict:
+    """What changes the adapter: the train settings (without those of NOT_IN_FINGERPRINT),
+    the seed and the model settings (its files are an input)."""
+    from labelwise import config
+
+    train = {k: v for k, v in config.to_dict(job.train).items() if k not in NOT_IN_FINGERPRINT}
+    model = {k: v for k, v in config.to_dict(job.model).items() if k != "device"}
+    return {"train": train, "seed": job.seed, "model": model}
+
+
+def _stderr(*args) -> None:
+    print(*args, file=sys.stderr)
+
+
+def train(job, hooks: dict | None = None, log=_stderr) -> Path:
     """Train (or resume) the LoRA adapter of this run; returns run_dir/adapter.
 
     ``hooks`` are for tests only (fault injection, recording which ids each worker saw).
     """
-    from labelwise.ray_start import init_ray
-    from labelwise.training.data import read_labeled
+    from labelwise import manifest
 
     run_dir = Path(job.run_dir).resolve()
     out = run_dir / runio.ADAPTER
+    kept = manifest.run_stage(run_dir, STAGE, inputs(job), settings(job), outputs(),
+                              lambda staged: fit(job, run_dir, staged, hooks), log=log) is None
+    if kept:
+        log(f"train: {out} is already trained on these inputs (delete it to train again)")
+    return out
+
+
+def fit(job, run_dir: Path, out_dir: Path, hooks: dict | None = None) -> None:
+    """Train (resuming the Ray run's last checkpoint) and write the outputs into out_dir."""
+    from labelwise.ray_start import init_ray
+    from labelwise.training.data import read_labeled
+
     labeled = run_dir / runio.LABELED
     rows = read_labeled(labeled)
     fingerprint = run_name(job, labeled)
-    if adapter_done(run_dir):
-        reason = stale_reason(job, run_dir, fingerprint)
-        if reason is None:
-            print(f"train: {out} is already trained on these inputs (delete it to train again)", file=sys.stderr)
-            return out
-        print(f"train: {out} is stale ({reason}); training again", file=sys.stderr)
     name = job.train.name or fingerprint
     storage = job.ray.storage or str(run_dir / "ray")
     check_checkpoints(storage, name, fingerprint)
@@ -251,7 +256,7 @@ def train(job, hooks: dict | None = None) -> Path:
     start = time.perf_counter()
     result = trainer.fit()
     wall = time.perf_counter() - start
-    return _finish(job, run_dir, result, name, storage, stats, wall, use_gpu, fingerprint)
+    _finish(job, run_dir, out_dir, result, name, storage, stats, wall, use_gpu, fingerprint)
 
 
 def _truncation(job, rows) -> dict:
@@ -262,8 +267,10 @@ def _truncation(job, rows) -> dict:
     return truncation_stats(encode(tok, rows, job.train.max_length, job.model.chat_template))
 
 
-def _finish(job, run_dir: Path, result, name: str, storage: str, stats: dict, wall: float, use_gpu: bool, fingerprint: str) -> Path:
-    from labelwise import config
+def _finish(job, run_dir: Path, out_dir: Path, result, name: str, storage: str, stats: dict, wall: float,
+            use_gpu: bool, fingerprint: str) -> None:
+    """The adapter of the last checkpoint, the log, the loss plot and the summary, into out_dir."""
+    from labelwise import config, manifest
     from labelwise.models import fingerprint as model_fingerprint
     from labelwise.training.outputs import install_adapter, plot_loss, write_log
     from labelwise.training.worker import STATE
@@ -278,11 +285,15 @@ def _finish(job, run_dir: Path, result, name: str, storage: str, stats: dict, wa
                 f"training run {name} ended on a checkpoint of other inputs ({state['fingerprint']}, "
                 f"expected {fingerprint}); {runio.ADAPTER} is left as it was"
             )
-        adapter = install_adapter(folder, run_dir)
+        install_adapter(folder, out_dir)
         checkpoint_path = result.checkpoint.path
+    manifest.fault(STAGE)
+    adapter = run_dir / runio.ADAPTER
     log = state["log"]
-    write_log(run_dir, log)
-    plot_loss(run_dir, log, f"LoRA training loss, {len(log)} steps, {job.train.num_workers} worker(s)")
+    write_log(out_dir, log)
+    manifest.fault(STAGE)
+    plot_loss(out_dir, log, f"LoRA training loss, {len(log)} steps, {job.train.num_workers} worker(s)")
+    manifest.fault(STAGE)
     step_seconds = sum(r["seconds"] for r in log)
     tokens = sum(r["tokens"] for r in log)
     first, last, window = loss_windows(log)
@@ -311,14 +322,14 @@ def _finish(job, run_dir: Path, result, name: str, storage: str, stats: dict, wa
         "ray_run": {"name": name, "storage": storage, "checkpoint": checkpoint_path},
         "config": config.to_dict(job.train),
     }
-    runio.write_json(run_dir / SUMMARY, summary)
+    runio.write_json(out_dir / SUMMARY, summary)
+    manifest.fault(STAGE)
     print(
         f"train: done, {state['step']} steps, loss {summary['first_loss']:.4f} -> {summary['last_loss']:.4f} "
         f"({summary['loss_window']}); "
         f"adapter in {adapter}",
         file=sys.stderr,
     )
-    return adapter
 
 
 def main(job, args) -> int:

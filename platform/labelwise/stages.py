@@ -1,0 +1,51 @@
+"""The table of stages, in pipeline order: what `labelwise run` runs, what `--until` names,
+which CLI command runs each stage alone, and the manifest that says whether it is kept.
+
+Each stage module (``labelwise.<package>.stage``) declares its own inputs, outputs and
+settings next to its code and commits through :mod:`labelwise.manifest`; this table only
+names the stages, so that cli, pipeline and sweep read one list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from labelwise import runio
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    name: str  # in `labelwise run`'s table, `--until`, and .manifests/<name>.json
+    module: str  # the stage module: main(job, args), add_arguments(parser), HELP
+    function: str  # the library entry point `labelwise run` calls
+    output: str  # the main output in the run folder
+
+    @property
+    def command(self) -> str:
+        """The CLI subcommand that runs this stage alone."""
+        return self.name.split("-")[0]
+
+
+STAGES = [
+    Stage("pool", "labelwise.pool.stage", "build_pool", runio.POOL),
+    Stage("score", "labelwise.scoring.stage", "score_pool", runio.SCORES),
+    Stage("select", "labelwise.selection.stage", "select", runio.SELECTION),
+    Stage("annotate", "labelwise.annotate.stage", "annotate", runio.LABELED),
+    Stage("train", "labelwise.training.stage", "train", runio.ADAPTER),
+    *[Stage(f"evaluate-{label}", "labelwise.evaluation.stage", "evaluate", runio.METRICS) for label in ("base", "adapted")],
+]
+NAMES = [s.name for s in STAGES]
+RUNS = [("run", "labelwise.pipeline"), ("sweep", "labelwise.sweep.stage")]  # commands beyond single stages
+
+
+def stage(name: str) -> Stage:
+    return STAGES[NAMES.index(name)]
+
+
+def commands() -> list[tuple[str, str, str]]:
+    """(command, module, one-line help: the module's HELP) for every stage command, in
+    pipeline order, then run and sweep. Imports the modules (the CLI needs their options)."""
+    import importlib
+
+    found = {s.command: s.module for s in STAGES}
+    return [(c, m, importlib.import_module(m).HELP) for c, m in [*found.items(), *RUNS]]
