@@ -3,8 +3,8 @@ which CLI command runs each stage alone, and the manifest that says whether it i
 
 Each stage module (``labelwise.<package>.stage``) declares what it reads and writes next to
 its code, ``inputs(job)`` (files and folders, digested), ``settings(job)`` and ``outputs()``
-(pool, score, select, train; annotate and evaluate build theirs from the command line too:
-the answers file, the adapter and label), and commits through :mod:`labelwise.manifest`.
+(score, select, train; the pool's are ``source_inputs(cfg)`` and ``settings(cfg)``; annotate
+and evaluate build theirs from the command line too: the answers file, the adapter and label), and commits through :mod:`labelwise.manifest`.
 File names come from :mod:`labelwise.contracts`. This table names the stages, so that cli
 and pipeline read one list.
 """

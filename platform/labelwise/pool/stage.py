@@ -40,23 +40,23 @@ def outputs() -> list[str]:
     return [runio.TEST, runio.POOL, runio.POOL_META]
 
 
-def inputs(job) -> dict:
+def source_inputs(cfg) -> dict:
     """The local files the pool is read from (the manifest digests them, so an edited source
     rebuilds the pool). Built-in pools are named by their settings; URIs and hub datasets
     cannot be digested here and are named by pool.source alone."""
     from labelwise.pool.readers import expand
 
-    src = job.pool.source
+    src = cfg.source
     if src.startswith(("builtin:", "hf:")) or "://" in src:
         return {}
     return {"pool.source": Path(expand(src))}
 
 
-def settings(job) -> dict:
+def settings(cfg) -> dict:
     from labelwise.config import to_dict
 
-    out = {"pool": to_dict(job.pool)}
-    if job.pool.source == "builtin:bigbench":
+    out = {"pool": to_dict(cfg)}
+    if cfg.source == "builtin:bigbench":
         from labelwise.pool import bigbench
 
         out["bigbench_index"] = bigbench.index_path().name  # versioned: a new index rebuilds
@@ -89,7 +89,7 @@ def build_pool(job, force: bool = False, log=print, embed=None) -> Path:
         runio.write_json(staged / runio.POOL_META, meta)
         manifest.fault(STAGE)
 
-    manifest.run_stage(run_dir, STAGE, inputs(job), settings(job), outputs(), build,
+    manifest.run_stage(run_dir, STAGE, source_inputs(job.pool), settings(job.pool), outputs(), build,
                        rerun="--force" if force else None, log=log)
     return run_dir / runio.POOL
 
