@@ -1,9 +1,12 @@
 """The table of stages, in pipeline order: what `labelwise run` runs, what `--until` names,
 which CLI command runs each stage alone, and the manifest that says whether it is kept.
 
-Each stage module (``labelwise.<package>.stage``) declares its own inputs, outputs and
-settings next to its code and commits through :mod:`labelwise.manifest`; this table only
-names the stages, so that cli, pipeline and sweep read one list.
+Each stage module (``labelwise.<package>.stage``) declares what it reads and writes next to
+its code, ``inputs(job)`` (files and folders, digested), ``settings(job)`` and ``outputs()``
+(score, select, train; the pool's are ``source_inputs(cfg)`` and ``settings(cfg)``; annotate
+and evaluate build theirs from the command line too: the answers file, the adapter and label), and commits through :mod:`labelwise.manifest`.
+File names come from :mod:`labelwise.contracts`. This table names the stages, so that cli
+and pipeline read one list.
 """
 
 from __future__ import annotations

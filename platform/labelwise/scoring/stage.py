@@ -83,6 +83,11 @@ def inputs(job) -> dict:
     return found
 
 
+def settings(job) -> dict:
+    """What a prompt's scores depend on (cache_key_parts), also the shard cache's key."""
+    return {"score": cache_key_parts(job)}
+
+
 def score_pool(job, log=print) -> Path:
     """Score every prompt of run_dir/pool.parquet; return run_dir/scores.parquet. Kept when the
     stage's manifest matches the pool, the model folder, the settings and the files on disk,
@@ -91,14 +96,14 @@ def score_pool(job, log=print) -> Path:
     from labelwise.runio import POOL, SCORES
 
     run = job.run_path
-    parts = cache_key_parts(job)
+    declared = settings(job)
     out = run / SCORES
     retry = "scores.parquet holds errors a rerun scores again" if out.exists() and has_retryable(out) else None
 
     def build(staged: Path) -> None:
-        write_scores(job, read_pool(run / POOL), parts, staged)
+        write_scores(job, read_pool(run / POOL), declared["score"], staged)
 
-    manifest.run_stage(run, STAGE, inputs(job), {"score": parts}, outputs(), build, rerun=retry, log=log)
+    manifest.run_stage(run, STAGE, inputs(job), declared, outputs(), build, rerun=retry, log=log)
     return out
 
 

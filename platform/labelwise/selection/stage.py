@@ -38,17 +38,19 @@ def inputs(job) -> dict:
     return {runio.SCORES: run / runio.SCORES, runio.POOL: run / runio.POOL}
 
 
-def _request(job) -> dict:
+def settings(job) -> dict:
+    """The request: selector, its full parameters, budget, seed."""
     from labelwise.selection.registry import make_selector
 
     cfg = job.select
-    return {
+    request = {
         "strategy": cfg.strategy,
         "params": make_selector(cfg.strategy, cfg.params).get_params(),
         "budget": cfg.budget,
         "seed": cfg.seed,
         "allow_full_pool": cfg.allow_full_pool,
     }
+    return {"select": request}
 
 
 def compute(job, service=None):
@@ -78,12 +80,12 @@ def select(job, service=None, force: bool = False, log=print) -> Path:
     from labelwise.selection.outputs import write_outputs
 
     run = Path(job.run_dir)
-    request = _request(job)
+    declared = settings(job)
 
     def build(staged: Path) -> None:
-        write_outputs(compute(job, service), staged, run / runio.POOL, request, fault=lambda: manifest.fault(STAGE))
+        write_outputs(compute(job, service), staged, run / runio.POOL, declared["select"], fault=lambda: manifest.fault(STAGE))
 
-    manifest.run_stage(run, STAGE, inputs(job), {"select": request}, outputs(), build, rerun="--force" if force else None, log=log)
+    manifest.run_stage(run, STAGE, inputs(job), declared, outputs(), build, rerun="--force" if force else None, log=log)
     return run / runio.SELECTION
 
 
