@@ -209,3 +209,10 @@ def fingerprint(cfg: ModelConfig, adapter: str | Path | None = None) -> str:
             parts.append(str(folder))
     h.update("\n".join(parts).encode())
     return h.hexdigest()[:16]
+
+
+def model_inputs(name: str) -> dict:
+    """``{"model": folder}`` for a model with a local folder, for a stage's declared inputs
+    (a hub name has none: its name and fingerprint are in the stage's settings)."""
+    model = resolve(name)
+    return {"model": model} if isinstance(model, Path) else {}

@@ -74,13 +74,9 @@ def inputs(job) -> dict:
     """pool.parquet and the model's local folder (a hub name has none: its name and
     fingerprint are in the settings)."""
     from labelwise import runio
-    from labelwise.models import resolve
+    from labelwise.models import model_inputs
 
-    model = resolve(job.model.name)
-    found = {runio.POOL: Path(job.run_dir) / runio.POOL}
-    if isinstance(model, Path):
-        found["model"] = model
-    return found
+    return {runio.POOL: Path(job.run_dir) / runio.POOL, **model_inputs(job.model.name)}
 
 
 def settings(job) -> dict:

@@ -159,13 +159,9 @@ def outputs() -> list[str]:
 
 def inputs(job) -> dict:
     """labeled.jsonl and the model's local folder (a hub name has none: see settings)."""
-    from labelwise.models import resolve
+    from labelwise.models import model_inputs
 
-    model = resolve(job.model.name)
-    found = {runio.LABELED: Path(job.run_dir) / runio.LABELED}
-    if isinstance(model, Path):
-        found["model"] = model
-    return found
+    return {runio.LABELED: Path(job.run_dir) / runio.LABELED, **model_inputs(job.model.name)}
 
 
 def settings(job) -> dict:
