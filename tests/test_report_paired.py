@@ -88,3 +88,11 @@ def test_sweep_report_prints_the_paired_statistics(tmp_path):
     assert "Did it beat random? Paired differences (heldout.nll_macro)" in text
     assert "seeds for 80% power" in text and "better" in text
     assert "Per task: weighted_task_diversity (base=5) vs random" in text
+
+
+def test_per_task_selected_counts_use_the_paired_seeds_only():
+    df = results()
+    df = df[~((df["strategy"] == "weighted_task_diversity") & (df["seed"] > 0))]  # WTD ran seed 0 only
+    df.loc[(df["strategy"] == "random") & (df["seed"] > 0), "task:b:selected"] = 0
+    tasks = {t["task"]: t for t in paired.per_task_rows(df, "heldout.nll_macro", "weighted_task_diversity (base=5)", "random", 20)}
+    assert tasks["b"]["n"] == 1 and tasks["b"]["selected_reference"] == 10  # seed 0's count, not a mean over 5

@@ -140,8 +140,8 @@ def per_task_rows(df, metric: str, selector: str, reference: str, budget: int) -
         d = (mine.loc[seeds] - ref.loc[seeds]).to_numpy()
         row = {"task": task, "n": len(seeds), "mean": float(d.mean()),
                "se": float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan}
-        if sel_col in df.columns:
-            row["selected"] = float(_values(df, selector, budget, sel_col).mean())
-            row["selected_reference"] = float(_values(df, reference, budget, sel_col).mean())
+        if sel_col in df.columns:  # over the same seeds as the difference
+            row["selected"] = float(_values(df, selector, budget, sel_col).reindex(seeds).mean())
+            row["selected_reference"] = float(_values(df, reference, budget, sel_col).reindex(seeds).mean())
         rows.append(row)
     return rows
