@@ -139,7 +139,7 @@ def test_labelwise_run_as_a_submitted_job(cluster, tiny_model_dir, tmp_path_fact
         "--set", f"run_dir={run_dir}", "--set", f"ray.storage={base / 'ray_results'}",
         "--set", f"model.name={tiny_model_dir}", "--no-report",
     )  # fmt: skip
-    status, logs = wait_for_job(cluster, "labelwise-run-tiny", timeout_s=150)
+    status, logs = wait_for_job(cluster, "labelwise-run-tiny", timeout_s=300)
     assert status == "SUCCEEDED", logs
 
     import pandas as pd
@@ -168,7 +168,7 @@ def test_labelwise_sweep_as_a_submitted_job(cluster, tiny_model_dir, tmp_path_fa
         "--set", f"model.name={tiny_model_dir}", "--set", "model.device=cpu",
         "--set", "sweep.report=false",
     )  # fmt: skip
-    status, logs = wait_for_job(cluster, "labelwise-sweep-tiny", timeout_s=180)
+    status, logs = wait_for_job(cluster, "labelwise-sweep-tiny", timeout_s=360)
     assert status == "SUCCEEDED", logs
 
     import pandas as pd
