@@ -34,7 +34,9 @@ class ShardStore:
     def __init__(self, root: str | Path, describe: dict | None = None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        remove_tmp_files(self.root)  # shards a killed run was writing
+        for folder in self.root.parent.iterdir():  # shards a killed run was writing, any settings
+            if folder.is_dir():
+                remove_tmp_files(folder)
         self.describe = describe
         if describe is not None and not (self.root / "settings.json").exists():
             write_json(self.root / "settings.json", describe)
