@@ -391,11 +391,7 @@ def _text_hash(text: str) -> str:
 
 
 def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    return runio.sha256_file(path)[:16]
 
 
 def _files_hash(root: Path, files: list[Path]) -> str:

@@ -38,6 +38,7 @@ from typing import Iterator
 
 from labelwise.pool.build import Drops
 from labelwise.pool.records import Raw
+from labelwise.runio import sha256_file
 
 VERSION = "1.0.0"
 SDIST = f"bigbench-{VERSION}.tar.gz"
@@ -84,7 +85,7 @@ def fetch_sdist(log=print) -> Path:
     folder().mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder() / ".fetch.lock")):
         if target.exists():
-            got = sha256_of(target)
+            got = sha256_file(target)
             if got == SHA256:
                 return target
             log(f"{target}: sha256 {got} is not the pinned {SHA256}; fetching it again")
@@ -95,14 +96,6 @@ def fetch_sdist(log=print) -> Path:
         download_verified(url, target, SHA256)
         log(f"fetched {target.name} in {time.time() - start:.0f} s (sha256 verified)")
     return target
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def index_urls() -> list[str]:

@@ -36,6 +36,15 @@ class Drops:
         if len(self.examples[reason]) < EXAMPLES_PER_REASON:
             self.examples[reason].append(where)
 
+    def absorb(self, reported: dict) -> int:
+        """Add drops reported as ``as_dict()`` does (by a source, or another Drops); returns
+        how many rows they count."""
+        for reason, d in reported.items():
+            self.counts[reason] += int(d["count"])
+            room = EXAMPLES_PER_REASON - len(self.examples[reason])
+            self.examples[reason].extend(list(d.get("examples", []))[: max(room, 0)])
+        return sum(int(d["count"]) for d in reported.values())
+
     def as_dict(self) -> dict:
         return {r: {"count": n, "examples": self.examples[r]} for r, n in self.counts.most_common()}
 
@@ -252,11 +261,7 @@ def build_tables(cfg: PoolConfig, records: Iterable[Raw], source_info: dict | No
     rows, clean_info = clean(records, cfg, drops, need_task=cfg.infer_tasks == 0)
     # Rows a source dropped before yielding records (BIG-bench examples with no usable
     # target, ...): counted here too, so that read = pool + test + dropped still holds.
-    at_source = (source_info or {}).get("dropped_at_source") or {}
-    for reason, d in at_source.items():
-        drops.counts[reason] += int(d["count"])
-        drops.examples[reason].extend(d.get("examples", [])[: EXAMPLES_PER_REASON])
-    n_at_source = sum(int(d["count"]) for d in at_source.values())
+    n_at_source = drops.absorb((source_info or {}).get("dropped_at_source") or {})
     inferred = None
     if cfg.infer_tasks:
         from labelwise.pool import infer

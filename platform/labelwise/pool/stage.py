@@ -26,20 +26,19 @@ def load_records(cfg, log=print):
         merged = {
             "sources": infos,
             "files": [f for info in infos for f in info.get("files", [])],
-            "dropped_at_source": _merge_drops(info.get("dropped_at_source") or {} for info in infos),
+            "dropped_at_source": _merged_drops(infos),
         }
         return itertools.chain.from_iterable(records for records, _ in parts), merged
     return _load_one(cfg, log)
 
 
-def _merge_drops(drop_dicts) -> dict:
-    out: dict = {}
-    for drops in drop_dicts:
-        for reason, d in drops.items():
-            m = out.setdefault(reason, {"count": 0, "examples": []})
-            m["count"] += int(d["count"])
-            m["examples"] = (m["examples"] + list(d.get("examples", [])))[:5]
-    return out
+def _merged_drops(infos) -> dict:
+    from labelwise.pool.build import Drops
+
+    drops = Drops()
+    for info in infos:
+        drops.absorb(info.get("dropped_at_source") or {})
+    return drops.as_dict()
 
 
 def _load_one(cfg, log=print):

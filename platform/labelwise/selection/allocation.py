@@ -75,7 +75,7 @@ def weighted_allocation(sizes: np.ndarray, log_conf: np.ndarray, budget: float, 
     return alloc, log_c
 
 
-def clamped_sum(log_c: float, log_w: np.ndarray, lo: np.ndarray, sizes: np.ndarray) -> float:
+def _clamped_sum(log_c: float, log_w: np.ndarray, lo: np.ndarray, sizes: np.ndarray) -> float:
     """sum_t clamp(exp(log C + log w_t), lo_t, size_t): a sum of positive terms, exact enough."""
     with np.errstate(over="ignore"):
         return float(np.clip(np.exp(log_c + log_w), lo, sizes).sum())
@@ -87,7 +87,7 @@ def _first_reaching(points, log_w, lo, sizes, budget) -> int:
     a, b = 0, len(points)
     while a < b:
         m = (a + b) // 2
-        if clamped_sum(points[m], log_w, lo, sizes) >= budget - tol:
+        if _clamped_sum(points[m], log_w, lo, sizes) >= budget - tol:
             b = m
         else:
             a = m + 1
