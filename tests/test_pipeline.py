@@ -124,7 +124,8 @@ def test_stage_call_passes_the_adapter_and_labels(monkeypatch, tmp_path):
     job = types.SimpleNamespace(run_dir=str(tmp_path))
     pipeline.stage_call("evaluate-base", job)
     pipeline.stage_call("evaluate-adapted", job)
-    assert seen == [(None, "base"), (tmp_path / runio.ADAPTER, "adapted")]
+    stages.call("evaluate-adapted", job, label="rerun")  # the sweep's trials add or override
+    assert seen == [(None, "base"), (tmp_path / runio.ADAPTER, "adapted"), (tmp_path / runio.ADAPTER, "rerun")]
 
 
 def test_progress_lines_show_done_elapsed_and_time_left():

@@ -185,6 +185,20 @@ def test_warnings_for_pools_selectors_cannot_use():
     assert "weighted_task_diversity" in limits["task_aware_selectors"]
 
 
+def test_selection_limits_are_the_ones_the_selectors_enforce():
+    """pool_meta.json's limits come from contracts, without importing selection; every
+    registered selector must enforce exactly those minimums, or the pool's warnings lie."""
+    from labelwise.contracts import MIN_PROMPTS, MIN_TASKS_TASK_AWARE, TASK_AWARE_SELECTORS
+    from labelwise.selection.registry import NAMES, selector_class
+
+    task_aware = set(TASK_AWARE_SELECTORS)
+    assert task_aware <= set(NAMES)
+    for name in NAMES:
+        cls = selector_class(name)
+        assert cls.min_prompts == MIN_PROMPTS, name
+        assert cls.min_tasks == (MIN_TASKS_TASK_AWARE if name in task_aware else 1), name
+
+
 def test_selection_limits_flag_one_task_pools_for_task_aware_selectors():
     _, _, one_task = build_tables(cfg(test_fraction=0), many({"a": 5}))
     assert one_task["selection_limits"]["usable_by_any_selector"] is True

@@ -2,8 +2,9 @@
 several stages read. Stages meet only at these files (ARCHITECTURE.md); a name is defined
 here and nowhere else (runio re-exports the common ones).
 
-The column types of scores.parquet are scoring/schema.py's ``schema()``; those of
-selection.parquet and allocation.csv are selection/table.py's (what selectors read).
+Column types live here too: ``scores_schema()`` is scores.parquet's (the scorer writes it,
+selectors read its ``SCORE_METRICS``), and the selector minimums the pool stage reports
+(``MIN_PROMPTS``, ``MIN_TASKS_TASK_AWARE``) are the ones every selector enforces.
 """
 
 from __future__ import annotations
@@ -16,13 +17,34 @@ TEST = "test.parquet"
 POOL_META = "pool_meta.json"
 POOL_COLUMNS = ["id", "task", "prompt", "response", "source"]  # pool.parquet and test.parquet
 
-# score: scores.parquet (scoring/schema.py), its summary, the resumable shard cache
+# score: scores.parquet, its summary, the resumable shard cache
 SCORES = "scores.parquet"
+SCORE_FLOATS = ["logconf", "mean_logprob", "mean_entropy", "mean_margin", "min_margin"]
+SCORE_METRICS = ("logconf", "n_tokens", "mean_logprob", "mean_entropy", "mean_margin", "min_margin")  # what selectors read
+SCORE_COLUMNS = ["id", "task", "logconf", "n_tokens", *SCORE_FLOATS[1:], "eos", "answer", "error"]  # + optional embedding
 SCORE_SUMMARY = "score_summary.json"
 SCORE_SHARDS = "score_shards"
 
-# select
+
+
+def scores_schema(embeddings: bool):
+    """scores.parquet's pyarrow schema: SCORE_COLUMNS typed, plus ``embedding`` when scored."""
+    import pyarrow as pa
+
+    types = {"id": pa.string(), "task": pa.string(), "n_tokens": pa.int64(), "eos": pa.bool_(),
+             "answer": pa.string(), "error": pa.string(), **{k: pa.float64() for k in SCORE_FLOATS}}
+    fields = [pa.field(name, types[name]) for name in SCORE_COLUMNS]
+    if embeddings:
+        fields.append(pa.field("embedding", pa.list_(pa.float32())))
+    return pa.schema(fields)
+
+
+# select; every selector needs at least MIN_PROMPTS usable prompts, and the task-aware ones
+# (spreading the budget over tasks) at least MIN_TASKS_TASK_AWARE tasks
 SELECTION = "selection.parquet"
+MIN_PROMPTS = 2
+MIN_TASKS_TASK_AWARE = 2
+TASK_AWARE_SELECTORS = ("task_diversity", "weighted_task_diversity", "activeit")
 SELECTION_COLUMNS = ["id", "task", "rank"]
 ALLOCATION = "allocation.csv"
 ALLOCATION_COLUMNS = ["task", "pool_size", "confidence", "allocated", "selected"]
@@ -52,8 +74,11 @@ def metrics_file(label: str) -> str:
 
 # run and sweep
 RUN_SUMMARY = "summary.json"
-RESULTS = "results.csv"
+RESULTS = "results.csv"  # one row per trial; columns described in report/table.py
+RESULTS_REQUIRED = ("strategy", "budget", "seed")
 FULL = "full"  # results.csv: the strategy of the full-pool reference trials
+BASE_PREFIX = "base_model."  # base_model.<bench>.<metric>: the untrained model's value
+TASK_PREFIX = "task:"  # task:<task>:<bench>.<metric> and task:<task>:selected
 SWEEP_PLAN = "sweep_plan.json"
 TRIALS = "trials"
 TRIAL_RESULT = "trial_result.json"

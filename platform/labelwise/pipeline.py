@@ -11,7 +11,6 @@ stage; the run ends with a summary table, ``run_dir/summary.json`` and a report
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -38,15 +37,8 @@ def add_arguments(parser) -> None:
 
 
 def stage_call(name: str, job):
-    """Call stage ``name``; the function is looked up when called (tests may replace it)."""
-    stage = stages.stage(name)
-    fn = getattr(importlib.import_module(stage.module), stage.function)
-    run_dir = Path(job.run_dir)
-    if name == "evaluate-base":
-        return fn(job, adapter=None, label="base")
-    if name == "evaluate-adapted":
-        return fn(job, adapter=run_dir / runio.ADAPTER, label="adapted")
-    return fn(job)
+    """Run stage ``name`` (stages.call); the seam tests replace."""
+    return stages.call(name, job)
 
 
 def state(run_dir: Path, name: str):

@@ -2,11 +2,12 @@
 which CLI command runs each stage alone, and the manifest that says whether it is kept.
 
 Each stage module (``labelwise.<package>.stage``) declares what it reads and writes next to
-its code, ``inputs(job)`` (files and folders, digested), ``settings(job)`` and ``outputs()``
-(score, select, train; the pool's are ``source_inputs(cfg)`` and ``settings(cfg)``; annotate
-and evaluate build theirs from the command line too: the answers file, the adapter and label), and commits through :mod:`labelwise.manifest`.
-File names come from :mod:`labelwise.contracts`. This table names the stages, so that cli
-and pipeline read one list.
+its code, ``inputs(job)`` (files and folders, digested; the pool's are its source files),
+``settings(job)`` and ``outputs()`` (pool, score, select, train; annotate and evaluate build
+theirs from the command line too: the answers file, the adapter and label), and commits
+through :mod:`labelwise.manifest`. File names come from :mod:`labelwise.contracts`. This
+table names the stages, and :func:`call` runs one, so that cli, ``run`` and ``sweep`` read
+one list.
 """
 
 from __future__ import annotations
@@ -43,6 +44,23 @@ RUNS = [("run", "labelwise.pipeline"), ("sweep", "labelwise.sweep.stage")]  # co
 
 def stage(name: str) -> Stage:
     return STAGES[NAMES.index(name)]
+
+
+def call(name: str, job, **kwargs):
+    """Run stage ``name`` on ``job`` (kept when its manifest matches); the function is looked
+    up when called, so tests may replace it. ``evaluate-<label>`` evaluates the base model
+    (label base) or the run folder's adapter; ``kwargs`` add to or override the defaults
+    (the sweep's trials pass the selection service, simulated annotation, ...)."""
+    import importlib
+    from pathlib import Path
+
+    s = stage(name)
+    fn = getattr(importlib.import_module(s.module), s.function)
+    if name.startswith("evaluate-"):
+        label = name.split("-", 1)[1]
+        adapter = None if label == "base" else Path(job.run_dir) / runio.ADAPTER
+        kwargs = {"adapter": adapter, "label": label, **kwargs}
+    return fn(job, **kwargs)
 
 
 def commands() -> list[tuple[str, str, str]]:

@@ -189,29 +189,27 @@ def _length_stats(values: list[int]) -> dict:
 
 def selection_limits(n_pool: int, n_tasks: int) -> dict:
     """What selection can do with this pool, recorded in pool_meta.json as
-    ``selection_limits``, from the selectors' own ``min_prompts`` / ``min_tasks`` (the select
-    stage refuses a pool below them; the pool stage only warns, since a one-task pool is fine
-    for random or uncertainty selection). ``usable_by_any_selector`` false means no selector
-    can run, ``usable_by_task_aware_selectors`` false means the task-aware ones cannot."""
-    from labelwise.selection.registry import NAMES, selector_class
+    ``selection_limits``, from the minimums every selector enforces (contracts.MIN_PROMPTS,
+    MIN_TASKS_TASK_AWARE; the select stage refuses a pool below them, the pool stage only
+    warns, since a one-task pool is fine for random or uncertainty selection).
+    ``usable_by_any_selector`` false means no selector can run,
+    ``usable_by_task_aware_selectors`` false means the task-aware ones cannot."""
+    from labelwise.contracts import MIN_PROMPTS, MIN_TASKS_TASK_AWARE, TASK_AWARE_SELECTORS
 
-    classes = {name: selector_class(name) for name in NAMES}
-    min_prompts = max(c.min_prompts for c in classes.values())
-    task_aware = [name for name, c in classes.items() if c.min_tasks > 1]
-    min_tasks = max(c.min_tasks for c in classes.values())
     problems = []
-    if n_pool < min_prompts:
-        problems.append(f"the pool has {n_pool} prompt(s): selectors need at least {min_prompts}")
-    if n_tasks < min_tasks:
+    if n_pool < MIN_PROMPTS:
+        problems.append(f"the pool has {n_pool} prompt(s): selectors need at least {MIN_PROMPTS}")
+    if n_tasks < MIN_TASKS_TASK_AWARE:
         problems.append(
-            f"the pool has {n_tasks} task(s): task-aware selectors ({', '.join(task_aware)}) need at least {min_tasks}"
+            f"the pool has {n_tasks} task(s): task-aware selectors ({', '.join(TASK_AWARE_SELECTORS)}) "
+            f"need at least {MIN_TASKS_TASK_AWARE}"
         )
     return {
-        "min_prompts": min_prompts,
-        "min_tasks_task_aware": min_tasks,
-        "task_aware_selectors": task_aware,
-        "usable_by_any_selector": n_pool >= min_prompts,
-        "usable_by_task_aware_selectors": n_pool >= min_prompts and n_tasks >= min_tasks,
+        "min_prompts": MIN_PROMPTS,
+        "min_tasks_task_aware": MIN_TASKS_TASK_AWARE,
+        "task_aware_selectors": list(TASK_AWARE_SELECTORS),
+        "usable_by_any_selector": n_pool >= MIN_PROMPTS,
+        "usable_by_task_aware_selectors": n_pool >= MIN_PROMPTS and n_tasks >= MIN_TASKS_TASK_AWARE,
         "problems": problems,
     }
 

@@ -64,12 +64,13 @@ def outputs() -> list[str]:
     return [runio.TEST, runio.POOL, runio.POOL_META]
 
 
-def source_inputs(cfg) -> dict:
+def inputs(job) -> dict:
     """The local files the pool is read from (the manifest digests them, so an edited source
     rebuilds the pool). Built-in pools are named by their settings; URIs and hub datasets
     cannot be digested here and are named by pool.source alone."""
     from labelwise.pool.readers import expand
 
+    cfg = job.pool
     out = {}
     for i, c in enumerate(cfg.source_configs()):
         src = c.source
@@ -78,9 +79,10 @@ def source_inputs(cfg) -> dict:
     return out
 
 
-def settings(cfg) -> dict:
+def settings(job) -> dict:
     from labelwise.config import to_dict
 
+    cfg = job.pool
     out = {"pool": to_dict(cfg)}
     if any(c.source == "builtin:bigbench" for c in cfg.source_configs()):
         from labelwise.pool import bigbench
@@ -117,7 +119,7 @@ def build_pool(job, force: bool = False, log=print, embed=None) -> Path:
         runio.write_json(staged / runio.POOL_META, meta)
         manifest.fault(STAGE)
 
-    manifest.run_stage(run_dir, STAGE, source_inputs(job.pool), settings(job.pool), outputs(), build,
+    manifest.run_stage(run_dir, STAGE, inputs(job), settings(job), outputs(), build,
                        rerun="--force" if force else None, log=log)
     return run_dir / runio.POOL
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 
-from labelwise.report.table import FULL, TASK_PREFIX, lower_is_better, with_selector
+from labelwise.contracts import FULL, TASK_PREFIX
+from labelwise.report.table import lower_is_better, with_selector
 
 REFERENCES = ("random", "task_diversity")
 ALPHA = 0.05

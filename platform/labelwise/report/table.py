@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import math
 
-FULL = "full"
-BASE_PREFIX = "base_model."
-TASK_PREFIX = "task:"  # per-task columns: task:<task>:<bench>.<metric> and task:<task>:selected
-REQUIRED = ("strategy", "budget", "seed")
+from labelwise.contracts import BASE_PREFIX, FULL, TASK_PREFIX
+from labelwise.contracts import RESULTS_REQUIRED as REQUIRED
 NOT_METRICS = {"budget", "seed", "base", "trial_index", "pool_size", "train_time_s", "time_s"}
 LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "nll")
 # The quality figures first, in this order; the first one present is a report's primary metric.

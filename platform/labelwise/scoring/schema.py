@@ -1,4 +1,5 @@
-"""The scores.parquet schema (ARCHITECTURE.md file contract) and row-to-table helpers."""
+"""Row helpers for scores.parquet (its schema is contracts.scores_schema): error rows, which
+errors are final, rows to a table."""
 
 from __future__ import annotations
 
@@ -6,27 +7,8 @@ import math
 
 import pyarrow as pa
 
-FLOATS = ["logconf", "mean_logprob", "mean_entropy", "mean_margin", "min_margin"]
-COLUMNS = ["id", "task", "logconf", "n_tokens", *FLOATS[1:], "eos", "answer", "error"]
-
-
-def schema(embeddings: bool) -> pa.Schema:
-    fields = [
-        pa.field("id", pa.string()),
-        pa.field("task", pa.string()),
-        pa.field("logconf", pa.float64()),
-        pa.field("n_tokens", pa.int64()),
-        pa.field("mean_logprob", pa.float64()),
-        pa.field("mean_entropy", pa.float64()),
-        pa.field("mean_margin", pa.float64()),
-        pa.field("min_margin", pa.float64()),
-        pa.field("eos", pa.bool_()),
-        pa.field("answer", pa.string()),
-        pa.field("error", pa.string()),
-    ]
-    if embeddings:
-        fields.append(pa.field("embedding", pa.list_(pa.float32())))
-    return pa.schema(fields)
+from labelwise.contracts import SCORE_FLOATS as FLOATS
+from labelwise.contracts import scores_schema
 
 
 # Errors that a rerun would reproduce exactly, because the prompt itself (under the cached
@@ -63,6 +45,6 @@ def error_row(id_: str, task: str, error: str) -> dict:
 
 
 def to_table(rows: list[dict], embeddings: bool) -> pa.Table:
-    sch = schema(embeddings)
+    sch = scores_schema(embeddings)
     cols = {name: [r.get(name) for r in rows] for name in sch.names}
     return pa.Table.from_pydict(cols, schema=sch)

@@ -422,13 +422,13 @@ def assemble(store, pool, embeddings: bool):
     """All shard rows for the pool's ids, in pool order, in the scores.parquet schema."""
     import pyarrow as pa
 
-    from labelwise.scoring.schema import schema
+    from labelwise.contracts import scores_schema
     from labelwise.scoring.shards import pick_rows
 
     table = store.read_all()
     if table is None:
         raise ValueError(f"{store.root}: no score shards, nothing to assemble")
-    sch = schema(embeddings)
+    sch = scores_schema(embeddings)
     table = table.select(sch.names).cast(sch)
     first = pick_rows(table)  # per id: its first final row, else its latest (retried) row
     missing = [i for i in pool["id"] if i not in first]

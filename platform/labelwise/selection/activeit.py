@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from labelwise.contracts import MIN_TASKS_TASK_AWARE
 from labelwise.selection import confidence as signals
 from labelwise.selection.base import Choice, Selector
 
 
 class ActiveIT(Selector):
     name = "activeit"
-    min_tasks = 2
+    min_tasks = MIN_TASKS_TASK_AWARE
 
     def __init__(self, confidence: str = "sequence", length_normalized: bool = False):
         self.confidence = signals.resolve(confidence, length_normalized)

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from labelwise import contracts
 from labelwise.selection import confidence
 from labelwise.selection.registry import SelectorParamError
 from labelwise.selection.table import ScoreTable, ScoreTableError
@@ -104,8 +105,10 @@ class Selector:
     """Base class. Subclasses set ``name`` and define ``__init__`` with keyword parameters."""
 
     name: ClassVar[str] = "?"
-    min_tasks: ClassVar[int] = 1  # selectors that spread the budget over tasks need 2
-    min_prompts: ClassVar[int] = 2  # a pool of one prompt leaves nothing to choose
+    # contracts.MIN_TASKS_TASK_AWARE for selectors that spread the budget over tasks; the pool
+    # stage reports both minimums in pool_meta.json (selection_limits)
+    min_tasks: ClassVar[int] = 1
+    min_prompts: ClassVar[int] = contracts.MIN_PROMPTS  # a pool of one prompt leaves nothing to choose
 
     @classmethod
     def param_names(cls) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCORE_COLUMNS = ("logconf", "n_tokens", "mean_logprob", "mean_entropy", "mean_margin", "min_margin")
+from labelwise.contracts import SCORE_METRICS
 
 
 class ScoreTableError(ValueError):
@@ -168,7 +168,7 @@ def from_arrow(table, source="<memory>") -> ScoreTable:
             "rerun `labelwise pool` and `labelwise score`)"
         )
     scores = {}
-    for col in SCORE_COLUMNS:
+    for col in SCORE_METRICS:
         if col in table.column_names:
             scores[col] = np.asarray(pc.fill_null(table[col].cast(pa.float64()), float("nan")))
     errors = table["error"].cast(pa.string()) if "error" in table.column_names else None

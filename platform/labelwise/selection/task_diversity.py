@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from labelwise.contracts import MIN_TASKS_TASK_AWARE
 from labelwise.selection.allocation import round_robin, water_fill
 from labelwise.selection.base import Choice, Selector
 
 
 class TaskDiversity(Selector):
     name = "task_diversity"
-    min_tasks = 2
+    min_tasks = MIN_TASKS_TASK_AWARE
 
     def __init__(self):
         pass

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from labelwise.contracts import MIN_TASKS_TASK_AWARE
 from labelwise.selection import confidence as signals
 from labelwise.selection.allocation import round_robin, water_fill, weighted_allocation
 from labelwise.selection.base import Choice, Selector, check_number
@@ -20,7 +21,7 @@ from labelwise.selection.base import Choice, Selector, check_number
 
 class WeightedTaskDiversity(Selector):
     name = "weighted_task_diversity"
-    min_tasks = 2
+    min_tasks = MIN_TASKS_TASK_AWARE
 
     def __init__(self, base: int = 5, confidence: str = "sequence", length_normalized: bool = False):
         check_number(base, "base", nonnegative=True, integer=True)

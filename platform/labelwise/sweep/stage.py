@@ -70,19 +70,18 @@ def validate_trials(job, trials: list[dict]) -> list:
 def prepare(job, log=print) -> int:
     """Pool, scores and base-model metrics in the sweep folder (each kept when done); returns
     the pool size."""
-    from labelwise.evaluation.stage import evaluate
-    from labelwise.pool.stage import build_pool, read_pool
-    from labelwise.scoring.stage import score_pool
+    from labelwise import stages
+    from labelwise.pool.stage import read_pool
 
     t = time.monotonic()
-    build_pool(job)
+    stages.call("pool", job)
     n = len(read_pool(job.run_dir))
     log(f"[sweep] pool: {n} prompts ({time.monotonic() - t:.0f}s)")
     t = time.monotonic()
-    score_pool(job)
+    stages.call("score", job)
     log(f"[sweep] scores ready ({time.monotonic() - t:.0f}s)")
     t = time.monotonic()
-    evaluate(job, adapter=None, label="base")
+    stages.call("evaluate-base", job)
     log(f"[sweep] base model evaluated ({time.monotonic() - t:.0f}s)")
     return n
 
@@ -284,7 +283,8 @@ def summary_text(rows: list[dict]) -> str:
     """Mean ± standard error of the first metric per selector and budget, as text."""
     import pandas as pd
 
-    from labelwise.report.table import FULL, metric_columns, paper_table
+    from labelwise.contracts import FULL
+    from labelwise.report.table import metric_columns, paper_table
 
     df = pd.DataFrame(rows)
     ok = df[df["status"] == "ok"] if "status" in df.columns else df

@@ -65,19 +65,20 @@ def selector_of(trial: dict) -> str:
 
 def base_model_metrics(sweep_dir: Path) -> dict:
     """The untrained model's metrics (evaluated once in the sweep folder), flattened."""
+    from labelwise.contracts import BASE_PREFIX
     from labelwise.report.run_report import flatten_metrics
 
     path = sweep_dir / runio.METRICS
     if not path.exists():
         return {}
     flat = flatten_metrics(json.loads(path.read_text())).get("base", {})
-    return {f"base_model.{k}": v for k, v in flat.items()}
+    return {f"{BASE_PREFIX}{k}": v for k, v in flat.items()}
 
 
 def per_task_columns(adapted: dict, trial_dir: Path) -> dict:
     """``task:<task>:<bench>.<metric>`` for every per-task number the evaluation recorded, and
     ``task:<task>:selected`` from allocation.csv: what the report's per-task breakdown reads."""
-    from labelwise.report.table import TASK_PREFIX
+    from labelwise.contracts import TASK_PREFIX
 
     out = {}
     for bench, values in (adapted or {}).items():
@@ -97,12 +98,9 @@ def per_task_columns(adapted: dict, trial_dir: Path) -> dict:
 
 def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) -> dict:
     """Run one trial in ``job.run_dir`` (resuming what its folder holds); return its row."""
-    from labelwise.annotate.stage import annotate
-    from labelwise.evaluation.stage import evaluate
+    from labelwise import stages
     from labelwise.report.run_report import flatten_metrics
-    from labelwise.selection.stage import select
     from labelwise.sweep import trial_manifest
-    from labelwise.training.stage import train
 
     sweep_dir = Path(sweep_dir)
     trial_dir = Path(job.run_dir)
@@ -113,10 +111,10 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
     times = {}
     t0 = time.monotonic()
     for name, step in (
-        ("select", lambda: select(job, service=service)),
-        ("annotate", lambda: annotate(job, simulate=True)),
-        ("train", lambda: train(job)),
-        ("evaluate", lambda: evaluate(job, adapter=trial_dir / runio.ADAPTER, label="adapted")),
+        ("select", lambda: stages.call("select", job, service=service)),
+        ("annotate", lambda: stages.call("annotate", job, simulate=True)),
+        ("train", lambda: stages.call("train", job)),
+        ("evaluate", lambda: stages.call("evaluate-adapted", job)),
     ):
         t = time.monotonic()
         log(f"[trial {trial['name']}] {name} ...")
