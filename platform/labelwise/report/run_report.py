@@ -89,13 +89,13 @@ def build(folder: Path) -> Document:
         doc.table(header, rows) if rows else doc.paragraph("metrics.json has no numbers yet.")
     alloc_path = folder / runio.ALLOCATION
     if alloc_path.exists():
-        alloc = pd.read_csv(alloc_path)
+        alloc = contracts.read_allocation(alloc_path)
         doc.heading("Per-task allocation", 2)
         doc.image("allocation.png", plots.allocation_chart({"selected": alloc}), "prompts selected per task")
         doc.table([literal(c) for c in alloc.columns], [[_cell(v) for v in r] for r in alloc.itertuples(index=False, name=None)])
     log_path = folder / contracts.TRAIN_LOG
     if log_path.exists():
-        log = pd.read_csv(log_path)
+        log = contracts.read_train_log(log_path)
         if "loss" in log.columns and len(log):
             doc.heading("Training", 2)
             doc.image("loss.png", plots.loss_curve(log), "training loss per step")

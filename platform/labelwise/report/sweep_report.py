@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from labelwise.contracts import FULL
 from labelwise.report import paired, plots
 from labelwise.report.document import Document
 from labelwise.report.table import (
-    FULL,
     lower_is_better,
     metric_columns,
     paper_table,
@@ -82,7 +82,7 @@ def savings_rows(rows: list[dict]) -> list[list[str]]:
 
 def allocations_for_report(df, folder: Path) -> dict:
     """One allocation.csv per selector: its largest budget, smallest seed, where present."""
-    import pandas as pd
+    from labelwise.contracts import ALLOCATION, read_allocation
 
     if "run_dir" not in df.columns:
         return {}
@@ -93,8 +93,8 @@ def allocations_for_report(df, folder: Path) -> dict:
             path = Path(run_dir)
             if not path.is_absolute():
                 path = folder / path
-            if (path / "allocation.csv").exists():
-                out[f"{selector} (k={int(g['budget'].max())})"] = pd.read_csv(path / "allocation.csv")
+            if (path / ALLOCATION).exists():
+                out[f"{selector} (k={int(g['budget'].max())})"] = read_allocation(path / ALLOCATION)
                 break
     return out
 

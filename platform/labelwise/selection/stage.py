@@ -92,10 +92,8 @@ def select(job, service=None, force: bool = False, log=print) -> Path:
 def main(job, args) -> int:
     import pandas as pd
 
-    from labelwise import runio
+    from labelwise import contracts, manifest, runio
     from labelwise.selection.outputs import SELECTION_JSON
-
-    from labelwise import manifest
 
     run = Path(job.run_dir)
     before = manifest.read(run, STAGE)
@@ -103,7 +101,7 @@ def main(job, args) -> int:
     if manifest.read(run, STAGE) == before:
         print(f"selection already done for this request: {run / runio.SELECTION} (use --force to redo)")
     record = json.loads((run / SELECTION_JSON).read_text())
-    alloc = pd.read_csv(run / runio.ALLOCATION).sort_values("selected", ascending=False)
+    alloc = contracts.read_allocation(run / runio.ALLOCATION).sort_values("selected", ascending=False)
     print(
         f"{record['selector']} selected {record['selected']} prompts from "
         f"{int(alloc['pool_size'].sum())} in {len(alloc)} tasks ({record['tasks_selected']} tasks got some), seed {record['seed']}"

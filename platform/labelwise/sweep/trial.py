@@ -89,9 +89,9 @@ def per_task_columns(adapted: dict, trial_dir: Path) -> dict:
                     out[f"{TASK_PREFIX}{task}:{bench}.{name}"] = float(v)
     alloc = trial_dir / runio.ALLOCATION
     if alloc.exists():
-        import pandas as pd
+        from labelwise.contracts import read_allocation
 
-        for r in pd.read_csv(alloc).itertuples():
+        for r in read_allocation(alloc).itertuples():
             out[f"{TASK_PREFIX}{r.task}:selected"] = int(r.selected)
     return out
 

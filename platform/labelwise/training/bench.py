@@ -143,6 +143,8 @@ def main(argv=None) -> int:
         print(f"plain loop (length_grouping {grouping}): {r['tokens_per_s']:.1f} tokens/s, "
               f"{r['end_to_end_s']:.1f} s end to end", file=sys.stderr)
 
+    from labelwise.contracts import TRAIN_LOG, TRAIN_LOG_COLUMNS, read_train_log
+
     init_ray(RayConfig())
     for w in args.workers:
         run = work / f"ray-{w}"
@@ -151,9 +153,7 @@ def main(argv=None) -> int:
         job = bench_job(run, args.seed, model_name, {**base, "num_workers": w, "length_grouping": args.length_grouping})
         t0 = time.perf_counter()
         train(job)
-        import pandas as pd
-
-        log = pd.read_csv(run / "train_log.csv").to_dict("records")
+        log = read_train_log(run / TRAIN_LOG, TRAIN_LOG_COLUMNS).to_dict("records")
         r = {"runner": "ray train", "workers": w, "length_grouping": args.length_grouping, "tokens_per_s": steady_tokens_per_s(log),
              "end_to_end_s": time.perf_counter() - t0, "final_loss": log[-1]["loss"]}
         r["ratio_vs_plain"] = r["tokens_per_s"] / plain["tokens_per_s"]

@@ -6,10 +6,10 @@ import shutil
 from pathlib import Path
 
 from labelwise import runio
-
 from labelwise.contracts import LOSS_PNG, TRAIN_LOG  # noqa: F401  (stage.py reads them here)
+from labelwise.contracts import TRAIN_LOG_COLUMNS as LOG_COLUMNS
 from labelwise.contracts import TRAIN_SUMMARY as SUMMARY
-LOG_COLUMNS = ["step", "epoch", "loss", "lr", "examples", "tokens", "response_tokens", "seconds"]
+
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
 
 
