@@ -76,7 +76,7 @@ def test_empty_result_is_an_error_with_reasons(tmp_path):
 
 
 def test_read_pool_errors_name_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"pool.parquet: not found; run `labelwise pool CONFIG` first"):
+    with pytest.raises(FileNotFoundError, match=r"pool.parquet does not exist: run `labelwise pool CONFIG` first"):
         stage.read_pool(tmp_path)
 
 

@@ -117,26 +117,27 @@ def read_labeled(path: str | Path) -> list[dict]:
     return read_records(path, LABELED_FIELDS, "run `labelwise annotate` first")
 
 
-def read_csv_file(path: str | Path, columns, missing: str):
-    """A run-folder CSV as a DataFrame, with ``columns`` checked; ``missing`` is the hint
-    when the file does not exist."""
+def read_frame(path: str | Path, columns, missing: str):
+    """A run-folder table (.csv or .parquet) as a DataFrame, with ``columns`` checked;
+    ``missing`` is the hint when the file does not exist."""
     import pandas as pd
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: {missing}")
-    df = pd.read_csv(path)
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     lacking = [c for c in columns if c not in df.columns]
     if lacking:
-        raise ValueError(f"{path}: missing column(s) {', '.join(lacking)} (expected {', '.join(columns)})")
+        raise ValueError(f"{path}: missing column(s) {', '.join(lacking)} (expected {', '.join(columns)}; "
+                         f"found {', '.join(map(str, df.columns))})")
     return df
 
 
 def read_allocation(path: str | Path):
-    return read_csv_file(path, ALLOCATION_COLUMNS, "run `labelwise select` first")
+    return read_frame(path, ALLOCATION_COLUMNS, "run `labelwise select` first")
 
 
 def read_train_log(path: str | Path, columns=("step", "epoch", "loss")):
     """train_log.csv; ``columns`` are the ones the caller needs (logs written before a
     column was added still read), TRAIN_LOG_COLUMNS is what training writes."""
-    return read_csv_file(path, columns, "run `labelwise train` first")
+    return read_frame(path, columns, "run `labelwise train` first")

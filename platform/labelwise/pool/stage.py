@@ -147,19 +147,10 @@ def read_meta(run_dir) -> dict:
 
 
 def _read(run_dir: Path, name: str):
-    import pandas as pd
-
-    from labelwise import runio
+    from labelwise import contracts, runio
     from labelwise.pool.build import COLUMNS
 
-    path = run_dir / getattr(runio, name)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: not found; run `labelwise pool CONFIG` first")
-    df = pd.read_parquet(path)
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: column {missing[0]!r} missing; columns found: {', '.join(df.columns)}")
-    return df
+    return contracts.read_frame(run_dir / getattr(runio, name), COLUMNS, "run `labelwise pool CONFIG` first")
 
 
 def pool_dataset(run_dir, split: str = "pool"):
