@@ -18,7 +18,7 @@ from labelwise import runio
 
 from labelwise.sweep.trial_manifest import RESULT
 # what every trial shares with the sweep folder (computed once, before the trials)
-SHARED = (runio.POOL, runio.TEST, runio.POOL_META, runio.SCORES, "score_summary.json")
+SHARED = (runio.POOL, runio.TEST, runio.POOL_META, runio.SCORES, "score_summary.json", runio.JUDGMENTS)
 
 
 def link_shared(sweep_dir: Path, trial_dir: Path) -> None:
