@@ -163,7 +163,7 @@ def test_silhouette_tiny_cluster_gets_neutral_and_the_others_keep_theirs():
 # ---- within_task -------------------------------------------------------------------------
 
 
-@settings(PROP, max_examples=12)
+@PROP
 @given(sizes=st.lists(st.integers(1, 25), min_size=2, max_size=5), data=st.data())
 def test_within_task_keeps_the_allocation_for_every_mode(sizes, data):
     n = sum(sizes)
@@ -301,18 +301,30 @@ def test_selection_parquet_carries_the_scores_and_judgments_are_an_input(tmp_pat
     assert list(lc.columns) == ["id", "task", "rank", "log_confidence"]
 
 
-def test_sweep_takes_thtb_and_within_task_through_the_grid(tmp_path):
+def test_sweep_takes_thtb_and_a_within_tasks_dimension(tmp_path):
+    from labelwise.report.table import with_selector
     from labelwise.sweep.config import SweepConfig
     from labelwise.sweep.plan import build_trial_job, plan_trials
+    from labelwise.sweep.trial import selector_of
 
-    sweep = SweepConfig(strategies=["thtb", "weighted_task_diversity"], budgets=[10],
-                        grid={"select.params.within_task": ["random", "hardness"]}, full_pool=False)
-    data = {"run_dir": str(tmp_path), "sweep": {"strategies": ["weighted_task_diversity"]}}
+    sweep = SweepConfig(strategies=["thtb", "weighted_task_diversity", "random"], budgets=[10],
+                        within_tasks=["random", "hardness"], full_pool=False)
     trials = plan_trials(sweep)
-    wtd = [t for t in trials if t["strategy"] == "weighted_task_diversity"]
-    jobs = [build_trial_job(JobConfig, data, t, str(tmp_path / t["name"]), 100, 1, "sweep") for t in wtd]
-    assert sorted(j.select.params["within_task"] for j in jobs) == ["hardness", "random"]
-    assert [needs_judgments(j.select) for j in sorted(jobs, key=lambda j: j.select.params["within_task"])] == [True, False]
+    assert sorted(t["name"] for t in trials) == [
+        "random-k10-s0", "thtb-k10-s0", "weighted_task_diversity-base5-in_hardness-k10-s0",
+        "weighted_task_diversity-base5-in_random-k10-s0"]
+    data = {"run_dir": str(tmp_path)}
+    jobs = {t["name"]: build_trial_job(JobConfig, data, t, str(tmp_path / t["name"]), 100, 1, "sweep") for t in trials}
+    assert jobs["weighted_task_diversity-base5-in_hardness-k10-s0"].select.params == {"base": 5, "within_task": "hardness"}
+    assert [needs_judgments(jobs[n].select) for n in sorted(jobs)] == [False, True, True, False]
+    hard = next(t for t in trials if t["within_task"] == "hardness")
+    assert selector_of(hard) == "weighted_task_diversity (base=5, within_task=hardness)"
+    rows = pd.DataFrame([{"strategy": "task_diversity", "within_task": "kcenter", "budget": 5}])
+    assert with_selector(rows)["selector"].tolist() == ["task_diversity (within_task=kcenter)"]
+    with pytest.raises(ConfigError, match="within_tasks"):
+        config.build(JobConfig, {"sweep": {"within_tasks": ["hardest"]}}, "j.yaml")
+    with pytest.raises(ConfigError, match="grid.select.params.within_task"):
+        config.build(JobConfig, {"sweep": {"within_tasks": ["random"], "grid": {"select.params.within_task": ["kcenter"]}}}, "j.yaml")
 
 
 # ---- end to end on Ray ---------------------------------------------------------------------

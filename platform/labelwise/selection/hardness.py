@@ -39,6 +39,7 @@ import numpy as np
 from labelwise.selection.base import tie_broken_order
 
 NEUTRAL = 0.5  # the mapped silhouette of a prompt that has none (s = 0)
+SMALL = 20_000  # pools below this cluster on one OpenMP thread
 
 
 def cut_size(n: int, fraction: float, budget: int) -> int:
@@ -69,18 +70,22 @@ def silhouette(texts, clusters: int, max_features: int, seed: int) -> tuple[np.n
         x = TfidfVectorizer(max_features=max_features).fit_transform(list(texts))
     except ValueError:  # empty vocabulary (no word in any prompt)
         return np.full(n, NEUTRAL), {"case": "no TF-IDF vocabulary: all 0.5"}
-    k = min(clusters, n - 1)
     import warnings
 
-    with warnings.catch_warnings():
+    from threadpoolctl import threadpool_limits
+
+    k = min(clusters, n - 1)
+    # small pools (within_task: one task): OpenMP threads cost far more in hand-off than they
+    # save (measured 17x slower with 2 threads on two shared cores)
+    with warnings.catch_warnings(), threadpool_limits(limits=1 if n < SMALL else None, user_api="openmp"):
         warnings.simplefilter("ignore")  # fewer distinct prompts than clusters: sklearn warns, we count below
         labels = KMeans(n_clusters=k, n_init=1, random_state=seed).fit_predict(x)
-    sizes = np.bincount(labels)
-    used = int((sizes > 0).sum())
-    info = {"k": k, "clusters_used": used, "singletons": int((sizes == 1).sum())}
-    if used < 2 or used > n - 1:
-        return np.full(n, NEUTRAL), {**info, "case": "fewer than 2 clusters: all 0.5"}
-    s = silhouette_samples(x, labels, metric="cosine")
+        sizes = np.bincount(labels)
+        used = int((sizes > 0).sum())
+        info = {"k": k, "clusters_used": used, "singletons": int((sizes == 1).sum())}
+        if used < 2 or used > n - 1:
+            return np.full(n, NEUTRAL), {**info, "case": "fewer than 2 clusters: all 0.5"}
+        s = silhouette_samples(x, labels, metric="cosine")
     s[sizes[labels] < 2] = 0.0  # sklearn already gives 0 there; kept explicit
     return (s + 1.0) / 2.0, {**info, "case": "ok" if not (sizes == 1).any() else "singletons at 0.5"}
 

@@ -6,6 +6,7 @@
       seeds: [0, 1]
       bases: [5]                    # WTD base allocation (only weighted_task_diversity uses it)
       confidences: [sequence, per_token]  # select.params.confidence of the selectors that take one
+      within_tasks: [random, hardness]    # select.params.within_task of the task-aware selectors
       grid: {train.lr: [5e-4, 1e-3]}  # any other stage parameter: dotted key -> values
       full_pool: true               # plus one model trained on the whole pool per seed
 
@@ -38,6 +39,10 @@ class SweepConfig:
     """Confidence signals (select.params.confidence) for the selectors that take one
     (weighted_task_diversity, activeit, dpp); null: each selector's default. Other selectors
     run once per point whatever this lists."""
+    within_tasks: list[str] | None = None
+    """Within-task rankings (select.params.within_task: random, least_confidence, hardness,
+    kcenter) for the selectors that take one (task_diversity, weighted_task_diversity,
+    activeit); null: random. Other selectors run once per point whatever this lists."""
     grid: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
     """Other stage parameters: dotted key (select./annotate./train./evaluate./model.) -> values."""
     full_pool: bool = True
@@ -80,6 +85,17 @@ class SweepConfig:
             check(
                 "select.params.confidence" not in self.grid, "grid.select.params.confidence",
                 "use sweep.confidences (it applies only to the selectors that take a confidence)",
+            )
+        if self.within_tasks is not None:
+            from labelwise.selection.within_task import MODES
+
+            check(len(self.within_tasks) > 0, "within_tasks", "must list at least one ranking (or be null)")
+            for w in self.within_tasks:
+                check(w in MODES, "within_tasks", f"unknown within_task {w!r} (valid: {', '.join(MODES)})")
+            check(len(set(self.within_tasks)) == len(self.within_tasks), "within_tasks", "lists a ranking twice")
+            check(
+                "select.params.within_task" not in self.grid, "grid.select.params.within_task",
+                "use sweep.within_tasks (it applies only to the selectors that take a within_task)",
             )
         for key, values in self.grid.items():
             section = key.split(".", 1)[0]

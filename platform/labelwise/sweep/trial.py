@@ -58,7 +58,7 @@ def selector_of(trial: dict) -> str:
     """The label the report groups by: strategy, WTD base, and the trial's grid values."""
     from labelwise.report.table import selector_label
 
-    label = selector_label(trial["strategy"], trial.get("base"), trial.get("confidence"))
+    label = selector_label(trial["strategy"], trial.get("base"), trial.get("confidence"), trial.get("within_task"))
     extra = " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sorted((trial.get("grid") or {}).items()))
     return f"{label} {extra}".strip()
 
@@ -131,6 +131,7 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
         "strategy": trial["strategy"],
         "base": trial.get("base"),
         "confidence": trial.get("confidence"),
+        "within_task": trial.get("within_task"),
         "budget": n_labeled if trial["budget"] is None else trial["budget"],
         "seed": trial["seed"],
         "status": "ok",
