@@ -3,7 +3,8 @@ several stages read. Stages meet only at these files (ARCHITECTURE.md); a name i
 here and nowhere else (runio re-exports the common ones).
 
 The column types of scores.parquet are scoring/schema.py's ``schema()``; those of
-selection.parquet and allocation.csv are selection/table.py's (what selectors read).
+selection.parquet and allocation.csv are selection/table.py's (what selectors read); those
+of judgments.parquet are JUDGMENTS_COLUMNS here (read with :func:`read_judgments`).
 """
 
 from __future__ import annotations
