@@ -259,6 +259,9 @@ def test_missing_or_invalid_judgments_are_clear_errors(tmp_path):
     write_judged_run(run, bloom_score=(["t1-002"], 25.0))
     with pytest.raises(ScoreTableError, match=r"'bloom_score' is outside \[1, 21\].*t1-002"):
         select(job_for(run, strategy="thtb", budget=5))
+    write_judged_run(run, discipline_spread=(["t1-004"], float("inf")))
+    with pytest.raises(ScoreTableError, match=r"'discipline_spread'.*t1-004 \(inf\)"):
+        select(job_for(run, strategy="thtb", budget=5))
     write_judged_run(run, quality=(["t0-001"], -0.5))
     with pytest.raises(ScoreTableError, match=r"'quality'.*t0-001"):
         select(job_for(run, strategy="thtb", budget=5))

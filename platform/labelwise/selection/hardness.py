@@ -15,7 +15,7 @@ Scores (labelwise has prompts and the base model's greedy answers, no gold respo
 * EHS = (IREI + silhouette) / 2. IREI (substitute): characters of the prompt and of the base
   model's greedy answer, total = |prompt| + |answer| and ratio = |answer| / |prompt|, each
   min-max normalized, then averaged; it reflects the model's verbosity, not the gold
-  response's. Silhouette: TF-IDF of the prompts (``max_features``), k-means with
+  response's (|prompt| counts as at least 1 in the ratio). Silhouette: TF-IDF of the prompts (``max_features``), k-means with
   ``clusters`` clusters (k-means++, seeded), per-prompt silhouette with cosine distance,
   mapped to (s + 1) / 2.
 

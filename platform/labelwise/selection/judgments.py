@@ -107,7 +107,7 @@ def align(arrow_table, table, source: str) -> Judgments:
     values = {}
     for col, (low, high) in RANGES.items():
         v = np.asarray(pc.fill_null(arrow_table[col].cast("float64"), np.nan), dtype=np.float64)[pos]
-        bad = ~err_mask & ~np.isnan(v) & ~((v >= low) & (v <= high))
+        bad = ~err_mask & ~np.isnan(v) & ~(np.isfinite(v) & (v >= low) & (v <= high))
         if bad.any():
             raise ScoreTableError(
                 f"{source}: column {col!r} is outside [{low:g}, {high:g}] for {int(bad.sum())} prompt(s): "
