@@ -14,10 +14,10 @@ Scores (labelwise has prompts and the base model's greedy answers, no gold respo
   count) + discipline_spread (range about [0, 2), so IC weighs more, as in the method);
 * EHS = (IREI + silhouette) / 2. IREI (substitute): characters of the prompt and of the base
   model's greedy answer, total = |prompt| + |answer| and ratio = |answer| / |prompt|, each
-  min-max normalized, then averaged; it reflects the model's verbosity, not the gold
-  response's (|prompt| counts as at least 1 in the ratio). Silhouette: TF-IDF of the prompts (``max_features``), k-means with
-  ``clusters`` clusters (k-means++, seeded), per-prompt silhouette with cosine distance,
-  mapped to (s + 1) / 2.
+  min-max normalized, then averaged (|prompt| counts as at least 1 in the ratio); it
+  reflects the model's verbosity, not the gold response's. Silhouette: TF-IDF of the
+  prompts (``max_features``), k-means with ``clusters`` clusters (k-means++, seeded),
+  per-prompt silhouette with cosine distance, mapped to (s + 1) / 2.
 
 Tiny clusters (the authors' code zeroes every silhouette when one cluster has fewer than 2
 members): k is at most len(pool) - 1; a prompt alone in its cluster gets the neutral 0.5
