@@ -3,8 +3,9 @@ several stages read. Stages meet only at these files (ARCHITECTURE.md); a name i
 here and nowhere else (runio re-exports the common ones).
 
 Column types live here too: ``scores_schema()`` is scores.parquet's (the scorer writes it,
-selectors read its ``SCORE_METRICS``), and the selector minimums the pool stage reports
-(``MIN_PROMPTS``, ``MIN_TASKS_TASK_AWARE``) are the ones every selector enforces.
+selectors read its ``SCORE_METRICS``), JUDGMENTS_COLUMNS judgments.parquet's (read with
+:func:`read_judgments`), and the selector minimums the pool stage reports (``MIN_PROMPTS``,
+``MIN_TASKS_TASK_AWARE``) are the ones every selector enforces.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ SCORE_SUMMARY = "score_summary.json"
 SCORE_SHARDS = "score_shards"
 
 
-
 def scores_schema(embeddings: bool):
     """scores.parquet's pyarrow schema: SCORE_COLUMNS typed, plus ``embedding`` when scored."""
     import pyarrow as pa
@@ -39,13 +39,31 @@ def scores_schema(embeddings: bool):
     return pa.schema(fields)
 
 
+# judge: one row per pool prompt (the judge stage writes it; thtb and within_task: hardness read it)
+JUDGMENTS = "judgments.parquet"
+# column -> pyarrow type name; bloom_score 1..21, quality in [0, 1], discipline_spread the mean
+# pairwise cosine distance of the disciplines' description embeddings (0 with one discipline);
+# a row whose judgment failed has ``error`` set (and may have nulls), never dropped
+JUDGMENTS_COLUMNS = {
+    "id": "string",
+    "task": "string",
+    "bloom_level": "string",
+    "bloom_score": "float64",
+    "disciplines": "list<string>",
+    "discipline_count": "int64",
+    "discipline_spread": "float64",
+    "quality": "float64",
+    "error": "string",
+    "judge": "string",
+}
+
 # select; every selector needs at least MIN_PROMPTS usable prompts, and the task-aware ones
 # (spreading the budget over tasks) at least MIN_TASKS_TASK_AWARE tasks
 SELECTION = "selection.parquet"
 MIN_PROMPTS = 2
 MIN_TASKS_TASK_AWARE = 2
 TASK_AWARE_SELECTORS = ("task_diversity", "weighted_task_diversity", "activeit")
-SELECTION_COLUMNS = ["id", "task", "rank"]
+SELECTION_COLUMNS = ["id", "task", "rank"]  # then per-pick scores of thtb and within_task (float64; thtb's stage a string)
 ALLOCATION = "allocation.csv"
 ALLOCATION_COLUMNS = ["task", "pool_size", "confidence", "allocated", "selected"]
 ALLOCATION_PNG = "allocation.png"
@@ -107,6 +125,36 @@ def read_records(path: str | Path, fields: list[str], missing: str) -> list[dict
             if not isinstance(row[key], str):
                 raise ValueError(f"{path}: record {i}: {key} must be a string")
     return rows
+
+
+def judgments_schema():
+    """The pyarrow schema of judgments.parquet (JUDGMENTS_COLUMNS)."""
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "float64": pa.float64(), "int64": pa.int64(), "list<string>": pa.list_(pa.string())}
+    return pa.schema([pa.field(name, types[kind]) for name, kind in JUDGMENTS_COLUMNS.items()])
+
+
+def read_judgments(path: str | Path):
+    """judgments.parquet as a pyarrow Table with exactly the contract's columns and types; a
+    missing file, a missing column or a column that does not cast is an error naming it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: judge the pool first (`labelwise judge JOB.yaml`)")
+    table = pq.read_table(path)
+    lacking = [c for c in JUDGMENTS_COLUMNS if c not in table.column_names]
+    if lacking:
+        raise ValueError(f"{path}: missing column(s) {', '.join(lacking)} (have: {', '.join(table.column_names)})")
+    columns = []
+    for field in judgments_schema():
+        try:
+            columns.append(table[field.name].cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise ValueError(f"{path}: column {field.name!r} is {table[field.name].type}, not {field.type} ({e})") from None
+    return pa.Table.from_arrays(columns, schema=judgments_schema())
 
 
 def read_to_annotate(path: str | Path) -> list[dict]:

@@ -84,12 +84,14 @@ def _given(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def selector_label(strategy: str, base=None, confidence=None) -> str:
+def selector_label(strategy: str, base=None, confidence=None, within_task=None) -> str:
     parts = []
     if _given(base):
         parts.append(f"base={int(base) if float(base).is_integer() else base}")
     if _given(confidence):
         parts.append(f"confidence={confidence}")
+    if _given(within_task):
+        parts.append(f"within_task={within_task}")
     return f"{strategy} ({', '.join(parts)})" if parts else str(strategy)
 
 
@@ -100,7 +102,8 @@ def with_selector(df):
         none = [None] * len(df)
         bases = df["base"] if "base" in df.columns else none
         confs = df["confidence"] if "confidence" in df.columns else none
-        df["selector"] = [selector_label(s, b, c) for s, b, c in zip(df["strategy"], bases, confs)]
+        withins = df["within_task"] if "within_task" in df.columns else none
+        df["selector"] = [selector_label(s, b, c, w) for s, b, c, w in zip(df["strategy"], bases, confs, withins)]
     else:
         df["selector"] = df["selector"].fillna(df["strategy"]).astype(str)
     df["budget"] = df["budget"].astype(int)

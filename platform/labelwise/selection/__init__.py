@@ -9,4 +9,13 @@
 
 Stage: ``labelwise.selection.stage.select(job, service=None)``; many selections over one
 table: ``labelwise.selection.service.start_service(scores_path)`` (a Ray actor).
+``needs_judgments(select_config)``: whether a selection reads judgments.parquet (thtb,
+within_task: hardness), so that the judge stage runs before it.
 """
+
+
+def needs_judgments(select_config) -> bool:
+    """True for thtb and ``within_task: hardness`` (selection/judgments.py)."""
+    from labelwise.selection.judgments import needs_judgments as needs
+
+    return needs(select_config)

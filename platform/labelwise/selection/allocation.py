@@ -133,21 +133,29 @@ def round_robin_counts(caps: np.ndarray, order: np.ndarray, budget: int) -> np.n
     return counts
 
 
-def round_robin(task_codes: np.ndarray, alloc: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+def random_by_task(task_codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Every row, grouped by task (ascending), a uniformly random order inside each task."""
+    perm = rng.permutation(len(task_codes))
+    return perm[np.argsort(task_codes[perm], kind="stable")]
+
+
+def round_robin(task_codes: np.ndarray, alloc: np.ndarray, budget: int, rng: np.random.Generator,
+                within=None) -> np.ndarray:
     """Algorithm 1: row indices in selection order, exactly ``budget`` of them.
 
     Within a task the picks are a uniformly random order without replacement (a seeded
     permutation of the canonical rows); in round r every task whose count is below its
     ceiled allocation and its size takes its r-th pick, tasks in ascending allocation.
+    ``within(counts)``, when given, returns that grouping instead (every row, grouped by task
+    ascending, each task's first counts[t] rows its picks in rank order: within_task.py);
+    the counts per task are the same either way.
     """
     t = len(alloc)
     sizes = np.bincount(task_codes, minlength=t)
     caps = ceil_allocation(alloc, sizes)
     order = task_order(alloc)
     counts = round_robin_counts(caps, order, budget)
-    # random order inside each task: random permutation, then stable sort by task
-    perm = rng.permutation(len(task_codes))
-    by_task = perm[np.argsort(task_codes[perm], kind="stable")]
+    by_task = random_by_task(task_codes, rng) if within is None else within(counts)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     # positions of the first counts[t] rows of every task inside by_task
     tasks_rep = np.repeat(np.arange(t), counts)

@@ -44,6 +44,7 @@ class Choice:
     allocated: np.ndarray | None = None  # (T,) float per-task allocation, if the selector has one
     info: dict = dataclasses.field(default_factory=dict)  # choices worth recording (e.g. kernel structure)
     confidence: str = "sequence"  # the confidence signal the selector used (confidence.SIGNALS)
+    columns: dict = dataclasses.field(default_factory=dict)  # name -> (len(rows),) per-pick scores for selection.parquet
 
 
 @dataclasses.dataclass
@@ -60,6 +61,7 @@ class Selection:
     info: dict
     excluded: list[dict]
     confidence: dict = dataclasses.field(default_factory=lambda: {"kind": "sequence"})  # confidence.describe
+    columns: dict = dataclasses.field(default_factory=dict)  # per-pick scores (selection.parquet), in ids order
 
     def record(self) -> dict:
         """What selection.json holds."""
@@ -115,9 +117,18 @@ class Selector:
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p != "self"]
 
+    # parameters left out of get_params while they have this value (added later with a
+    # default that keeps the old behaviour: old requests, manifests and records stay equal)
+    quiet_defaults: ClassVar[dict] = {}
+
     def get_params(self) -> dict:
-        """Every parameter with its value (defaults included), like scikit-learn."""
-        return {p: getattr(self, p) for p in self.param_names()}
+        """Every parameter with its value (defaults included, but quiet_defaults), like scikit-learn."""
+        params = {p: getattr(self, p) for p in self.param_names()}
+        return {p: v for p, v in params.items() if not (p in self.quiet_defaults and self.quiet_defaults[p] == v)}
+
+    def needs_judgments(self) -> bool:
+        """True when the selector reads judgments.parquet (selection/judgments.py: attach)."""
+        return False
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -168,7 +179,18 @@ class Selector:
             info=choice.info,
             excluded=list(table.excluded),
             confidence=confidence.describe(table, choice.confidence),
+            columns=_pick_columns(choice.columns, len(rows), self.name),
         )
+
+
+def _pick_columns(columns: dict, n: int, name: str) -> dict:
+    out = {}
+    for key, values in columns.items():
+        values = np.asarray(values)
+        if values.shape != (n,):
+            raise AssertionError(f"{name}: column {key!r} has shape {values.shape}, not ({n},)")
+        out[key] = values
+    return out
 
 
 def allocation_frame(table: ScoreTable, rows: np.ndarray, allocated: np.ndarray | None, signal: str = "sequence"):

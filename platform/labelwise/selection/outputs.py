@@ -68,6 +68,8 @@ def write_outputs(selection, out_dir: str | Path, pool_path: str | Path, request
     rows = annotate_rows(selection, pool_path)
     sel_df = pd.DataFrame({"id": selection.ids, "task": selection.tasks, "rank": range(len(selection.ids))})
     sel_df["rank"] = sel_df["rank"].astype("int64")
+    for name, values in getattr(selection, "columns", {}).items():  # the scores behind each pick (thtb, within_task)
+        sel_df[name] = values
     runio.write_parquet(out_dir / runio.SELECTION, sel_df)
     fault()
     runio.write_csv(out_dir / runio.ALLOCATION, selection.allocation)

@@ -19,6 +19,7 @@ SELECTORS = {
     "facility_location": "labelwise.selection.facility_location:FacilityLocation",
     "dpp": "labelwise.selection.dpp:DPP",
     "activeit": "labelwise.selection.activeit:ActiveIT",
+    "thtb": "labelwise.selection.thtb:THTB",
 }
 NAMES = tuple(SELECTORS)
 

@@ -6,6 +6,9 @@ allow_full_pool). Two identical calls in flight compute once; the second waits.
 
     service = start_service("runs/x/scores.parquet")          # or get_service(...) by name
     sel = ray.get(service.select.remote("weighted_task_diversity", {"base": 5}, 500, 0))
+
+thtb and ``within_task: hardness`` read judgments.parquet and pool.parquet next to the
+scores; they are loaded on the first such request.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class SelectionServiceImpl:
         self.table = load_scores(scores_path, columns)
         self.load_seconds = time.perf_counter() - t0
         self._lock = threading.Lock()
+        self._attach_lock = threading.Lock()
         self._cache: dict[str, object] = {}
         self._inflight: dict[str, threading.Event] = {}
         self.computed = 0
@@ -48,6 +52,7 @@ class SelectionServiceImpl:
                 if key not in self._cache and key not in self._inflight:
                     continue  # it failed there; compute here (and raise the same error)
         try:
+            self._attach_if_needed(strategy, params)
             result = run_selection(self.table, strategy, params, budget, seed, allow_full_pool)
             with self._lock:
                 self._cache[key] = result
@@ -57,6 +62,16 @@ class SelectionServiceImpl:
             with self._lock:
                 self._inflight.pop(key, None)
             event.set()
+
+    def _attach_if_needed(self, strategy, params) -> None:
+        """Judgments and prompts (next to the scores), loaded once, for the selections that read them."""
+        from labelwise.selection.judgments import attach, needs_judgments
+
+        if not needs_judgments({"strategy": strategy, "params": params}):
+            return
+        with self._attach_lock:
+            if self.table.judgments is None:
+                attach(self.table, self.scores_path)
 
     def stats(self) -> dict:
         with self._lock:

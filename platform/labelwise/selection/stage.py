@@ -3,7 +3,8 @@
     labelwise select JOB.yaml [--set select.strategy=task_diversity --set select.budget=500]
 
 Also writes selection.json (selector, full parameters, budget, seed, excluded rows, the
-choices a selector made) and allocation.png. The files commit as one unit with a manifest
+choices a selector made) and allocation.png. thtb and ``within_task: hardness`` also read
+judgments.parquet (an input of the stage then) and the prompts of pool.parquet. The files commit as one unit with a manifest
 (labelwise.manifest): a rerun with the same request, scores and pool keeps them; anything
 else selects again.
 """
@@ -34,8 +35,13 @@ def outputs() -> list[str]:
 def inputs(job) -> dict:
     from labelwise import runio
 
+    from labelwise.selection.judgments import needs_judgments
+
     run = Path(job.run_dir)
-    return {runio.SCORES: run / runio.SCORES, runio.POOL: run / runio.POOL}
+    files = {runio.SCORES: run / runio.SCORES, runio.POOL: run / runio.POOL}
+    if needs_judgments(job.select):  # thtb, within_task: hardness: a new judgments file selects again
+        files[runio.JUDGMENTS] = run / runio.JUDGMENTS
+    return files
 
 
 def settings(job) -> dict:
@@ -66,10 +72,14 @@ def compute(job, service=None):
 
             return ray.get(call.remote(*args))
         return call(*args)
+    from labelwise.selection.judgments import attach, needs_judgments
     from labelwise.selection.run import run_selection
     from labelwise.selection.table import load_scores
 
-    table = load_scores(Path(job.run_dir) / runio.SCORES)
+    run = Path(job.run_dir)
+    table = load_scores(run / runio.SCORES)
+    if needs_judgments(cfg):
+        attach(table, run / runio.SCORES, run / runio.POOL, run / runio.JUDGMENTS)
     return run_selection(table, cfg.strategy, cfg.params, cfg.budget, cfg.seed, cfg.allow_full_pool)
 
 

@@ -29,6 +29,10 @@ class ScoreTable:
     embedding: np.ndarray | None = None  # (N, d) float32
     excluded: list[dict] = dataclasses.field(default_factory=list)  # [{id, task, error}]
     source: str = "<memory>"
+    # attached only for the selectors that read them (selection/judgments.py: attach)
+    prompts: np.ndarray | None = None  # (N,) object array of str, from pool.parquet
+    answer_chars: np.ndarray | None = None  # (N,) float64, characters of the greedy answer
+    judgments: object | None = None  # selection.judgments.Judgments, aligned to the rows
 
     @property
     def n(self) -> int:

@@ -6,6 +6,7 @@
       seeds: [0, 1]
       bases: [5]                    # WTD base allocation (only weighted_task_diversity uses it)
       confidences: [sequence, per_token]  # select.params.confidence of the selectors that take one
+      within_tasks: [random, hardness]    # select.params.within_task of the task-aware selectors
       grid: {train.lr: [5e-4, 1e-3]}  # any other stage parameter: dotted key -> values
       full_pool: true               # plus one model trained on the whole pool per seed
 
@@ -38,6 +39,10 @@ class SweepConfig:
     """Confidence signals (select.params.confidence) for the selectors that take one
     (weighted_task_diversity, activeit, dpp); null: each selector's default. Other selectors
     run once per point whatever this lists."""
+    within_tasks: list[str] | None = None
+    """Within-task rankings (select.params.within_task: random, least_confidence, hardness,
+    kcenter) for the selectors that take one (task_diversity, weighted_task_diversity,
+    activeit); null: random. Other selectors run once per point whatever this lists."""
     grid: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
     """Other stage parameters: dotted key (select./annotate./train./evaluate./model.) -> values."""
     full_pool: bool = True
@@ -55,7 +60,9 @@ class SweepConfig:
     """Write report.md / report.html in run_dir at the end."""
 
     def __post_init__(self):
+        from labelwise.selection.confidence import NAMES as SIGNALS
         from labelwise.selection.registry import NAMES
+        from labelwise.selection.within_task import MODES
 
         check(len(self.strategies) > 0, "strategies", "must list at least one selector")
         for s in self.strategies:
@@ -70,17 +77,8 @@ class SweepConfig:
             check_seed(seed, f"seeds[{i}]")
         check(len(self.bases) > 0, "bases", "must list at least one base (default [5])")
         check(all(b >= 0 for b in self.bases), "bases", "every base must be >= 0")
-        if self.confidences is not None:
-            from labelwise.selection.confidence import NAMES as SIGNALS
-
-            check(len(self.confidences) > 0, "confidences", "must list at least one signal (or be null)")
-            for c in self.confidences:
-                check(c in SIGNALS, "confidences", f"unknown confidence {c!r} (valid: {', '.join(SIGNALS)})")
-            check(len(set(self.confidences)) == len(self.confidences), "confidences", "lists a signal twice")
-            check(
-                "select.params.confidence" not in self.grid, "grid.select.params.confidence",
-                "use sweep.confidences (it applies only to the selectors that take a confidence)",
-            )
+        self._check_param_list("confidences", "confidence", SIGNALS, "signal")
+        self._check_param_list("within_tasks", "within_task", MODES, "ranking")
         for key, values in self.grid.items():
             section = key.split(".", 1)[0]
             check(
@@ -98,3 +96,17 @@ class SweepConfig:
         check(self.worker_cpus > 0, "worker_cpus", "must be positive")
         check(self.max_concurrent_trials is None or self.max_concurrent_trials > 0, "max_concurrent_trials", "must be positive or null")
         check(self.max_failures >= 0, "max_failures", "must be >= 0")
+
+    def _check_param_list(self, field: str, param: str, valid, noun: str) -> None:
+        """A dimension over one selector parameter (null: the selector's default)."""
+        values = getattr(self, field)
+        if values is None:
+            return
+        check(len(values) > 0, field, f"must list at least one {noun} (or be null)")
+        for v in values:
+            check(v in valid, field, f"unknown {param} {v!r} (valid: {', '.join(valid)})")
+        check(len(set(values)) == len(values), field, f"lists a {noun} twice")
+        check(
+            f"select.params.{param}" not in self.grid, f"grid.select.params.{param}",
+            f"use sweep.{field} (it applies only to the selectors that take a {param})",
+        )

@@ -1,7 +1,7 @@
 """The trials of a sweep, as plain data: one dict per trial, and its job config.
 
-A trial is ``{"name", "strategy", "budget", "base", "confidence", "seed", "grid": {dotted key:
-value}}``;
+A trial is ``{"name", "strategy", "budget", "base", "confidence", "within_task", "seed", "grid":
+{dotted key: value}}``;
 the full-pool reference has strategy ``full`` and budget None (the pool size, known once
 the pool is built). Names are stable and readable, so a rerun finds the same folders.
 """
@@ -21,12 +21,15 @@ def _slug(value) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_") or "x"
 
 
-def trial_name(strategy: str, budget, base, seed: int, grid: dict, confidence: str | None = None) -> str:
+def trial_name(strategy: str, budget, base, seed: int, grid: dict, confidence: str | None = None,
+               within_task: str | None = None) -> str:
     parts = [strategy]
     if base is not None:
         parts.append(f"base{_slug(base)}")
     if confidence is not None:
         parts.append(_slug(confidence))
+    if within_task is not None:
+        parts.append(f"in_{_slug(within_task)}")
     parts.append("kall" if budget is None else f"k{budget}")
     parts.append(f"s{seed}")
     for key in sorted(grid):
@@ -44,10 +47,10 @@ def plan_trials(sweep) -> list[dict]:
             for strategy in sweep.strategies:
                 bases = sweep.bases if strategy == WTD else [None]
                 confidences = sweep.confidences if sweep.confidences and takes_confidence(strategy) else [None]
-                for base in bases:
-                    for confidence in confidences:
-                        for budget in sorted(sweep.budgets):
-                            trials.append(_trial(strategy, budget, base, seed, grid, confidence))
+                withins = sweep.within_tasks if sweep.within_tasks and takes_param(strategy, "within_task") else [None]
+                for base, confidence, within in itertools.product(bases, confidences, withins):
+                    for budget in sorted(sweep.budgets):
+                        trials.append(_trial(strategy, budget, base, seed, grid, confidence, within))
             if sweep.full_pool:
                 trials.append(_trial(FULL, None, None, seed, grid))
     names = [t["name"] for t in trials]
@@ -57,19 +60,24 @@ def plan_trials(sweep) -> list[dict]:
     return trials
 
 
-def takes_confidence(strategy: str) -> bool:
+def takes_param(strategy: str, param: str) -> bool:
     from labelwise.selection.registry import selector_class
 
-    return "confidence" in selector_class(strategy).param_names()
+    return param in selector_class(strategy).param_names()
 
 
-def _trial(strategy, budget, base, seed, grid, confidence=None) -> dict:
+def takes_confidence(strategy: str) -> bool:
+    return takes_param(strategy, "confidence")
+
+
+def _trial(strategy, budget, base, seed, grid, confidence=None, within_task=None) -> dict:
     return {
-        "name": trial_name(strategy, budget, base, seed, grid, confidence),
+        "name": trial_name(strategy, budget, base, seed, grid, confidence, within_task),
         "strategy": strategy,
         "budget": budget,
         "base": base,
         "confidence": confidence,
+        "within_task": within_task,
         "seed": seed,
         "grid": dict(grid),
     }
@@ -102,6 +110,8 @@ def trial_job_data(job_data: dict, trial: dict, trial_dir: str, pool_size: int |
             params["base"] = trial["base"]
         if trial.get("confidence") is not None:
             params["confidence"] = trial["confidence"]
+        if trial.get("within_task") is not None:
+            params["within_task"] = trial["within_task"]
         select["params"] = params
     trial_cpus = float((data.pop("sweep", None) or {}).get("trial_cpus", 1.0))
     overrides = [f"{k}={_yaml(v)}" for k, v in sorted(trial["grid"].items())]

@@ -18,7 +18,7 @@ from labelwise import runio
 
 from labelwise.sweep.trial_manifest import RESULT
 # what every trial shares with the sweep folder (computed once, before the trials)
-SHARED = (runio.POOL, runio.TEST, runio.POOL_META, runio.SCORES, "score_summary.json")
+SHARED = (runio.POOL, runio.TEST, runio.POOL_META, runio.SCORES, "score_summary.json", runio.JUDGMENTS)
 
 
 def link_shared(sweep_dir: Path, trial_dir: Path) -> None:
@@ -58,7 +58,7 @@ def selector_of(trial: dict) -> str:
     """The label the report groups by: strategy, WTD base, and the trial's grid values."""
     from labelwise.report.table import selector_label
 
-    label = selector_label(trial["strategy"], trial.get("base"), trial.get("confidence"))
+    label = selector_label(trial["strategy"], trial.get("base"), trial.get("confidence"), trial.get("within_task"))
     extra = " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sorted((trial.get("grid") or {}).items()))
     return f"{label} {extra}".strip()
 
@@ -129,6 +129,7 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
         "strategy": trial["strategy"],
         "base": trial.get("base"),
         "confidence": trial.get("confidence"),
+        "within_task": trial.get("within_task"),
         "budget": n_labeled if trial["budget"] is None else trial["budget"],
         "seed": trial["seed"],
         "status": "ok",
