@@ -134,7 +134,7 @@ def sdk(server):
 def make_run(tmp_path, url, project, n=6, pick_="latest", greedy=True):
     """A run folder after `select` (to_annotate.jsonl, allocation.csv) and `score` (scores.parquet)."""
     run = tmp_path / "run"
-    run.mkdir()
+    run.mkdir(parents=True)
     rows = [{"id": f"id{i}", "task": f"task {i % 2}", "prompt": f"Q{i}: {TRICKY[i % len(TRICKY)]}"} for i in range(n)]
     runio.write_jsonl(run / runio.TO_ANNOTATE, rows)
     alloc = pd.DataFrame({"task": ["task 0", "task 1"], "pool_size": [10, 12], "confidence": [0.5, 0.2],
@@ -154,8 +154,8 @@ def make_run(tmp_path, url, project, n=6, pick_="latest", greedy=True):
 def project_tasks(sdk, title):
     """{data.id: task} of the project titled ``title`` (one task per id), and its id."""
     (project,) = [p for p in sdk.projects.list(title=title) if p.title == title]
-    tasks = list(sdk.tasks.list(project=project.id, fields="all"))
-    by_id = {t.data["id"]: t for t in tasks}
+    tasks = [t.model_dump() for t in sdk.tasks.list(project=project.id, fields="all")]
+    by_id = {t["data"]["id"]: t for t in tasks}
     assert len(by_id) == len(tasks), "an id has several tasks"
     return by_id, project.id
 
@@ -163,7 +163,7 @@ def project_tasks(sdk, title):
 def answer(sdk, task, text, user=None):
     """Submit an answer as an annotator does in the editor (POST /api/tasks/ID/annotations)."""
     kwargs = {"completed_by": user} if user is not None else {}
-    return sdk.annotations.create(id=task.id, result=textarea_result(text), **kwargs)
+    return sdk.annotations.create(id=task["id"], result=textarea_result(text), **kwargs)
 
 
 def labeled(job):
@@ -179,16 +179,16 @@ def test_push_pull_round_trip_is_byte_exact_and_repush_loses_nothing(tmp_path, s
     assert sorted(tasks) == sorted(r["id"] for r in rows)
     for i, r in enumerate(rows):
         t = tasks[r["id"]]
-        assert t.data == task_data(r, studio_sync.read_allocation(job.run_path))
-        assert t.data["prompt"] == r["prompt"] and t.data["allocation"] == (2.5 if i % 2 == 0 else 3.5)
-        preds = [p["result"][0]["value"]["text"] for p in t.predictions]
+        assert t["data"] == task_data(r, studio_sync.read_allocation(job.run_path))
+        assert t["data"]["prompt"] == r["prompt"] and t["data"]["allocation"] == (2.5 if i % 2 == 0 else 3.5)
+        preds = [p["result"][0]["value"]["text"] for p in t["predictions"]]
         assert preds == ([] if i == len(rows) - 1 else [[f"greedy {i}: {TRICKY[-1 - i]}"]])
 
     counts = studio_sync.push(job)  # again: nothing new
     assert (counts["created"], counts["updated"], counts["predictions_added"], counts["unchanged"]) == (0, 0, 0, len(rows))
 
     # Annotators answer the first three; one accepts the prediction unchanged.
-    answers = {rows[0]["id"]: TRICKY[1], rows[1]["id"]: TRICKY[2], rows[2]["id"]: tasks[rows[2]["id"]].predictions[0]["result"][0]["value"]["text"][0]}
+    answers = {rows[0]["id"]: TRICKY[1], rows[1]["id"]: TRICKY[2], rows[2]["id"]: tasks[rows[2]["id"]]["predictions"][0]["result"][0]["value"]["text"][0]}
     for rid, text in answers.items():
         answer(sdk, tasks[rid], text)
     with pytest.raises(AnnotationError, match="3 of 6 selected prompts have no answer"):
@@ -209,8 +209,8 @@ def test_push_pull_round_trip_is_byte_exact_and_repush_loses_nothing(tmp_path, s
     after, _ = project_tasks(sdk, "round trip")
     assert len(after) == len(rows)
     for rid in answers:
-        assert after[rid].data == tasks[rid].data and len(after[rid].annotations) == 1
-    assert after[rows[3]["id"]].data["allocation"] == 1.0
+        assert after[rid]["data"] == tasks[rid]["data"] and len(after[rid]["annotations"]) == 1
+    assert after[rows[3]["id"]]["data"]["allocation"] == 1.0
 
     for r in rows[3:]:
         answer(sdk, after[r["id"]], f"answer to {r['id']}\n\twith «quotes» \"too\"")
@@ -263,7 +263,7 @@ def test_pull_refuses_unknown_and_twice_answered_ids_like_answers_files(tmp_path
     job, rows = make_run(tmp_path, server[0], "checks", n=2, greedy=False)
     studio_sync.push(job)
     tasks, project = project_tasks(sdk, "checks")
-    assert all(not t.predictions for t in tasks.values())  # not scored: no predictions
+    assert all(not t["predictions"] for t in tasks.values())  # not scored: no predictions
     answer(sdk, tasks["id0"], "a")
     answer(sdk, tasks["id1"], "b")
     # Someone imports a task by hand: a prompt that was not selected, then a copy of id0.
@@ -272,7 +272,7 @@ def test_pull_refuses_unknown_and_twice_answered_ids_like_answers_files(tmp_path
     with pytest.raises(AnnotationError, match=r"answers for ids that were not selected: ghost"):
         studio_sync.pull(job)
     sdk.tasks.delete(str(ghost))
-    (copy,) = sdk.projects.import_tasks(project, request=[{"data": dict(tasks["id0"].data)}], return_task_ids=True).task_ids
+    (copy,) = sdk.projects.import_tasks(project, request=[{"data": dict(tasks["id0"]["data"])}], return_task_ids=True).task_ids
     sdk.annotations.create(id=copy, result=textarea_result("a"))
     counts = studio_sync.push(job)
     assert counts["created"] == 0 and counts["answered_untouched"] == 3
@@ -290,7 +290,7 @@ def test_a_wrong_token_and_an_unknown_project_are_clear_errors(tmp_path, server,
         studio_sync.push(job)
     assert wrong not in str(e.value)
     monkeypatch.setenv(TOKEN_ENV, server[1])
-    with pytest.raises(AnnotationError, match="no project titled 'never pushed'.*--push first"):
+    with pytest.raises(AnnotationError, match="no project titled 'never pushed'.*--push` first"):
         studio_sync.pull(job)
 
 
