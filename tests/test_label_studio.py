@@ -186,6 +186,7 @@ def test_push_pull_round_trip_is_byte_exact_and_repush_loses_nothing(tmp_path, s
 
     counts = studio_sync.push(job)  # again: nothing new
     assert (counts["created"], counts["updated"], counts["predictions_added"], counts["unchanged"]) == (0, 0, 0, len(rows))
+    assert counts["project_changed"] == []
 
     # Annotators answer the first three; one accepts the prediction unchanged.
     answers = {rows[0]["id"]: TRICKY[1], rows[1]["id"]: TRICKY[2], rows[2]["id"]: tasks[rows[2]["id"]]["predictions"][0]["result"][0]["value"]["text"][0]}
@@ -256,6 +257,16 @@ def test_latest_and_agreed_among_two_annotators(tmp_path, server, token_env, sdk
     assert set(got) == {"id0", "id2"}
     assert got["id0"]["response"] == "  paris\n"  # the latest of the agreeing answers, as written
     assert got["id0"]["annotators"] == [ADMIN, "bob@example.com"]
+    # A third annotator answers: id1 now has a majority; id0 (agreed before) does not any more
+    # and keeps the answer already in labeled.jsonl, as earlier answers always are.
+    carol = sdk.users.create(username="carol", email="carol@example.com").id
+    answer(sdk, tasks["id1"], "no", user=carol)
+    answer(sdk, tasks["id0"], "Lyon", user=carol)
+    answer(sdk, tasks["id0"], "Marseille", user=bob)  # bob changes his mind: one vote each, his latest
+    studio_sync.pull(agreed_job)
+    got = {r["id"]: r for r in labeled(agreed_job)}
+    assert {k: v["response"] for k, v in got.items()} == {"id0": "  paris\n", "id1": "no", "id2": "Only Bob"}
+    assert got["id1"]["annotators"] == ["bob@example.com", "carol@example.com"]
 
 
 @pytest.mark.labelstudio

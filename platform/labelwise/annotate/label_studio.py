@@ -71,9 +71,10 @@ class Server:
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***")
 
-    def project(self, title: str, create: bool, model_version: str | None = None) -> int | None:
-        """The id of the project titled ``title``: created (or its labeling config and
-        prediction settings brought up to date) when ``create``, else None when absent."""
+    def project(self, title: str, create: bool, model_version: str | None = None) -> tuple[int | None, list[str]]:
+        """The id of the project titled ``title`` (None when absent and not ``create``), and
+        the settings changed: with ``create`` it is created, or its labeling config and
+        prediction settings are brought up to date."""
         with self._request(f"listing projects titled {title!r}"):
             found = [p for p in self._ls.projects.list(title=title, page_size=PAGE) if p.title == title]
         if len(found) > 1:
@@ -86,10 +87,10 @@ class Server:
             settings["model_version"] = model_version
         if not found:
             if not create:
-                return None
+                return None, []
             with self._request(f"creating project {title!r}"):
-                return self._ls.projects.create(title=title, **settings).id
-        project = found[0]
+                return self._ls.projects.create(title=title, **settings).id, ["created"]
+        project, changed = found[0], {}
         if create:
             with self._request(f"reading project {title!r}"):
                 current = _plain(self._ls.projects.get(project.id))
@@ -97,7 +98,7 @@ class Server:
             if changed:
                 with self._request(f"updating project {title!r} ({', '.join(changed)})"):
                     self._ls.projects.update(project.id, **changed)
-        return project.id
+        return project.id, list(changed)
 
     def tasks(self, project: int) -> list[Task]:
         """Every task of the project, with its annotations and predictions."""

@@ -102,7 +102,7 @@ def push(job, log=_stderr) -> dict:
     greedy = read_greedy(run_dir)
     server = connect(job)
     title, version = project_title(job), model_version(job)
-    project = server.project(title, create=True, model_version=version)
+    project, project_changed = server.project(title, create=True, model_version=version)
     plan = plan_push(selected, allocation, greedy, server.tasks(project), version)
     created = server.import_tasks(project, plan.create) if plan.create else 0
     for task_id, data in plan.update:
@@ -110,12 +110,13 @@ def push(job, log=_stderr) -> dict:
     for task_id, text in plan.predict:
         server.add_prediction(task_id, textarea_result(text), version)
     counts = {
-        "project": project, "created": created, "updated": len(plan.update), "predictions_added": len(plan.predict),
+        "project": project, "project_changed": project_changed, "created": created, "updated": len(plan.update), "predictions_added": len(plan.predict),
         "answered_untouched": plan.answered, "unchanged": plan.unchanged,
         "with_prediction": sum(1 for r in selected if r["id"] in greedy),
     }
+    what = f" ({', '.join(project_changed)})" if project_changed else ""
     log(
-        f"annotate: Label Studio project {title!r} (id {project}) at {server.url}: {len(selected)} prompts; "
+        f"annotate: Label Studio project {title!r} (id {project}{what}) at {server.url}: {len(selected)} prompts; "
         f"{created} tasks created, {len(plan.update)} updated, {len(plan.predict)} predictions added, "
         f"{plan.answered} answered (untouched), {plan.unchanged} unchanged; "
         f"{counts['with_prediction']} with the base model's answer as a prediction"
@@ -129,14 +130,14 @@ def push(job, log=_stderr) -> dict:
 
 def pull(job, allow_partial: bool = False, log=_stderr) -> Path:
     """Read the submitted answers and merge them into labeled.jsonl (as --answers does)."""
-    from labelwise.annotate.stage import annotate
+    from labelwise.annotate.stage import annotate, read_labeled
 
     run_dir = Path(job.run_dir)
     cfg = settings(job)
     allow_partial = bool(allow_partial or job.annotate.allow_partial)
     server = connect(job)
     title = project_title(job)
-    project = server.project(title, create=False)
+    project, _ = server.project(title, create=False)
     if project is None:
         raise AnnotationError(f"Label Studio at {server.url} has no project titled {title!r}: run `labelwise annotate JOB --push` first")
     records, disagreements, ignored = pulled_answers(server.tasks(project), server.users(), cfg.pick)
@@ -145,6 +146,11 @@ def pull(job, allow_partial: bool = False, log=_stderr) -> Path:
         f"annotate: pulled {sum(1 for r in records if r['response'])} answers from Label Studio project "
         f"{title!r} (pick: {cfg.pick}; {ignored} skipped or empty annotations ignored) -> {path}"
     )
+    done = {r["id"] for r in read_labeled(run_dir)}  # earlier answers are kept, as with --answers
+    kept = [why for rid, why in disagreements if rid in done]
+    if kept:
+        log(f"annotate: {len(kept)} prompts no longer agreed on keep their answer in labeled.jsonl: {listing(kept)}")
+    disagreements = [why for rid, why in disagreements if rid not in done]
     if disagreements:
         message = f"{len(disagreements)} prompts have no agreed answer (pick: agreed needs a strict majority of annotators): {listing(disagreements)}"
         if not allow_partial:

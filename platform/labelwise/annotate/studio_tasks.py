@@ -133,11 +133,11 @@ def plan_push(selected: list[dict], allocation: dict[str, dict], greedy: dict[st
     return plan
 
 
-def pulled_answers(tasks: list[Task], users: dict[int, str], how: str) -> tuple[list[dict], list[str], int]:
+def pulled_answers(tasks: list[Task], users: dict[int, str], how: str) -> tuple[list[dict], list[tuple[str, str]], int]:
     """The answers records of a pull, one per task with a submitted answer (in task order):
     {id, response, annotators, answered_at, label_studio_task, votes}. Also returns the ids
-    with no agreed answer (as "id (task N: why)"; their records have a blank response, so
-    they count as unanswered) and the number of skipped or empty annotations ignored."""
+    with no agreed answer, as (id, "id (task N: why)"): their records have a blank response,
+    so they count as unanswered; and the number of skipped or empty annotations ignored."""
     records, disagreements, ignored = [], [], 0
     nameless = []
     for t in tasks:
@@ -159,10 +159,10 @@ def pulled_answers(tasks: list[Task], users: dict[int, str], how: str) -> tuple[
             continue
         chosen = pick(votes, how)
         if isinstance(chosen, Disagreement):
-            disagreements.append(
+            disagreements.append((str(rid), (
                 f"{rid} (task {t.task_id}: {chosen.annotators} annotators, {chosen.distinct} different "
                 f"answers, at most {chosen.largest} alike)"
-            )
+            )))
             record = {"id": str(rid), "response": ""}
         else:
             record = {"id": str(rid), "response": chosen.response, "annotators": list(chosen.annotators),
