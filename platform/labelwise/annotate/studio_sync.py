@@ -110,8 +110,13 @@ def push(job, log=_stderr) -> dict:
     for task_id, text in plan.predict:
         server.add_prediction(task_id, textarea_result(text), version)
     counts = {
-        "project": project, "project_changed": project_changed, "created": created, "updated": len(plan.update), "predictions_added": len(plan.predict),
-        "answered_untouched": plan.answered, "unchanged": plan.unchanged,
+        "project": project,
+        "project_changed": project_changed,
+        "created": created,
+        "updated": len(plan.update),
+        "predictions_added": len(plan.predict),
+        "answered_untouched": plan.answered,
+        "unchanged": plan.unchanged,
         "with_prediction": sum(1 for r in selected if r["id"] in greedy),
     }
     what = f" ({', '.join(project_changed)})" if project_changed else ""
