@@ -210,17 +210,23 @@ def test_push_pull_round_trip_is_byte_exact_and_repush_loses_nothing(tmp_path, s
     assert all(v["annotators"] == [ADMIN] and v["answered_at"] for v in got.values())
     assert [r["id"] for r in labeled(job)] == [r["id"] for r in rows[:3]]
 
-    # A new selection changes allocations: re-push updates the unanswered tasks only.
+    # A new selection changes allocations, a new scoring the greedy answers: re-push updates
+    # the unanswered tasks only (the last prompt still has no greedy answer).
     alloc = pd.read_csv(job.run_path / runio.ALLOCATION)
     alloc["allocated"] = [4.0, 1.0]
     runio.write_csv(job.run_path / runio.ALLOCATION, alloc)
+    scores = pd.read_parquet(job.run_path / runio.SCORES)
+    scores["answer"] = "rescored: " + scores["answer"]
+    runio.write_parquet(job.run_path / runio.SCORES, scores)
     counts = studio_sync.push(job)
-    assert (counts["created"], counts["updated"], counts["answered_untouched"]) == (0, 3, 3)
+    assert (counts["created"], counts["updated"], counts["predictions_added"], counts["answered_untouched"]) == (0, 3, 2, 3)
     after, _ = project_tasks(sdk, "round trip")
     assert len(after) == len(rows)
     for rid in answers:
         assert after[rid]["data"] == tasks[rid]["data"] and len(after[rid]["annotations"]) == 1
+        assert [(p["id"], p["result"]) for p in after[rid]["predictions"]] == [(p["id"], p["result"]) for p in tasks[rid]["predictions"]]
     assert after[rows[3]["id"]]["data"]["allocation"] == 1.0
+    assert [p["result"][0]["value"]["text"][0] for p in after[rows[3]["id"]]["predictions"]][-1].startswith("rescored: ")
 
     for r in rows[3:]:
         answer(sdk, after[r["id"]], f"answer to {r['id']}\n\twith «quotes» \"too\"")

@@ -119,7 +119,7 @@ def push(job, log=_stderr) -> dict:
         "unchanged": plan.unchanged,
         "with_prediction": sum(1 for r in selected if r["id"] in greedy),
     }
-    what = f" ({', '.join(project_changed)})" if project_changed else ""
+    what = "" if not project_changed else ", created" if project_changed == ["created"] else f", updated {', '.join(project_changed)}"
     log(
         f"annotate: Label Studio project {title!r} (id {project}{what}) at {server.url}: {len(selected)} prompts; "
         f"{created} tasks created, {len(plan.update)} updated, {len(plan.predict)} predictions added, "
