@@ -443,3 +443,26 @@ def test_a_push_plan_is_idempotent_and_never_touches_answered_tasks(ids, on_serv
         elif t.data["id"] in ids:
             assert t.data == task_data({"id": t.data["id"], "task": "t", "prompt": f"prompt {t.data['id']}"}, allocation)
             assert [p["result"] for p in t.predictions] == ([textarea_result(greedy[t.data["id"]])] if t.data["id"] in greedy else [])
+
+
+def test_who_and_when_go_into_labeled_jsonl_and_stay_there(tmp_path):
+    """An answers file's annotators / answered_at (what a pull writes) are carried into
+    labeled.jsonl and kept by later merges; a wrong type names the line."""
+    from labelwise.annotate.stage import annotate
+
+    job, rows = make_run(tmp_path, "http://127.0.0.1:9", "p", n=2, greedy=False)
+    first = tmp_path / "first.jsonl"
+    runio.write_jsonl(first, [{"id": "id0", "response": "a\n", "annotators": ["x@example.com"], "answered_at": "2026-11-30T10:00:00Z"}])
+    annotate(job, answers=first, allow_partial=True)
+    second = tmp_path / "second.csv"
+    second.write_text("id,response,annotators,answered_at\nid1,b,y@example.com,2026-12-01\n", encoding="utf-8")
+    annotate(job, answers=second)
+    assert labeled(job) == [
+        {"id": "id0", "task": "task 0", "prompt": rows[0]["prompt"], "response": "a\n", "annotators": ["x@example.com"], "answered_at": "2026-11-30T10:00:00Z"},
+        {"id": "id1", "task": "task 1", "prompt": rows[1]["prompt"], "response": "b", "annotators": ["y@example.com"], "answered_at": "2026-12-01"},
+    ]
+    assert contracts.read_labeled(job.run_path / runio.LABELED)  # still a valid labeled.jsonl
+    bad = tmp_path / "bad.jsonl"
+    runio.write_jsonl(bad, [{"id": "id0", "response": "a\n", "annotators": [3]}])
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1: annotators must be a list of names"):
+        annotate(job, answers=bad)
