@@ -90,6 +90,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(arg, value, where)
             except ConfigError as e:
                 errors.append(str(e))
+        choices = [a for a in args if a is not type(None)]
+        if len(choices) == 1 and dataclasses.is_dataclass(choices[0]):  # a section that may be null: its own error says more
+            raise ConfigError(errors[0])
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
     if dataclasses.is_dataclass(tp):
         return build(tp, value if value is not None else {}, where)

@@ -74,6 +74,8 @@ TO_ANNOTATE_FIELDS = ["id", "task", "prompt"]
 # annotate
 LABELED = "labeled.jsonl"
 LABELED_FIELDS = ["id", "task", "prompt", "response"]
+LABELED_PROVENANCE = ["annotators", "answered_at"]  # optional: who answered (a list) and when (ISO 8601)
+LABEL_STUDIO_ANSWERS = "label_studio_answers.jsonl"  # what `annotate --pull` read from Label Studio
 
 # train
 ADAPTER = "adapter"

@@ -1,7 +1,8 @@
 """Reading and writing annotation files: JSONL or CSV, keyed by id.
 
 An answers file has one record per answered prompt with the columns ``id`` and ``response``
-(``answer`` is accepted as another name for ``response``). Other columns (task, prompt) may
+(``answer`` is accepted as another name for ``response``), and optionally who answered and
+when (``annotators``: a list of names, ``answered_at``: a time), carried into labeled.jsonl. Other columns (task, prompt) may
 be present, as in a file exported by :func:`export_for_annotation`; they are checked against
 the selection when merging, never trusted over it. A blank response (an empty cell, ``""``
 or null) means "not answered yet": an exported file lists every selected prompt, answered
@@ -33,6 +34,17 @@ class Answer:
     where: str  # "file:line", for error messages
     task: str | None = None
     prompt: str | None = None
+    annotators: tuple[str, ...] | None = None
+    answered_at: str | None = None
+
+    def provenance(self) -> dict:
+        """Who answered and when, as labeled.jsonl records it (only what is known)."""
+        out = {}
+        if self.annotators:
+            out["annotators"] = list(self.annotators)
+        if self.answered_at:
+            out["answered_at"] = self.answered_at
+        return out
 
 
 def file_format(path: str | Path) -> str:
@@ -113,7 +125,27 @@ def _to_answer(rec: dict, where: str) -> Answer:
         where=where,
         task=None if task in (None, "") else str(task),
         prompt=None if prompt in (None, "") else str(prompt),
+        annotators=_annotators(rec.get("annotators"), where),
+        answered_at=_answered_at(rec.get("answered_at"), where),
     )
+
+
+def _annotators(value, where: str) -> tuple[str, ...] | None:
+    if value in (None, "", []):
+        return None
+    if isinstance(value, str):  # a CSV cell
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"{where}: annotators must be a list of names, got {value!r}")
+
+
+def _answered_at(value, where: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: answered_at must be a time as text, got {value!r}")
+    return value
 
 
 def export_for_annotation(rows: list[dict], path: str | Path, done: dict[str, str] | None = None) -> Path:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 from labelwise.annotate.answers import Answer
+from labelwise.contracts import LABELED_PROVENANCE
 
 MAX_LISTED = 20
 
@@ -28,7 +29,7 @@ class AnnotationError(ValueError):
 
 @dataclasses.dataclass
 class MergeResult:
-    labeled: list[dict]  # {id, task, prompt, response} in selection order
+    labeled: list[dict]  # {id, task, prompt, response, [annotators, answered_at]} in selection order
     missing: list[str]  # selected ids still without an answer, in selection order
     added: int  # answers new in this merge
     kept: int  # answers already in labeled.jsonl
@@ -94,11 +95,13 @@ def merge_answers(
 
     existing = existing or []
     previous: dict[str, str] = {}
+    provenance: dict[str, dict] = {}  # who answered and when, as labeled.jsonl has it
     stale = []
     for row in existing:
         if row["id"] not in by_id:
             stale.append(row["id"])
         previous[row["id"]] = row["response"]
+        provenance[row["id"]] = {k: row[k] for k in LABELED_PROVENANCE if k in row}
     if stale:
         raise AnnotationError(
             f"labeled.jsonl has {len(stale)} ids that are not in to_annotate.jsonl (was the "
@@ -157,11 +160,12 @@ def merge_answers(
             response = previous[rid]
         elif rid in seen and seen[rid].response:
             response = seen[rid].response
+            provenance[rid] = seen[rid].provenance()
             added += 1
         else:
             missing.append(rid)
             continue
-        labeled.append({"id": rid, "task": row["task"], "prompt": row["prompt"], "response": response})
+        labeled.append({"id": rid, "task": row["task"], "prompt": row["prompt"], "response": response, **provenance[rid]})
     return MergeResult(labeled=labeled, missing=missing, added=added, kept=len(previous), blank=len(blank))
 
 

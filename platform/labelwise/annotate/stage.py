@@ -6,6 +6,8 @@
     labelwise annotate CONFIG --export FILE           write a JSONL/CSV for annotators
     labelwise annotate CONFIG --export FILE --merge   add new prompts to FILE, keeping its answers
     labelwise annotate CONFIG --export FILE --force   overwrite FILE even if it holds answers
+    labelwise annotate CONFIG --push                  send the prompts to Label Studio (annotate.label_studio)
+    labelwise annotate CONFIG --pull [--allow-partial]  merge the answers submitted there
 
 Answers accumulate: a later run with more answers keeps the earlier ones. labeled.jsonl commits
 with a manifest (labelwise.manifest); a rerun with the same inputs keeps it. Without
@@ -40,6 +42,8 @@ def add_arguments(parser) -> None:
     mode.add_argument("--simulate", action="store_true", default=None, help="take the gold responses from the run's pool.parquet")
     mode.add_argument("--answers", metavar="FILE", help="answers file: JSONL or CSV with columns id and response")
     mode.add_argument("--export", metavar="FILE", help="write the prompts to annotate (id, task, prompt, response) as JSONL or CSV, then stop")
+    mode.add_argument("--push", action="store_true", help="create or update the Label Studio project of annotate.label_studio with the prompts to annotate, then stop")
+    mode.add_argument("--pull", action="store_true", help="merge the answers submitted in Label Studio into labeled.jsonl (checked as --answers)")
     parser.add_argument("--allow-partial", action="store_true", default=None, help="write labeled.jsonl even if some prompts have no answer yet")
     parser.add_argument("--merge", action="store_true", help="with --export: keep the answers already in FILE and add the prompts it lacks")
     parser.add_argument("--force", action="store_true", help="with --export: overwrite FILE even if it holds answers not yet imported")
@@ -200,6 +204,14 @@ def main(job, args) -> int:
     try:
         if getattr(args, "export", None):
             export(job, args.export, force=force, merge=merge)
+            return 0
+        if getattr(args, "push", False) or getattr(args, "pull", False):
+            from labelwise.annotate import studio_sync
+
+            if args.push:
+                studio_sync.push(job)
+            else:
+                studio_sync.pull(job, allow_partial=bool(getattr(args, "allow_partial", None)))
             return 0
         annotate(
             job,
