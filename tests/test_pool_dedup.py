@@ -189,18 +189,22 @@ def test_cosine_second_pass_keeps_pairs_whose_embeddings_differ():
 
 
 @pytest.mark.ray
-def test_ray_engine_finds_the_same_clusters_as_the_local_one(local_ray):
+def test_ray_engine_finds_the_same_clusters_as_the_local_one(local_ray, monkeypatch):
     from labelwise.pool import near_dup_ray
 
+    monkeypatch.setattr(near_dup_ray, "ROWS_PER_BLOCK", 100)  # several blocks: the shuffle by key matters
     prompts, _ = planted(seed=4, n_base=150, n_clusters=20, length=(8, 30))
     big = sentence(random.Random(5), 30)
     prompts += [big + "!" * k for k in range(near_dup.ALL_PAIRS_UP_TO + 5)]  # a bucket linked as star + chain
-    params = near_dup.Params()
-    local = near_dup.find(prompts, params)
-    on_ray = near_dup_ray.find(prompts, params, rows_per_block=100)
-    assert len(local.clusters) >= 15 and max(map(len, local.clusters)) == near_dup.ALL_PAIRS_UP_TO + 5
-    assert on_ray.clusters == local.clusters
-    assert np.array_equal(on_ray.edges, local.edges) and on_ray.n_candidates == local.n_candidates
+    records = [raw(p, i, task=f"t{i % 3}") for i, p in enumerate(prompts)]
+    local = build_tables(cfg(), records)
+    on_ray = build_tables(cfg(dedup_engine="ray"), records)
+    near, near_ray = local[2]["near_duplicates"], on_ray[2]["near_duplicates"]
+    assert near["n_clusters"] >= 15 and max(map(len, near["clusters"])) == near_dup.ALL_PAIRS_UP_TO + 5
+    assert near_ray["engine"] == "ray" and near_ray["clusters"] == near["clusters"]
+    for key in ("n_candidate_pairs", "n_verified_pairs", "n_dropped", "examples"):
+        assert near_ray[key] == near[key], key
+    assert on_ray[0].equals(local[0]) and on_ray[1].equals(local[1])
 
 
 @pytest.mark.parametrize(

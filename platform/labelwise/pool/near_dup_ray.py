@@ -58,8 +58,9 @@ def _verify_bucket(batch, threshold: float):
     })
 
 
-def find(prompts: list[str], params: near_dup.Params, rows_per_block: int = ROWS_PER_BLOCK) -> near_dup.Found:
-    """Near-duplicate clusters of ``prompts`` with Ray Data (joins or starts Ray)."""
+def find(prompts: list[str], params: near_dup.Params, rows_per_block: int | None = None) -> near_dup.Found:
+    """Near-duplicate clusters of ``prompts`` with Ray Data (joins or starts Ray), in blocks
+    of ``rows_per_block`` prompts (default ROWS_PER_BLOCK)."""
     import pyarrow as pa
     import ray
 
@@ -67,14 +68,16 @@ def find(prompts: list[str], params: near_dup.Params, rows_per_block: int = ROWS
 
     init_ray()
     bands, rows = params.bands_rows
+    rows_per_block = rows_per_block or ROWS_PER_BLOCK
     n = len(prompts)
     table = pa.table({"idx": pa.array(np.arange(n), pa.int64()), "prompt": pa.array(prompts, pa.string())})
-    ds = ray.data.from_arrow(table).repartition(max(1, -(-n // rows_per_block)))
+    blocks = max(1, -(-n // rows_per_block))
+    ds = ray.data.from_arrow(table).repartition(blocks)
     keyed = ds.map_batches(
         _band_rows, batch_format="pyarrow", batch_size=rows_per_block,
         fn_kwargs={"shingle": params.shingle, "num_perm": params.num_perm, "bands": bands, "rows": rows},
     )
-    checked = keyed.groupby("key").map_groups(_verify_bucket, batch_format="pyarrow", fn_kwargs={"threshold": params.threshold})
+    checked = keyed.groupby("key", num_partitions=blocks).map_groups(_verify_bucket, batch_format="pyarrow", fn_kwargs={"threshold": params.threshold})
     out = checked.to_arrow_refs()
     got = pa.concat_tables(ray.get(out)) if out else None
     if got is None or got.num_rows == 0:
