@@ -119,20 +119,36 @@ def test_case_punctuation_and_whitespace_are_normalized():
         ["ünïcödé", "wörds", "dash", "under"], ["?!"]]
 
 
-def test_templated_prompts_short_kept_long_merged_unless_threshold_one():
+def test_templated_prompts_differing_in_content_are_kept_apart():
     """The documented behaviour of the default threshold (README, Pools): a short template
-    whose numbers differ is kept apart (Jaccard 1/3); behind a long shared instruction the
-    same difference is one shingle in many (Jaccard > 0.9), so it is merged unless the
-    threshold is 1.0, which still merges prompts differing only in case and punctuation."""
+    whose numbers differ is kept apart (Jaccard 1/3). Behind a long instruction shared by
+    the task the same difference is one shingle in many (Jaccard > 0.9): kept apart because
+    the task's shared text is left out of the comparison (dedup_strip_template, default);
+    without that, merged, unless the threshold is 1.0."""
     short = [f"What is {a}+{b}?" for a in range(10, 20) for b in range(20, 30)]
     assert brute_jaccard(short[0], short[1]) == pytest.approx(1 / 3)
     assert near_dup.find(short, near_dup.Params()).clusters == []
     intro = ("You are a careful math tutor. Read the question below, think about it step by step, "
-             "show every intermediate result, and give the final answer as a single number at the end. ")
-    long = [intro + "What is 17+25?", intro + "What is 17+26?", intro.upper() + "what is 17 + 25"]
+             "show every intermediate result, and give the final answer as a single number at the end.\n\n")
+    long = [intro + f"What is {a}+{b}?" for a in (17, 18) for b in range(20, 30)] + [intro + "what is 17 + 25 ?"]
     assert brute_jaccard(long[0], long[1]) > 0.9
-    assert near_dup.find(long, near_dup.Params()).clusters == [[0, 1, 2]]
-    assert near_dup.find(long, near_dup.Params(threshold=1.0)).clusters == [[0, 2]]
+    records = [raw(p, i) for i, p in enumerate(long)]
+
+    def merged(**kw):
+        near = build_tables(cfg(test_fraction=0, **kw), records)[2]["near_duplicates"]
+        return sorted(sorted(long[records_by_id[i]] for i in cl) for cl in near["clusters"]), near
+
+    from labelwise.pool.records import stable_id
+
+    records_by_id = {stable_id("src", p, "a"): i for i, p in enumerate(long)}
+    clusters, near = merged()
+    assert clusters == [sorted([intro + "What is 17+25?", intro + "what is 17 + 25 ?"])]
+    left_out = near["task_templates_left_out"]["t"]
+    assert len(intro.rstrip()) <= left_out["prefix_chars"] <= len(intro) and left_out["suffix_chars"] == 0
+    clusters, _ = merged(dedup_strip_template=False)
+    assert clusters == [sorted(long)]
+    clusters, _ = merged(dedup_strip_template=False, dedup_threshold=1.0)
+    assert clusters == [sorted([intro + "What is 17+25?", intro + "what is 17 + 25 ?"])]
 
 
 def test_split_has_no_near_duplicate_across_pool_and_test():
@@ -231,4 +247,4 @@ def test_bench_dedup_runs_small_and_finds_the_planted_variants(capsys):
     out = capsys.readouterr().out
     assert "exact-hash dedup (baseline)" in out
     found = float(re.search(r"([\d.]+)% of those at or above the threshold", out).group(1))
-    assert found >= 90 and "false drops 0" in out
+    assert found >= 90 and "dropped outside the planted clusters 0 " in out

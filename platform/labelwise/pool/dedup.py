@@ -7,11 +7,18 @@ row with the smallest id is kept (ids hash source, prompt and response, so the c
 does not depend on the order of the input), the others are dropped under one reason in
 pool_meta.json's ``dropped`` and listed in its ``near_duplicates`` (every cluster, with
 a few examples in full).
+
+With ``pool.dedup_strip_template`` (the default) prompts are compared without the text that
+every prompt of their task starts and ends with (cut back to whole words): a task's shared
+instruction (Super-NaturalInstructions puts its long definition before every input) would
+otherwise make every pair of the task's prompts a near duplicate, whatever their inputs.
+A prompt that is nothing but its task's shared text is compared whole.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import os
+from collections import Counter, defaultdict
 
 from labelwise.pool import near_dup
 
@@ -43,6 +50,42 @@ def find(prompts: list[str], cfg, embed=None) -> near_dup.Found:
     return found
 
 
+def _shared_ends(texts: list[str]) -> tuple[int, int]:
+    """(prefix, suffix) lengths in characters that all ``texts`` share, cut back to
+    whitespace so that no word is split; (0, 0) for fewer than two texts."""
+    if len(texts) < 2:
+        return 0, 0
+    prefix = os.path.commonprefix([min(texts), max(texts)])
+    if not all(t[len(prefix) : len(prefix) + 1].isspace() or len(t) == len(prefix) for t in texts):
+        prefix = prefix[: max(prefix.rfind(" "), prefix.rfind("\n"), 0)]
+    backwards = [t[::-1] for t in texts]
+    suffix = os.path.commonprefix([min(backwards), max(backwards)])
+    if not all(t[len(suffix) : len(suffix) + 1].isspace() or len(t) == len(suffix) for t in backwards):
+        suffix = suffix[: max(suffix.rfind(" "), suffix.rfind("\n"), 0)]
+    return len(prefix), len(suffix)
+
+
+def compared_texts(rows: list[dict], strip: bool) -> tuple[list[str], dict]:
+    """The text each row is compared by, and the shared (prefix, suffix) characters left out
+    per task (tasks with none are not listed)."""
+    texts = [r["prompt"] for r in rows]
+    if not strip:
+        return texts, {}
+    by_task: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        by_task[r["task"]].append(i)
+    shared = {}
+    for task, idx in sorted(by_task.items()):
+        pre, suf = _shared_ends([texts[i] for i in idx])
+        if not pre and not suf:
+            continue
+        shared[task] = {"prefix_chars": pre, "suffix_chars": suf}
+        for i in idx:
+            core = texts[i][pre : len(texts[i]) - suf].strip()
+            texts[i] = core or texts[i]
+    return texts, shared
+
+
 def _shown(row: dict) -> dict:
     text = row["prompt"]
     return {
@@ -56,7 +99,8 @@ def _shown(row: dict) -> dict:
 def drop_near_duplicates(rows: list[dict], cfg, drops, embed=None) -> tuple[list[dict], dict]:
     """(rows kept, the ``near_duplicates`` record of pool_meta.json)."""
     rows = sorted(rows, key=lambda r: r["id"])
-    found = find([r["prompt"] for r in rows], cfg, embed)
+    texts, shared = compared_texts(rows, cfg.dedup_strip_template)
+    found = find(texts, cfg, embed)
     why = reason(cfg.dedup_threshold)
     dropped = set()
     for members in found.clusters:
@@ -82,6 +126,8 @@ def drop_near_duplicates(rows: list[dict], cfg, drops, embed=None) -> tuple[list
         "bands": bands,
         "rows_per_band": band_rows,
         "cosine": cfg.dedup_cosine,
+        "strip_template": cfg.dedup_strip_template,
+        "task_templates_left_out": shared,
         "n_compared": len(rows),
         "n_candidate_pairs": found.n_candidates,
         "n_verified_pairs": int(len(found.edges)) + found.rejected_by_cosine,

@@ -40,6 +40,7 @@ import hashlib
 import numpy as np
 
 ALL_PAIRS_UP_TO = 32  # a bucket with more members is linked as a star plus a chain
+CHUNK_PROMPTS = 50_000  # prompts shingled at once by find()
 CHUNK_SHINGLES = 1 << 14  # shingles hashed at once by signatures(): 16k x num_perm x 8 bytes
 PERM_SEED = 20240917  # fixed: near-duplicates do not depend on the pool's sampling seed
 _MASK64 = (1 << 64) - 1
@@ -244,13 +245,24 @@ class Found:
     rejected_by_cosine: int = 0
 
 
+def signatures_of(prompts, params: Params, chunk: int = CHUNK_PROMPTS) -> np.ndarray:
+    """Signatures of ``prompts``, ``chunk`` prompts at a time (so that only the signatures,
+    not every shingle, are held at once)."""
+    sig = np.empty((len(prompts), params.num_perm), dtype=np.uint32)
+    for lo in range(0, len(prompts), chunk):
+        values, offsets = shingles(prompts[lo : lo + chunk], params.shingle)
+        sig[lo : lo + chunk] = signatures(values, offsets, params.num_perm)
+    return sig
+
+
 def find(prompts: list[str], params: Params) -> Found:
     """Near-duplicate clusters of ``prompts`` on this machine."""
     bands, rows = params.bands_rows
-    values, offsets = shingles(prompts, params.shingle)
-    sig = signatures(values, offsets, params.num_perm)
-    pairs = candidate_pairs(band_keys(sig, bands, rows))
-    edges, sims = verify(pairs, values, offsets, params.threshold)
+    pairs = candidate_pairs(band_keys(signatures_of(prompts, params), bands, rows))
+    involved = np.unique(pairs.ravel())  # only these prompts' shingles are needed again
+    values, offsets = shingles([prompts[i] for i in involved.tolist()], params.shingle)
+    local, sims = verify(np.searchsorted(involved, pairs), values, offsets, params.threshold)
+    edges = involved[local] if len(local) else local
     return Found(clusters(len(prompts), edges), edges, sims, len(pairs), bands, rows)
 
 
