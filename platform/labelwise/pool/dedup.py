@@ -86,14 +86,14 @@ def compared_texts(rows: list[dict], strip: bool) -> tuple[list[str], dict]:
     return texts, shared
 
 
-def _shown(row: dict) -> dict:
-    text = row["prompt"]
-    return {
-        "id": row["id"],
-        "task": row["task"],
-        "row": row["_where"],
-        "prompt": text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 3] + "...",
-    }
+def _cut(text: str) -> str:
+    return text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 3] + "..."
+
+
+def _shown(row: dict, compared: str) -> dict:
+    """An example row; ``compared`` is the text it was compared by (without its task's
+    shared instruction)."""
+    return {"id": row["id"], "task": row["task"], "row": row["_where"], "prompt": _cut(row["prompt"]), "compared": _cut(compared)}
 
 
 def drop_near_duplicates(rows: list[dict], cfg, drops, embed=None) -> tuple[list[dict], dict]:
@@ -111,8 +111,8 @@ def drop_near_duplicates(rows: list[dict], cfg, drops, embed=None) -> tuple[list
     biggest = sorted(found.clusters, key=lambda m: (-len(m), m[0]))[:EXAMPLES]
     examples = [
         {
-            "kept": _shown(rows[m[0]]),
-            "dropped": [{**_shown(rows[i]), "jaccard_with_kept": sim.get((m[0], i))} for i in m[1:EXAMPLES + 1]],
+            "kept": _shown(rows[m[0]], texts[m[0]]),
+            "dropped": [{**_shown(rows[i], texts[i]), "jaccard_with_kept": sim.get((m[0], i))} for i in m[1:EXAMPLES + 1]],
             "size": len(m),
         }
         for m in biggest
