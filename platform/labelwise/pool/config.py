@@ -91,9 +91,9 @@ class PoolConfig:
     dedup_num_perm: int = 128
     """near: MinHash permutations (more: fewer misses near the threshold, slower)."""
     dedup_strip_template: bool = True
-    """near: compare prompts without the text every prompt of their task starts and ends
-    with (a shared instruction such as SNI's definition), so that prompts differing only in
-    their input are not merged."""
+    """near: compare prompts without the whole lines every prompt of their task starts and
+    ends with (a shared instruction such as SNI's definition), so that prompts differing only
+    in their input are not merged."""
     dedup_cosine: float | None = None
     """near: a second pass: a pair is a duplicate only if its all-MiniLM-L6-v2 embeddings
     also have cosine >= this (null: no second pass)."""

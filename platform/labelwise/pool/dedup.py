@@ -8,8 +8,8 @@ does not depend on the order of the input), the others are dropped under one rea
 pool_meta.json's ``dropped`` and listed in its ``near_duplicates`` (every cluster, with
 a few examples in full).
 
-With ``pool.dedup_strip_template`` (the default) prompts are compared without the text that
-every prompt of their task starts and ends with (cut back to whole words): a task's shared
+With ``pool.dedup_strip_template`` (the default) prompts are compared without the whole
+lines that every prompt of their task starts and ends with: a task's shared
 instruction (Super-NaturalInstructions puts its long definition before every input) would
 otherwise make every pair of the task's prompts a near duplicate, whatever their inputs.
 A prompt that is nothing but its task's shared text is compared whole.
@@ -50,19 +50,21 @@ def find(prompts: list[str], cfg, embed=None) -> near_dup.Found:
     return found
 
 
+def _shared_start(texts: list[str]) -> int:
+    """Characters at the start of every text, cut back to the end of a line (a shared
+    instruction is whole lines; a shared first half of a line is content)."""
+    common = os.path.commonprefix([min(texts), max(texts)])
+    if all(len(t) == len(common) or t[len(common)] == "\n" for t in texts):
+        return len(common)
+    return common.rfind("\n") + 1
+
+
 def _shared_ends(texts: list[str]) -> tuple[int, int]:
-    """(prefix, suffix) lengths in characters that all ``texts`` share, cut back to
-    whitespace so that no word is split; (0, 0) for fewer than two texts."""
+    """(prefix, suffix) lengths in characters of the whole lines all ``texts`` start and end
+    with; (0, 0) for fewer than two texts."""
     if len(texts) < 2:
         return 0, 0
-    prefix = os.path.commonprefix([min(texts), max(texts)])
-    if not all(t[len(prefix) : len(prefix) + 1].isspace() or len(t) == len(prefix) for t in texts):
-        prefix = prefix[: max(prefix.rfind(" "), prefix.rfind("\n"), 0)]
-    backwards = [t[::-1] for t in texts]
-    suffix = os.path.commonprefix([min(backwards), max(backwards)])
-    if not all(t[len(suffix) : len(suffix) + 1].isspace() or len(t) == len(suffix) for t in backwards):
-        suffix = suffix[: max(suffix.rfind(" "), suffix.rfind("\n"), 0)]
-    return len(prefix), len(suffix)
+    return _shared_start(texts), _shared_start([t[::-1] for t in texts])
 
 
 def compared_texts(rows: list[dict], strip: bool) -> tuple[list[str], dict]:
