@@ -12,8 +12,9 @@ The same steps and functions as pool/near_dup.py, spread out:
    drops the repeats found in several bands and joins them into clusters (union-find).
 
 Given the same prompts and parameters it finds exactly the clusters of the local engine
-(tests/test_pool_dedup.py checks it on a real local Ray). Ray is joined or started with
-labelwise.ray_start (RAY_ADDRESS joins a cluster).
+(tests/test_pool_dedup.py checks it on a real local Ray). The pool stage starts or joins
+the job's Ray (``ray:``) first; called alone, :func:`find` uses labelwise.ray_start's
+default (RAY_ADDRESS joins a cluster, else a local Ray).
 """
 
 from __future__ import annotations
