@@ -10,7 +10,7 @@
     labelwise sweep    CONFIG ...      Ray Tune over selector x budget x base x seed
     labelwise report   FOLDER
     labelwise config   CONFIG ...      print the resolved config, every default filled in
-    labelwise bench    {score,select,train} [...]
+    labelwise bench    {score,select,train,dedup} [...]
 
 A stage module ``labelwise.<package>.stage`` provides ``main(job, args)`` and may provide
 ``add_arguments(parser)`` for options of its own.
@@ -39,11 +39,13 @@ BENCHES = {
     "score": "labelwise.scoring.bench",
     "select": "labelwise.selection.bench",
     "train": "labelwise.training.bench",
+    "dedup": "labelwise.pool.bench",
 }
 BENCH_HELP = {
     "score": "the scorer against plain model.generate: same prompts, same batch",
     "select": "time and peak memory of the selectors on synthetic scores",
     "train": "training tokens/s of Ray Train against a plain loop",
+    "dedup": "near-duplicate removal on synthetic prompts against exact-hash dedup",
 }
 
 

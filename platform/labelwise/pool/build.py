@@ -1,7 +1,8 @@
 """Build the pool and the held-out test split from raw records: plain functions, no Ray.
 
 Order of work: read -> clean (empty prompt, no task, too long: dropped with a reason) ->
-ids and duplicates -> optional task inference -> task filters and caps -> test split.
+ids and duplicates -> optional task inference -> task filters and caps -> near duplicates
+(pool.dedup: near, pool/dedup.py) -> test split.
 Every row that does not reach pool.parquet or test.parquet is counted under a reason.
 Sampling is order-invariant: rows are ranked by a hash of (seed, purpose, id), so moving
 rows in the input file changes nothing, and adding a task does not reshuffle the others.
@@ -252,7 +253,8 @@ def describe(pool: list[dict], test: list[dict]) -> dict:
 
 def build_tables(cfg: PoolConfig, records: Iterable[Raw], source_info: dict | None = None, embed=None):
     """Records -> (pool DataFrame, test DataFrame, metadata dict). ``embed`` (texts ->
-    array) is used for task inference when ``cfg.infer_tasks`` > 0."""
+    array) is used for task inference when ``cfg.infer_tasks`` > 0 and for the second pass
+    of near-duplicate removal when ``cfg.dedup_cosine`` is set."""
     from labelwise.config import to_dict
 
     drops = Drops()
@@ -266,6 +268,11 @@ def build_tables(cfg: PoolConfig, records: Iterable[Raw], source_info: dict | No
 
         rows, inferred = infer.assign_tasks(rows, cfg.infer_tasks, cfg.seed, embed=embed)
     rows = filter_tasks(rows, cfg, drops)
+    near = None
+    if cfg.dedup == "near":
+        from labelwise.pool.dedup import drop_near_duplicates
+
+        rows, near = drop_near_duplicates(rows, cfg, drops, embed=embed)
     pool, test = split_test(rows, cfg)
     meta = {
         "config": to_dict(cfg),
@@ -276,6 +283,7 @@ def build_tables(cfg: PoolConfig, records: Iterable[Raw], source_info: dict | No
         "n_dropped": sum(drops.counts.values()),
         "dropped": drops.as_dict(),
         "duplicates": clean_info["duplicates"],
+        "near_duplicates": near,
         "prompts_with_conflicting_responses": clean_info["prompts_with_conflicting_responses"],
         "absent_columns": clean_info["absent_columns"],
         "inferred_tasks": inferred,

@@ -79,6 +79,28 @@ class PoolConfig:
     max_prompt_chars: int | None = None
     max_response_chars: int | None = None
 
+    dedup: Literal["exact", "near"] = "exact"
+    """exact: drop rows with the same source, prompt and response (always done). near: also
+    drop near-duplicate prompts (MinHash LSH over word shingles, pool/near_dup.py), keeping
+    the prompt with the smallest id of each cluster; after the task filters and caps, before
+    the held-out split."""
+    dedup_threshold: float = 0.7
+    """near: Jaccard similarity of the shingle sets at which two prompts are duplicates."""
+    dedup_shingle: int = 3
+    """near: words per shingle (after lower-casing and dropping punctuation)."""
+    dedup_num_perm: int = 128
+    """near: MinHash permutations (more: fewer misses near the threshold, slower)."""
+    dedup_strip_template: bool = True
+    """near: compare prompts without the whole lines every prompt of their task starts and
+    ends with (a shared instruction such as SNI's definition), so that prompts differing only
+    in their input are not merged."""
+    dedup_cosine: float | None = None
+    """near: a second pass: a pair is a duplicate only if its all-MiniLM-L6-v2 embeddings
+    also have cosine >= this (null: no second pass)."""
+    dedup_engine: Literal["local", "ray"] = "local"
+    """near: local (numpy, one process) or ray (Ray Data: band keys in map_batches, grouped
+    by key, pairs verified in map_groups) for pools too large for one machine."""
+
     test_fraction: float = 0.2
     test_max_per_task: int = 20
     seed: int = 0
@@ -132,6 +154,11 @@ class PoolConfig:
         check(self.max_response_chars is None or self.max_response_chars >= 1, "max_response_chars", "must be >= 1")
         check(self.tasks is None or len(self.tasks) >= 1, "tasks", "must list at least one task (or be null)")
         check(self.skills_scale > 0, "skills_scale", "must be > 0")
+        check(0 < self.dedup_threshold <= 1, "dedup_threshold", f"must be in (0, 1], got {self.dedup_threshold}")
+        check(1 <= self.dedup_shingle <= 16, "dedup_shingle", f"must be from 1 to 16 words, got {self.dedup_shingle}")
+        check(16 <= self.dedup_num_perm <= 1024, "dedup_num_perm", f"must be from 16 to 1024, got {self.dedup_num_perm}")
+        check(self.dedup_cosine is None or -1 <= self.dedup_cosine <= 1, "dedup_cosine",
+              f"must be in [-1, 1] or null, got {self.dedup_cosine}")
         if self.prompt_template is not None:
             check("{" in self.prompt_template, "prompt_template", "must name at least one {column}")
         if self.response_template is not None:

@@ -103,6 +103,10 @@ def build_pool(job, force: bool = False, log=print, embed=None) -> Path:
         from labelwise.pool.context import warn_overlong
 
         records, info = load_records(job.pool, log)
+        if job.pool.dedup == "near" and job.pool.dedup_engine == "ray" and hasattr(job, "ray"):
+            from labelwise.ray_start import init_ray
+
+            init_ray(job.ray)  # the job's Ray (ray.address), not a default local one
         pool, test, meta = build_tables(job.pool, records, info, embed=embed)
         warn_overlong(job, pool, log)
         if meta["n_pool"] == 0:

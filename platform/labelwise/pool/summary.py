@@ -31,6 +31,18 @@ def format_summary(meta: dict, max_tasks: int = 60) -> str:
     dup = meta.get("duplicates", {})
     lines.append(f"duplicates dropped: {dup.get('count', 0)}" + (
         f"  e.g. {dup['examples'][0]['row']} repeats {dup['examples'][0]['first_seen']}" if dup.get("examples") else ""))
+    near = meta.get("near_duplicates")
+    if near:
+        lines.append(
+            f"near duplicates dropped: {near['n_dropped']} in {near['n_clusters']} clusters of {near['n_compared']} prompts "
+            f"(Jaccard >= {near['threshold']:g} on {near['shingle']}-word shingles"
+            + (f", cosine >= {near['cosine']:g}" if near.get("cosine") is not None else "")
+            + f", {near['engine']}; every cluster in pool_meta.json)"
+        )
+        for ex in near.get("examples", [])[:3]:  # the compared text: without the task's shared instruction
+            lines.append(f"  kept    {ex['kept'].get('compared', ex['kept']['prompt'])[:90]!r} ({ex['kept']['row']})")
+            for d in ex["dropped"][:2]:
+                lines.append(f"  dropped {d.get('compared', d['prompt'])[:90]!r} ({d['row']})")
     if meta.get("prompts_with_conflicting_responses"):
         lines.append(f"prompts repeated with a different response (kept): {meta['prompts_with_conflicting_responses']}")
     dropped = meta.get("dropped", {})
