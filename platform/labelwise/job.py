@@ -68,6 +68,12 @@ class JobConfig:
                 check_total(self.rounds, self.select.budget)
             except config.ConfigValueError as e:
                 raise config.ConfigValueError(f"rounds.{e.field}", e.message) from None
+            config.check(
+                self.annotate.answers is None,
+                "annotate.answers",
+                "one answers file cannot serve every round: leave it null and import each round's answers "
+                "with `labelwise annotate JOB.yaml --round N --answers FILE`",
+            )
 
     @property
     def run_path(self) -> Path:
