@@ -23,6 +23,7 @@ import math
 FULL = "full"
 BASE_PREFIX = "base_model."
 TASK_PREFIX = "task:"  # per-task columns: task:<task>:<bench>.<metric> and task:<task>:selected
+ROUND_PREFIX = "round:"  # trials of several rounds: round:<r>:labels and round:<r>:<bench>.<metric>
 REQUIRED = ("strategy", "budget", "seed")
 NOT_METRICS = {"budget", "seed", "base", "trial_index", "pool_size", "train_time_s", "time_s"}
 LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "nll")
@@ -64,7 +65,7 @@ def metric_columns(df) -> list[str]:
         c
         for c in df.columns
         if "." in c
-        and not c.startswith((BASE_PREFIX, "grid:", TASK_PREFIX))
+        and not c.startswith((BASE_PREFIX, "grid:", TASK_PREFIX, ROUND_PREFIX))
         and c not in NOT_METRICS
         and is_quality_metric(c)
         and pd.api.types.is_numeric_dtype(df[c])

@@ -21,7 +21,8 @@ def _slug(value) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_") or "x"
 
 
-def trial_name(strategy: str, budget, base, seed: int, grid: dict, confidence: str | None = None) -> str:
+def trial_name(strategy: str, budget, base, seed: int, grid: dict, confidence: str | None = None,
+               rounds: int | None = None) -> str:
     parts = [strategy]
     if base is not None:
         parts.append(f"base{_slug(base)}")
@@ -29,6 +30,8 @@ def trial_name(strategy: str, budget, base, seed: int, grid: dict, confidence: s
         parts.append(_slug(confidence))
     parts.append("kall" if budget is None else f"k{budget}")
     parts.append(f"s{seed}")
+    if rounds is not None:
+        parts.append(f"r{rounds}")
     for key in sorted(grid):
         parts.append(f"{_slug(key.rsplit('.', 1)[-1])}{_slug(grid[key])}")
     return "-".join(parts)
@@ -47,7 +50,8 @@ def plan_trials(sweep) -> list[dict]:
                 for base in bases:
                     for confidence in confidences:
                         for budget in sorted(sweep.budgets):
-                            trials.append(_trial(strategy, budget, base, seed, grid, confidence))
+                            for rounds in sweep.rounds or [None]:
+                                trials.append(_trial(strategy, budget, base, seed, grid, confidence, rounds))
             if sweep.full_pool:
                 trials.append(_trial(FULL, None, None, seed, grid))
     names = [t["name"] for t in trials]
@@ -63,9 +67,9 @@ def takes_confidence(strategy: str) -> bool:
     return "confidence" in selector_class(strategy).param_names()
 
 
-def _trial(strategy, budget, base, seed, grid, confidence=None) -> dict:
-    return {
-        "name": trial_name(strategy, budget, base, seed, grid, confidence),
+def _trial(strategy, budget, base, seed, grid, confidence=None, rounds=None) -> dict:
+    found = {
+        "name": trial_name(strategy, budget, base, seed, grid, confidence, rounds),
         "strategy": strategy,
         "budget": budget,
         "base": base,
@@ -73,6 +77,7 @@ def _trial(strategy, budget, base, seed, grid, confidence=None) -> dict:
         "seed": seed,
         "grid": dict(grid),
     }
+    return {**found, "rounds": rounds} if rounds is not None else found  # sweeps without rounds: as before
 
 
 def trial_job_data(job_data: dict, trial: dict, trial_dir: str, pool_size: int | None, worker_cpus: int) -> dict:
@@ -103,6 +108,12 @@ def trial_job_data(job_data: dict, trial: dict, trial_dir: str, pool_size: int |
         if trial.get("confidence") is not None:
             params["confidence"] = trial["confidence"]
         select["params"] = params
+    if (trial.get("rounds") or 1) > 1:  # n rounds of k/n (labelwise.rounds), annotation simulated
+        data["rounds"] = {"count": trial["rounds"]}
+        data.setdefault("annotate", {})["simulate"] = True
+        score = data.setdefault("score", {})
+        if score.get("use_ray", "auto") == "auto":  # rescoring: like evaluation, Ray Data actors only on GPU
+            score["use_ray"] = data.get("model", {}).get("device") == "cuda"
     trial_cpus = float((data.pop("sweep", None) or {}).get("trial_cpus", 1.0))
     overrides = [f"{k}={_yaml(v)}" for k, v in sorted(trial["grid"].items())]
     data = apply_overrides(data, overrides)
