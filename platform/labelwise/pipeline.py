@@ -71,7 +71,7 @@ def stage_step(name: str, job) -> Step:
 def plan_steps(job, until: str | None = None, annotate_command: str = "labelwise annotate JOB.yaml") -> list[Step]:
     """The steps of ``job``: the stages in order, or with ``rounds:`` the rounds' stages
     (labelwise.rounds.run); ``until`` stops after a stage (with rounds: pool or score)."""
-    if job.rounds is None:
+    if getattr(job, "rounds", None) is None:
         names = STAGE_NAMES[: STAGE_NAMES.index(until) + 1] if until else list(STAGE_NAMES)
         return [stage_step(name, job) for name in names]
     from labelwise.rounds.run import steps
@@ -154,7 +154,7 @@ def run_pipeline(job, until: str | None = None, report: bool = True, out=None,
         summary["status"] = f"waiting for answers to round {waiting.round}"
     summary["seconds"] = round(time.monotonic() - t_all, 2)
     summary["metrics"] = read_metrics(run_dir)
-    if job.rounds is not None:
+    if getattr(job, "rounds", None) is not None:
         from labelwise.rounds.curve import round_metrics, write_curve
 
         write_curve(job)
