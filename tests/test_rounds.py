@@ -202,3 +202,42 @@ def test_real_annotators_stop_the_round_and_importing_answers_continues(tmp_path
     assert len(left) == 16 and not set(left["id"]) & {r["id"] for r in exported}
     assert cli.main(["annotate", str(config), "--round", "3", "--simulate"]) == 2
     assert "the job has rounds 1 to 2" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ training: continue
+
+
+def test_continue_warm_starts_from_the_previous_adapter(tmp_path, tiny_model_dir):
+    """The worker's warm start loads a saved adapter's LoRA weights into a fresh LoRA model,
+    and the adapter it starts from is an input of the training and part of its run name."""
+    import torch
+    from peft import get_peft_model_state_dict
+
+    from labelwise.models import ModelConfig, load_model
+    from labelwise.training import loop, stage
+    from labelwise.training.config import TrainConfig
+    from labelwise.training.worker import _load_weights
+
+    cfg = TrainConfig()
+    model, _ = load_model(ModelConfig(name=str(tiny_model_dir)), device="cpu")
+    previous = loop.attach_lora(model, cfg, seed=1)
+    with torch.no_grad():
+        for name, p in previous.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.5)  # lora_B starts at zero: make round 1's adapter differ from any fresh one
+    previous.save_pretrained(tmp_path / "r1_adapter")
+    fresh, _ = load_model(ModelConfig(name=str(tiny_model_dir)), device="cpu")
+    fresh = loop.attach_lora(fresh, cfg, seed=2)
+    want = get_peft_model_state_dict(previous)
+    assert any(not torch.equal(v, get_peft_model_state_dict(fresh)[k]) for k, v in want.items())
+    _load_weights(tmp_path / "r1_adapter", fresh)
+    got = get_peft_model_state_dict(fresh)
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+
+    job = job_of(tmp_path / "run", model={"name": str(tiny_model_dir)})
+    labeled = tmp_path / "labeled.jsonl"
+    runio.write_jsonl(labeled, [{"id": "a", "task": "t", "prompt": "p", "response": "r"}])
+    assert stage.run_name(job, labeled) != stage.run_name(job, labeled, tmp_path / "r1_adapter")
+    found = stage.inputs(job, {"r2/labeled.jsonl": labeled}, tmp_path / "r1_adapter")
+    assert found["init_adapter"] == tmp_path / "r1_adapter" and found["r2/labeled.jsonl"] == labeled
+    assert contracts.LABELED not in found and contracts.TRAIN_DATA in stage.outputs({"x": labeled})

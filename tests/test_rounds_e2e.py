@@ -92,6 +92,8 @@ def test_two_rounds_select_from_the_remainder_and_rescore_with_the_adapter(two_r
     assert curve["round"].tolist() == [0, 1, 2] and curve["labels"].tolist() == [0, 4, 8]
     assert curve["heldout.nll_macro"].notna().all()
     assert set(pd.read_csv(run / "rounds" / "allocation.csv")["round"]) == {1, 2}
+    report = (run / "report.md").read_text()
+    assert "## Rounds" in report and "### Per-round allocation" in report
     assert [s["stage"] for s in summary["stages"]][-6:] == [
         "r2/round", "r2/score", "r2/select", "r2/annotate", "r2/train", "r2/evaluate"]
 
