@@ -201,7 +201,8 @@ def summary_text(summary: dict) -> str:
         lines += [""] + _text_table(header, rows)
     run_dir = Path(summary["run_dir"])
     lines += ["", f"results: {run_dir}/"]
-    for name in (runio.SELECTION, runio.ALLOCATION, runio.LABELED, runio.ADAPTER, runio.METRICS, SUMMARY):
+    curve = f"{contracts.ROUNDS}/{contracts.ROUND_CURVE}"  # a run of several rounds
+    for name in (runio.SELECTION, runio.ALLOCATION, runio.LABELED, runio.ADAPTER, runio.METRICS, curve, SUMMARY):
         if (run_dir / name).exists():
             lines.append(f"  {name}")
     if summary.get("report"):
