@@ -241,3 +241,50 @@ def test_continue_warm_starts_from_the_previous_adapter(tmp_path, tiny_model_dir
     found = stage.inputs(job, {"r2/labeled.jsonl": labeled}, tmp_path / "r1_adapter")
     assert found["init_adapter"] == tmp_path / "r1_adapter" and found["r2/labeled.jsonl"] == labeled
     assert contracts.LABELED not in found and contracts.TRAIN_DATA in stage.outputs({"x": labeled})
+
+
+def test_run_stops_for_answers_and_the_rerun_continues_after_the_import(tmp_path, monkeypatch):
+    """`labelwise run` with real annotators: status "waiting for answers to round 1" and the
+    commands to run; after the import the rerun goes past annotation to round 1's training.
+    (The run's own pool, scores and base evaluation are written beforehand, and training is
+    where this test stops: the rest is tests/test_rounds_e2e.py.)"""
+    import io
+
+    import labelwise.ray_start
+    import labelwise.rounds.run
+    from labelwise import cli, pipeline
+    from labelwise.job import load_job
+
+    run = tmp_path / "run"
+    write_run(run)
+    config = tmp_path / "job.yaml"
+    config.write_text(f"run_dir: {run}\nselect: {{strategy: random, budget: 6}}\n"
+                      "annotate: {simulate: false}\nrounds: {count: 2}\n")
+    monkeypatch.setattr(labelwise.ray_start, "init_ray", lambda cfg: None)
+    monkeypatch.setattr(pipeline, "stage_call", lambda name, job: None)  # pool, score, evaluate-base: on disk
+
+    class Trained(Exception):
+        pass
+
+    def train_round(job, rjob, r):
+        raise Trained(r)
+
+    monkeypatch.setattr(labelwise.rounds.run, "train_round", train_round)
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    summary = pipeline.run_pipeline(load_job(config), out=out, annotate_command=f"labelwise annotate {config}")
+    assert summary["status"] == "waiting for answers to round 1"
+    assert [s["stage"] for s in summary["stages"]][-1] == "r1/annotate" and summary["stages"][-1]["status"] == "waiting"
+    assert json.loads((run / "summary.json").read_text())["status"] == "waiting for answers to round 1"
+    assert f"labelwise annotate {config} --round 1 --answers answers_r1.jsonl" in out.getvalue()
+    assert not (run / "report.md").exists()
+
+    assert cli.main(["annotate", str(config), "--round", "1", "--export", "answers_r1.jsonl"]) == 0
+    rows = runio.read_jsonl(tmp_path / "answers_r1.jsonl")
+    runio.write_jsonl(tmp_path / "answers_r1.jsonl", [{**r, "response": "yes"} for r in rows])
+    assert cli.main(["annotate", str(config), "--answers", "answers_r1.jsonl"]) == 0  # --round: the latest exported
+    with pytest.raises(Trained):
+        pipeline.run_pipeline(load_job(config), out=io.StringIO())
+    stored = json.loads((run / "summary.json").read_text())
+    assert {s["stage"]: s["status"] for s in stored["stages"]}["r1/annotate"] == "kept"
+    assert stored["status"] == "failed at r1/train"
