@@ -288,3 +288,23 @@ def test_run_stops_for_answers_and_the_rerun_continues_after_the_import(tmp_path
     stored = json.loads((run / "summary.json").read_text())
     assert {s["stage"]: s["status"] for s in stored["stages"]}["r1/annotate"] == "kept"
     assert stored["status"] == "failed at r1/train"
+
+
+@pytest.mark.parametrize("training", ["retrain", "continue"])
+def test_each_round_trains_on_the_labels_its_mode_names(tmp_path, monkeypatch, training):
+    import labelwise.training.stage
+    from labelwise.rounds.layout import round_job
+    from labelwise.rounds.run import train_round
+
+    seen = {}
+    monkeypatch.setattr(labelwise.training.stage, "train",
+                        lambda rjob, labeled, init_adapter=None: seen.setdefault(Path(rjob.run_dir).name, (labeled, init_adapter)))
+    job = job_of(tmp_path / "run", rounds={"count": 3, "training": training}, select={"budget": 9})
+    for r in (1, 2, 3):
+        train_round(job, round_job(job, r), r)
+    rounds = tmp_path / "run" / "rounds"
+    assert seen["r1"] == ({"rounds/r1/labeled.jsonl": rounds / "r1" / "labeled.jsonl"}, None)
+    if training == "retrain":  # from the base model on every label so far
+        assert seen["r3"] == ({f"rounds/r{i}/labeled.jsonl": rounds / f"r{i}" / "labeled.jsonl" for i in (1, 2, 3)}, None)
+    else:  # from the previous round's adapter on the new labels
+        assert seen["r3"] == ({"rounds/r3/labeled.jsonl": rounds / "r3" / "labeled.jsonl"}, rounds / "r2" / "adapter")
