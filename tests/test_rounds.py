@@ -72,6 +72,15 @@ def test_round_job_is_a_one_batch_job_in_the_round_folder():
         plan_steps(job, until="select")
 
 
+def test_run_until_a_round_stage_is_a_usage_error(tmp_path, capsys):
+    from labelwise import cli
+
+    config = tmp_path / "job.yaml"
+    config.write_text(f"run_dir: {tmp_path / 'run'}\nselect: {{budget: 10}}\nrounds: {{count: 2}}\n")
+    assert cli.main(["run", str(config), "--until", "train"]) == 2
+    assert "--until train: with a rounds: section, --until takes pool or score" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------ the remainder invariant
 
 

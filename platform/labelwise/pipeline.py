@@ -227,6 +227,10 @@ def annotate_command(args) -> str:
 
 
 def main(job, args) -> int:
+    until = getattr(args, "until", None)
+    if getattr(job, "rounds", None) is not None and until not in (None, "pool", "score"):  # a usage error: exit 2
+        print(f"labelwise run: --until {until}: with a rounds: section, --until takes pool or score", file=sys.stderr)
+        return 2
     try:
         run_pipeline(job, until=getattr(args, "until", None), report=not getattr(args, "no_report", False),
                      annotate_command=annotate_command(args))
