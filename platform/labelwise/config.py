@@ -90,8 +90,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(arg, value, where)
             except ConfigError as e:
                 errors.append(str(e))
-        choices = [a for a in args if a is not type(None)]
-        if len(choices) == 1 and dataclasses.is_dataclass(choices[0]):  # a section that may be null: its own error says more
+        if len(errors) == 1 and any(dataclasses.is_dataclass(a) for a in args):  # a section or null: its own error
             raise ConfigError(errors[0])
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
     if dataclasses.is_dataclass(tp):

@@ -83,6 +83,7 @@ TRAIN_LOG = "train_log.csv"
 TRAIN_LOG_COLUMNS = ["step", "epoch", "loss", "lr", "examples", "tokens", "response_tokens", "seconds"]
 LOSS_PNG = "loss.png"
 TRAIN_SUMMARY = "train_summary.json"
+TRAIN_DATA = "train_data.jsonl"  # a round's training labels (labelwise.rounds), as trained on
 
 # evaluate: metrics_<label>.json per label, gathered into metrics.json; the per-benchmark cache
 METRICS = "metrics.json"
@@ -100,9 +101,21 @@ RESULTS_REQUIRED = ("strategy", "budget", "seed")
 FULL = "full"  # results.csv: the strategy of the full-pool reference trials
 BASE_PREFIX = "base_model."  # base_model.<bench>.<metric>: the untrained model's value
 TASK_PREFIX = "task:"  # task:<task>:<bench>.<metric> and task:<task>:selected
+ROUND_PREFIX = "round:"  # trials of several rounds: round:<r>:labels and round:<r>:<bench>.<metric>
 SWEEP_PLAN = "sweep_plan.json"
 TRIALS = "trials"
 TRIAL_RESULT = "trial_result.json"
+
+# rounds (labelwise.rounds): run_dir/rounds/r<N>/ holds a round's files under the names above
+ROUNDS = "rounds"
+ROUND_CURVE = "curve.csv"  # run_dir/rounds/: per round, labels so far and the adapted model's metrics
+ROUND_ALLOCATION = "allocation.csv"  # run_dir/rounds/: every round's allocation.csv with a round column
+
+
+def round_folder(r: int) -> str:
+    """A round's folder, relative to the run folder."""
+    return f"{ROUNDS}/r{r}"
+
 
 # labelwise.manifest's folders
 MANIFESTS = ".manifests"

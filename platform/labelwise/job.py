@@ -11,6 +11,7 @@
     train:    {...}               # labelwise.training.config.TrainConfig
     evaluate: {...}               # labelwise.evaluation.config.EvaluateConfig
     sweep:    {...}               # labelwise.sweep.config.SweepConfig
+    rounds:   {...}               # labelwise.rounds.config.RoundsConfig (absent: one batch)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from labelwise.evaluation.config import EvaluateConfig
 from labelwise.models import ModelConfig
 from labelwise.pool.config import PoolConfig
 from labelwise.ray_start import RayConfig, in_submitted_job
+from labelwise.rounds.config import RoundsConfig
 from labelwise.scoring.config import ScoreConfig
 from labelwise.selection.config import SelectConfig
 from labelwise.sweep.config import SweepConfig
@@ -46,6 +48,7 @@ class JobConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = dataclasses.field(default_factory=EvaluateConfig)
     sweep: SweepConfig = dataclasses.field(default_factory=SweepConfig)
+    rounds: RoundsConfig | None = None
 
     def __post_init__(self):
         # Every stage reads and writes the run folder with local file operations: a URI
@@ -58,6 +61,19 @@ class JobConfig:
         )
         config.check(bool(self.run_dir.strip()), "run_dir", "must not be empty")
         config.check_seed(self.seed, "seed")
+        if self.rounds is not None:
+            from labelwise.rounds.config import check_total
+
+            try:
+                check_total(self.rounds, self.select.budget)
+            except config.ConfigValueError as e:
+                raise config.ConfigValueError(f"rounds.{e.field}", e.message) from None
+            config.check(
+                self.annotate.answers is None,
+                "annotate.answers",
+                "one answers file cannot serve every round: leave it null and import each round's answers "
+                "with `labelwise annotate JOB.yaml --round N --answers FILE`",
+            )
 
     @property
     def run_path(self) -> Path:

@@ -11,11 +11,13 @@ stage; the run ends with a summary table, ``run_dir/summary.json`` and a report
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 from labelwise import contracts, manifest, runio, stages
 
@@ -41,17 +43,52 @@ def stage_call(name: str, job):
     return stages.call(name, job)
 
 
+@dataclasses.dataclass
+class Step:
+    """One line of the run: a stage whose manifest is ``folder/.manifests/<stage>.json``."""
+
+    name: str  # shown in the table (a round's: "r2/select")
+    folder: Path  # the run folder, or a round's
+    stage: str  # the manifest's name
+    call: Callable[[], object]
+    output: Path
+
+
+def stage_step(name: str, job) -> Step:
+    """A stage of the one-batch pipeline, in the run folder."""
+    run_dir = Path(job.run_dir)
+    return Step(name, run_dir, name, lambda: stage_call(name, job), run_dir / stages.stage(name).output)
+
+
+def plan_steps(job, until: str | None = None, annotate_command: str = "labelwise annotate JOB.yaml") -> list[Step]:
+    """The steps of ``job``: the stages in order, or with ``rounds:`` the rounds' stages
+    (labelwise.rounds.run); ``until`` stops after a stage (with rounds: pool or score)."""
+    if getattr(job, "rounds", None) is None:
+        names = STAGE_NAMES[: STAGE_NAMES.index(until) + 1] if until else list(STAGE_NAMES)
+        return [stage_step(name, job) for name in names]
+    from labelwise.rounds.run import steps
+
+    if until not in (None, "pool", "score"):
+        raise ValueError(f"--until {until}: with a rounds: section, --until takes pool or score "
+                         "(every round has its own select ... evaluate)")
+    found = steps(job, annotate_command)
+    return found[: [s.name for s in found].index(until) + 1] if until else found
+
+
 def state(run_dir: Path, name: str):
     """What tells 'ran' from 'kept': the stage's manifest, rewritten whenever the stage runs
     (None: the stage has not finished)."""
     return manifest.read(run_dir, name)
 
 
-def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -> dict:
+def run_pipeline(job, until: str | None = None, report: bool = True, out=None,
+                 annotate_command: str = "labelwise annotate JOB.yaml") -> dict:
     """Run (or resume) every stage of ``job``; return the summary (also in summary.json).
 
     A stage that fails is recorded in summary.json with its error, then re-raised: the
-    stages before it keep their outputs and a rerun starts again at the failed stage.
+    stages before it keep their outputs and a rerun starts again at the failed stage. With
+    ``rounds:`` and real annotators, the run stops when a round waits for answers (status
+    "waiting for answers to round r") and says what to do.
     """
     from labelwise import config
     from labelwise.progress import Progress, fmt_seconds
@@ -60,7 +97,7 @@ def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -
     out = out or sys.stdout
     run_dir = Path(job.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    names = STAGE_NAMES[: STAGE_NAMES.index(until) + 1] if until else list(STAGE_NAMES)
+    steps = plan_steps(job, until, annotate_command)
     summary = {
         "run_dir": str(run_dir),
         "status": "running",
@@ -70,19 +107,24 @@ def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -
     }
     # stages differ far too much in length for a time-left estimate; each long stage
     # (score, train, evaluate) prints its own rows done and rate
-    progress = Progress(len(names), "stages", prefix="run", stream=out, show_eta=False)
+    progress = Progress(len(steps), "stages", prefix="run", stream=out, show_eta=False)
     progress.message(f"run folder {run_dir}")
     t_all = progress.start  # the total includes starting Ray, as the progress lines do
     init_ray(job.ray)
-    for i, name in enumerate(names):
+    waiting = None
+    for i, step in enumerate(steps):
+        name = step.name
         progress.update(i, f"{name} ...")
-        before = state(run_dir, name)
+        before = state(step.folder, step.stage)
         t0 = time.monotonic()
-        record = {"stage": name, "status": "running", "seconds": 0.0,
-                  "output": str(run_dir / stages.stage(name).output)}
+        record = {"stage": name, "status": "running", "seconds": 0.0, "output": str(step.output)}
         summary["stages"].append(record)
         try:
-            stage_call(name, job)
+            step.call()
+        except _awaiting() as e:
+            record.update(status="waiting", seconds=round(time.monotonic() - t0, 2))
+            waiting = e
+            break
         except BaseException as e:
             record.update(status="failed", seconds=time.monotonic() - t0, error=f"{type(e).__name__}: {e}")
             summary["status"] = f"failed at {name}"
@@ -92,7 +134,7 @@ def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -
                   f"[run] finished stages are kept in {run_dir}; rerun the same command to continue",
                   file=out, flush=True)
             raise
-        after = state(run_dir, name)
+        after = state(step.folder, step.stage)
         record["seconds"] = round(time.monotonic() - t0, 2)
         record["status"] = "kept" if before is not None and before == after else "ran"
         if record["status"] == "kept":
@@ -100,9 +142,16 @@ def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -
         runio.write_json(run_dir / SUMMARY, summary)
         progress.update(i + 1, f"{name} {record['status']} in {fmt_seconds(record['seconds'])}")
     summary["status"] = "done" if until is None else f"stopped after {until}"
+    if waiting is not None:
+        summary["status"] = f"waiting for answers to round {waiting.round}"
     summary["seconds"] = round(time.monotonic() - t_all, 2)
     summary["metrics"] = read_metrics(run_dir)
-    if report and until is None:
+    if getattr(job, "rounds", None) is not None:
+        from labelwise.rounds.curve import round_metrics, write_curve
+
+        write_curve(job)
+        summary["metrics"] = round_metrics(job)
+    if report and until is None and waiting is None:
         from labelwise.report.stage import write_report
 
         runio.write_json(run_dir / SUMMARY, summary)
@@ -110,7 +159,15 @@ def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -
         summary["report"] = {"markdown": str(md), "html": str(page)}
     runio.write_json(run_dir / SUMMARY, summary)
     print(summary_text(summary), file=out, flush=True)
+    if waiting is not None:
+        print(f"\n{waiting}", file=out, flush=True)
     return summary
+
+
+def _awaiting():
+    from labelwise.rounds.run import AwaitingAnswers
+
+    return AwaitingAnswers
 
 
 def read_metrics(run_dir: Path) -> dict:
@@ -136,7 +193,8 @@ def summary_text(summary: dict) -> str:
         lines += [""] + _text_table(header, rows)
     run_dir = Path(summary["run_dir"])
     lines += ["", f"results: {run_dir}/"]
-    for name in (runio.SELECTION, runio.ALLOCATION, runio.LABELED, runio.ADAPTER, runio.METRICS, SUMMARY):
+    curve = f"{contracts.ROUNDS}/{contracts.ROUND_CURVE}"  # a run of several rounds
+    for name in (runio.SELECTION, runio.ALLOCATION, runio.LABELED, runio.ADAPTER, runio.METRICS, curve, SUMMARY):
         if (run_dir / name).exists():
             lines.append(f"  {name}")
     if summary.get("report"):
@@ -150,9 +208,24 @@ def _text_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*map(str, r)) for r in rows]
 
 
+def annotate_command(args) -> str:
+    """`labelwise annotate` with this command line's job file and --set options."""
+    import shlex
+
+    parts = ["labelwise", "annotate", getattr(args, "config", "JOB.yaml")]
+    for o in getattr(args, "overrides", None) or []:
+        parts += ["--set", o]
+    return shlex.join(parts)
+
+
 def main(job, args) -> int:
+    until = getattr(args, "until", None)
+    if getattr(job, "rounds", None) is not None and until not in (None, "pool", "score"):  # a usage error: exit 2
+        print(f"labelwise run: --until {until}: with a rounds: section, --until takes pool or score", file=sys.stderr)
+        return 2
     try:
-        run_pipeline(job, until=getattr(args, "until", None), report=not getattr(args, "no_report", False))
+        run_pipeline(job, until=getattr(args, "until", None), report=not getattr(args, "no_report", False),
+                     annotate_command=annotate_command(args))
     except (OSError, ValueError, RuntimeError):
         raise  # the CLI prints these as one clear line (LABELWISE_DEBUG=1: the traceback)
     except KeyboardInterrupt:

@@ -47,6 +47,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--allow-partial", action="store_true", default=None, help="write labeled.jsonl even if some prompts have no answer yet")
     parser.add_argument("--merge", action="store_true", help="with --export: keep the answers already in FILE and add the prompts it lacks")
     parser.add_argument("--force", action="store_true", help="with --export: overwrite FILE even if it holds answers not yet imported")
+    parser.add_argument("--round", type=int, default=None, metavar="N",
+                        help="with a rounds: section: the round whose prompts these are (default: the latest exported)")
 
 
 def read_selected(run_dir: Path) -> list[dict]:
@@ -201,6 +203,19 @@ def main(job, args) -> int:
     if force and merge:
         print("labelwise annotate: --force and --merge exclude each other", file=sys.stderr)
         return 2
+    chosen = getattr(args, "round", None)
+    if job.rounds is None and chosen is not None:
+        print("labelwise annotate: --round goes with a job that has a rounds: section", file=sys.stderr)
+        return 2
+    if job.rounds is not None:
+        from labelwise.rounds.layout import current_round, round_job
+
+        r = chosen if chosen is not None else current_round(job)
+        if not 1 <= r <= job.rounds.count:
+            print(f"labelwise annotate: --round {r}: the job has rounds 1 to {job.rounds.count}", file=sys.stderr)
+            return 2
+        print(f"labelwise annotate: round {r} of {job.rounds.count}", file=sys.stderr)
+        job = round_job(job, r)
     try:
         if getattr(args, "export", None):
             export(job, args.export, force=force, merge=merge)

@@ -116,3 +116,23 @@ def loss_curve(log) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(plt, fig)
+
+
+def learning_curves(curves: dict, metric: str) -> bytes:
+    """A metric against cumulative labels: per selector family one colour, one batch solid
+    and each rounds curve dashed (``curves``: labelwise.report.rounds_report.curves)."""
+    plt, fig, ax = _figure()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (family, lines) in enumerate(sorted(curves.items())):
+        for name, points in lines.items():
+            if not points:
+                continue
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o", color=colors[i % len(colors)], linestyle="-" if name == "one batch" else "--",
+                    label=f"{family}: {name}")
+    ax.set_xlabel("labels so far (prompts)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric}: one batch vs rounds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _png(plt, fig)

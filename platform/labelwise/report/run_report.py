@@ -93,6 +93,9 @@ def build(folder: Path) -> Document:
         doc.heading("Per-task allocation", 2)
         doc.image("allocation.png", plots.allocation_chart({"selected": alloc}), "prompts selected per task")
         doc.table([literal(c) for c in alloc.columns], [[_cell(v) for v in r] for r in alloc.itertuples(index=False, name=None)])
+    curve_path = folder / contracts.ROUNDS / contracts.ROUND_CURVE
+    if curve_path.exists():  # a run of several rounds (labelwise.rounds)
+        _add_rounds(doc, pd.read_csv(curve_path), folder / contracts.ROUNDS / contracts.ROUND_ALLOCATION)
     log_path = folder / contracts.TRAIN_LOG
     if log_path.exists():
         log = contracts.read_train_log(log_path)
@@ -105,6 +108,28 @@ def build(folder: Path) -> Document:
             "train_log.csv nor results.csv)"
         )
     return doc
+
+
+def _add_rounds(doc: Document, curve, alloc_path: Path) -> None:
+    """The learning curve (every metric against labels so far) and the per-round allocation."""
+    import pandas as pd
+
+    from labelwise.report.table import HEADLINE, is_quality_metric
+
+    doc.heading("Rounds", 2)
+    metrics = [c for c in curve.columns if c not in ("round", "budget", "labels") and is_quality_metric(c)]
+    primary = next((m for m in HEADLINE if m in metrics), metrics[0] if metrics else None)
+    if primary is not None:
+        points = list(zip(curve["labels"].astype(float), curve[primary].astype(float)))
+        doc.image("rounds_curve.png", plots.learning_curves({"this run": {"rounds": points}}, primary),
+                  f"{primary} against labels so far (round 0: the base model)")
+    cols = ["round", "budget", "labels"] + metrics
+    doc.table([literal(c) for c in cols], [[_cell(v) for v in r] for r in curve[cols].itertuples(index=False, name=None)])
+    if alloc_path.exists():
+        table = pd.read_csv(alloc_path).pivot_table(index="task", columns="round", values="selected", aggfunc="sum")
+        doc.heading("Per-round allocation", 3)
+        doc.table(["task"] + [f"round {r}" for r in table.columns],
+                  [[literal(str(t))] + [str(int(v)) for v in row] for t, row in zip(table.index, table.fillna(0).values)])
 
 
 def selection_rows(sel: dict) -> list[list[str]]:

@@ -210,6 +210,9 @@ def build(df, folder: Path, title: str | None = None) -> Document:
         if metric.startswith("winrate."):
             doc.image(f"bars_{slug}.png", plots.bars(table), f"{metric} per selector")
     if metrics:
+        from labelwise.report.rounds_report import add_rounds
+
+        add_rounds(doc, df_ok, metrics[0], folder)
         add_paired(doc, df_ok, metrics[0])
     if metrics:
         primary = metrics[0]

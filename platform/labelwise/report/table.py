@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from labelwise.contracts import BASE_PREFIX, FULL, TASK_PREFIX
+from labelwise.contracts import BASE_PREFIX, FULL, ROUND_PREFIX, TASK_PREFIX
 from labelwise.contracts import RESULTS_REQUIRED as REQUIRED
 NOT_METRICS = {"budget", "seed", "base", "trial_index", "pool_size", "train_time_s", "time_s"}
 LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "nll")
@@ -62,7 +62,7 @@ def metric_columns(df) -> list[str]:
         c
         for c in df.columns
         if "." in c
-        and not c.startswith((BASE_PREFIX, "grid:", TASK_PREFIX))
+        and not c.startswith((BASE_PREFIX, "grid:", TASK_PREFIX, ROUND_PREFIX))
         and c not in NOT_METRICS
         and is_quality_metric(c)
         and pd.api.types.is_numeric_dtype(df[c])

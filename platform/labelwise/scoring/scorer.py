@@ -31,6 +31,7 @@ class Scorer:
         threads: int | None = None,
         device: str | None = None,
         expect_device: str | None = None,
+        adapter: str | None = None,
     ):
         import torch
 
@@ -40,7 +41,8 @@ class Scorer:
         if threads:
             torch.set_num_threads(threads)
         cfg = build(ModelConfig, model, "model")
-        self.model, self.tokenizer = load_model(cfg, device=device)
+        # a LoRA adapter (PeftModel.from_pretrained on the base): loaded here, once per actor
+        self.model, self.tokenizer = load_model(cfg, device=device, adapter=adapter)
         self.max_new_tokens = max_new_tokens
         self.embeddings = embeddings
         self.answers = answers

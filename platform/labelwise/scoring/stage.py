@@ -70,40 +70,44 @@ def outputs() -> list[str]:
     return [runio.SCORES, SUMMARY]
 
 
-def inputs(job) -> dict:
-    """pool.parquet and the model's local folder (a hub name has none: its name and
-    fingerprint are in the settings)."""
+def inputs(job, adapter: Path | None = None) -> dict:
+    """pool.parquet, the model's local folder (a hub name has none: its name and
+    fingerprint are in the settings) and the LoRA adapter scored with, if any."""
     from labelwise import runio
     from labelwise.models import model_inputs
 
-    return {runio.POOL: Path(job.run_dir) / runio.POOL, **model_inputs(job.model.name)}
+    found = {runio.POOL: Path(job.run_dir) / runio.POOL, **model_inputs(job.model.name)}
+    return {**found, "adapter": Path(adapter)} if adapter is not None else found
 
 
-def settings(job) -> dict:
+def settings(job, adapter: Path | None = None) -> dict:
     """What a prompt's scores depend on (cache_key_parts), also the shard cache's key."""
-    return {"score": cache_key_parts(job)}
+    return {"score": cache_key_parts(job, adapter)}
 
 
-def score_pool(job, log=print) -> Path:
+def score_pool(job, log=print, adapter: Path | None = None) -> Path:
     """Score every prompt of run_dir/pool.parquet; return run_dir/scores.parquet. Kept when the
     stage's manifest matches the pool, the model folder, the settings and the files on disk,
-    and no row holds an error a rerun would score again."""
+    and no row holds an error a rerun would score again.
+
+    ``adapter``: score with the base model plus this LoRA adapter (a round r >= 2 of
+    labelwise.rounds); its digest is part of the cache key."""
     from labelwise import manifest
     from labelwise.runio import POOL, SCORES
 
     run = job.run_path
-    declared = settings(job)
+    declared = settings(job, adapter)
     out = run / SCORES
     retry = "scores.parquet holds errors a rerun scores again" if out.exists() and has_retryable(out) else None
 
     def build(staged: Path) -> None:
-        write_scores(job, read_pool(run / POOL), declared["score"], staged)
+        write_scores(job, read_pool(run / POOL), declared["score"], staged, adapter)
 
-    manifest.run_stage(run, STAGE, inputs(job), declared, outputs(), build, rerun=retry, log=log)
+    manifest.run_stage(run, STAGE, inputs(job, adapter), declared, outputs(), build, rerun=retry, log=log)
     return out
 
 
-def write_scores(job, pool, parts: dict, out_dir: Path) -> None:
+def write_scores(job, pool, parts: dict, out_dir: Path, adapter: Path | None = None) -> None:
     """Score what the shard cache lacks, then write scores.parquet and the summary to out_dir."""
     from labelwise import manifest, runio
     from labelwise.runio import SCORE_SHARDS, SCORES
@@ -119,7 +123,7 @@ def write_scores(job, pool, parts: dict, out_dir: Path) -> None:
     if stats["retried"]:
         log.warning("scoring again %d prompt(s) whose earlier scoring failed", stats["retried"])
     if pending.any():
-        stats.update(score_pending(job, pool, set(pool.loc[pending, "id"]), store))
+        stats.update(score_pending(job, pool, set(pool.loc[pending, "id"]), store, adapter))
 
     table = assemble(store, pool, job.score.embeddings)
     with runio.atomic_path(out_dir / SCORES) as tmp:
@@ -190,10 +194,11 @@ def has_retryable(scores_path: Path) -> bool:
     return not final_mask(errors).all()
 
 
-def cache_key_parts(job) -> dict:
+def cache_key_parts(job, adapter: Path | None = None) -> dict:
     """What a prompt's scores depend on: the model (fingerprint, and the digest of its local
     files: an edited weight file of the same size is another model), the device and dtype it
-    runs in (resolved_model: never "auto"), the template and the settings."""
+    runs in (resolved_model: never "auto"), the template and the settings; with an adapter,
+    the digest of its files too (a key without one is the base model's, as before)."""
     import dataclasses
 
     from labelwise.manifest import digest
@@ -209,6 +214,7 @@ def cache_key_parts(job) -> dict:
         "dtype": dtype,
         "chat_template": job.model.chat_template,
         **job.score.settings(),
+        **({"adapter": digest(adapter)} if adapter is not None else {}),
     }
 
 
@@ -268,7 +274,7 @@ def want_ray(job, n_pending: int) -> bool:
     return n_pending > job.score.ray_threshold
 
 
-def score_pending(job, pool, pending_ids: set[str], store) -> dict:
+def score_pending(job, pool, pending_ids: set[str], store, adapter: Path | None = None) -> dict:
     """Encode and plan the whole pool, then score the batches holding pending ids."""
     from transformers import AutoConfig
 
@@ -309,10 +315,10 @@ def score_pending(job, pool, pending_ids: set[str], store) -> dict:
     start = time.perf_counter()
     if want_ray(job, n):
         executor = {"where": "ray data"}
-        tokens = score_on_ray(job, batches, store, executor=executor)
+        tokens = score_on_ray(job, batches, store, executor=executor, adapter=adapter)
     else:
         executor = {"where": "in process"}
-        tokens = score_in_process(job, batches, store)
+        tokens = score_in_process(job, batches, store, adapter=adapter)
     stats.update(
         executor=executor,
         scored_now=stats["scored_now"] + n,
@@ -352,7 +358,7 @@ class _Flusher:
         self.buffer, self.rows, self.last = [], 0, time.perf_counter()
 
 
-def score_in_process(job, batches: list[dict], store, scorer=None) -> int:
+def score_in_process(job, batches: list[dict], store, scorer=None, adapter: Path | None = None) -> int:
     """Score batches in this process (no Ray); returns the number of generated tokens."""
     from labelwise.scoring.schema import to_table
     from labelwise.scoring.scorer import Scorer
@@ -367,6 +373,7 @@ def score_in_process(job, batches: list[dict], store, scorer=None) -> int:
             cfg.answers,
             threads=cfg.threads,
             expect_device=device,
+            adapter=None if adapter is None else str(adapter),
         )
     flusher = _Flusher(store, sum(len(b["ids"]) for b in batches))
     for batch in batches:
@@ -375,7 +382,8 @@ def score_in_process(job, batches: list[dict], store, scorer=None) -> int:
     return flusher.tokens
 
 
-def score_on_ray(job, batches: list[dict], store, scorer_cls=None, executor: dict | None = None) -> int:
+def score_on_ray(job, batches: list[dict], store, scorer_cls=None, executor: dict | None = None,
+                 adapter: Path | None = None) -> int:
     """Score batches with Ray Data on an actor pool; the driver writes shards as blocks arrive.
     The actor plan is recorded in ``executor`` when given."""
     import dataclasses
@@ -407,6 +415,7 @@ def score_on_ray(job, batches: list[dict], store, scorer_cls=None, executor: dic
             # with "auto", and a node that only declares a GPU falls back to the CPU.
             "device": job.model.device,
             "expect_device": device,
+            "adapter": None if adapter is None else str(adapter),  # loaded once per actor
         },
         max_restarts=cfg.max_restarts,
         max_task_retries=cfg.max_task_retries,

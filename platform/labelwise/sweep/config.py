@@ -9,6 +9,7 @@
       within_tasks: [random, hardness]    # select.params.within_task of the task-aware selectors
       grid: {train.lr: [5e-4, 1e-3]}  # any other stage parameter: dotted key -> values
       full_pool: true               # plus one model trained on the whole pool per seed
+      rounds: [1, 3]                # one batch of k, and 3 rounds of k/3 (labelwise.rounds)
 
 Every combination is one trial with its own run folder ``<run_dir>/trials/<name>/``; pool and
 scores are computed once in ``run_dir`` before the trials.
@@ -58,6 +59,9 @@ class SweepConfig:
     """Retries of a failed trial inside one sweep run (a rerun retries failed trials anyway)."""
     report: bool = True
     """Write report.md / report.html in run_dir at the end."""
+    rounds: list[int] | None = None
+    """Rounds per trial (null: one batch, as before): 1 is one batch of k, n > 1 is n rounds that
+    split k evenly (rounds.count: n), so all are compared at equal total budget."""
 
     def __post_init__(self):
         from labelwise.selection.confidence import NAMES as SIGNALS
@@ -96,6 +100,13 @@ class SweepConfig:
         check(self.worker_cpus > 0, "worker_cpus", "must be positive")
         check(self.max_concurrent_trials is None or self.max_concurrent_trials > 0, "max_concurrent_trials", "must be positive or null")
         check(self.max_failures >= 0, "max_failures", "must be >= 0")
+        if self.rounds is not None:
+            check(len(self.rounds) > 0, "rounds", "must list at least one number of rounds (or be null)")
+            check(all(n >= 1 for n in self.rounds), "rounds", "every number of rounds must be >= 1")
+            check(len(set(self.rounds)) == len(self.rounds), "rounds", "lists a number of rounds twice")
+            check(min(self.budgets) >= max(self.rounds), "rounds",
+                  f"{max(self.rounds)} rounds cannot split the budget {min(self.budgets)} into positive budgets")
+            check("rounds" not in {k.split(".", 1)[0] for k in self.grid}, "grid", "use sweep.rounds for rounds")
 
     def _check_param_list(self, field: str, param: str, valid, noun: str) -> None:
         """A dimension over one selector parameter (null: the selector's default)."""

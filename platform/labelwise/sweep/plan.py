@@ -22,7 +22,7 @@ def _slug(value) -> str:
 
 
 def trial_name(strategy: str, budget, base, seed: int, grid: dict, confidence: str | None = None,
-               within_task: str | None = None) -> str:
+               within_task: str | None = None, rounds: int | None = None) -> str:
     parts = [strategy]
     if base is not None:
         parts.append(f"base{_slug(base)}")
@@ -32,6 +32,8 @@ def trial_name(strategy: str, budget, base, seed: int, grid: dict, confidence: s
         parts.append(f"in_{_slug(within_task)}")
     parts.append("kall" if budget is None else f"k{budget}")
     parts.append(f"s{seed}")
+    if rounds is not None:
+        parts.append(f"r{rounds}")
     for key in sorted(grid):
         parts.append(f"{_slug(key.rsplit('.', 1)[-1])}{_slug(grid[key])}")
     return "-".join(parts)
@@ -50,7 +52,8 @@ def plan_trials(sweep) -> list[dict]:
                 withins = sweep.within_tasks if sweep.within_tasks and takes_param(strategy, "within_task") else [None]
                 for base, confidence, within in itertools.product(bases, confidences, withins):
                     for budget in sorted(sweep.budgets):
-                        trials.append(_trial(strategy, budget, base, seed, grid, confidence, within))
+                        for rounds in sweep.rounds or [None]:
+                            trials.append(_trial(strategy, budget, base, seed, grid, confidence, within, rounds))
             if sweep.full_pool:
                 trials.append(_trial(FULL, None, None, seed, grid))
     names = [t["name"] for t in trials]
@@ -70,9 +73,9 @@ def takes_confidence(strategy: str) -> bool:
     return takes_param(strategy, "confidence")
 
 
-def _trial(strategy, budget, base, seed, grid, confidence=None, within_task=None) -> dict:
-    return {
-        "name": trial_name(strategy, budget, base, seed, grid, confidence, within_task),
+def _trial(strategy, budget, base, seed, grid, confidence=None, within_task=None, rounds=None) -> dict:
+    found = {
+        "name": trial_name(strategy, budget, base, seed, grid, confidence, within_task, rounds),
         "strategy": strategy,
         "budget": budget,
         "base": base,
@@ -81,6 +84,7 @@ def _trial(strategy, budget, base, seed, grid, confidence=None, within_task=None
         "seed": seed,
         "grid": dict(grid),
     }
+    return {**found, "rounds": rounds} if rounds is not None else found  # sweeps without rounds: as before
 
 
 def trial_job_data(job_data: dict, trial: dict, trial_dir: str, pool_size: int | None, worker_cpus: int) -> dict:
@@ -113,6 +117,12 @@ def trial_job_data(job_data: dict, trial: dict, trial_dir: str, pool_size: int |
         if trial.get("within_task") is not None:
             params["within_task"] = trial["within_task"]
         select["params"] = params
+    if (trial.get("rounds") or 1) > 1:  # n rounds of k/n (labelwise.rounds), annotation simulated
+        data["rounds"] = {"count": trial["rounds"]}
+        data.setdefault("annotate", {})["simulate"] = True
+        score = data.setdefault("score", {})
+        if score.get("use_ray", "auto") == "auto":  # rescoring: like evaluation, Ray Data actors only on GPU
+            score["use_ray"] = data.get("model", {}).get("device") == "cuda"
     trial_cpus = float((data.pop("sweep", None) or {}).get("trial_cpus", 1.0))
     overrides = [f"{k}={_yaml(v)}" for k, v in sorted(trial["grid"].items())]
     data = apply_overrides(data, overrides)

@@ -63,6 +63,9 @@ def validate_trials(job, trials: list[dict]) -> list:
     from labelwise import config
     from labelwise.sweep.plan import build_trial_job
 
+    if job.rounds is not None:
+        raise config.ConfigError("rounds: a sweep takes rounds as a dimension, sweep.rounds: [1, 3] (one batch of k "
+                                 "and 3 rounds of k/3); remove the rounds: section")
     data = config.to_dict(job)
     return [build_trial_job(type(job), data, t, "/tmp/labelwise-check", 1, job.sweep.worker_cpus, "sweep") for t in trials]
 

@@ -55,12 +55,14 @@ def read_result(trial_dir: Path) -> dict | None:
 
 
 def selector_of(trial: dict) -> str:
-    """The label the report groups by: strategy, WTD base, and the trial's grid values."""
+    """The label the report groups by: strategy, WTD base, the trial's grid values, and
+    "×n rounds" for n > 1 rounds (one batch keeps the plain label)."""
     from labelwise.report.table import selector_label
 
     label = selector_label(trial["strategy"], trial.get("base"), trial.get("confidence"), trial.get("within_task"))
     extra = " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sorted((trial.get("grid") or {}).items()))
-    return f"{label} {extra}".strip()
+    rounds = f"×{trial['rounds']} rounds" if (trial.get("rounds") or 1) > 1 else ""
+    return " ".join(p for p in (label, extra, rounds) if p)
 
 
 def base_model_metrics(sweep_dir: Path) -> dict:
@@ -88,17 +90,54 @@ def per_task_columns(adapted: dict, trial_dir: Path) -> dict:
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and name != "n" and not name.startswith("n_"):
                     out[f"{TASK_PREFIX}{task}:{bench}.{name}"] = float(v)
     alloc = trial_dir / runio.ALLOCATION
+    if not alloc.exists():  # a trial of several rounds: every round's allocation
+        from labelwise.contracts import ROUND_ALLOCATION, ROUNDS
+
+        alloc = trial_dir / ROUNDS / ROUND_ALLOCATION
     if alloc.exists():
         from labelwise.contracts import read_allocation
 
-        for r in read_allocation(alloc).itertuples():
-            out[f"{TASK_PREFIX}{r.task}:selected"] = int(r.selected)
+        selected = read_allocation(alloc).groupby("task")["selected"].sum()
+        for task, n in selected.items():
+            out[f"{TASK_PREFIX}{task}:selected"] = int(n)
     return out
+
+
+def round_steps(job, trial: dict, service=None) -> list[tuple[str, object]]:
+    """(name, call) of a trial's stages: one batch, or every round's (labelwise.rounds.run;
+    the pool, scores and base evaluation are the sweep's)."""
+    from labelwise import stages
+
+    if job.rounds is None:
+        return [
+            ("select", lambda: stages.call("select", job, service=service)),
+            ("annotate", lambda: stages.call("annotate", job, simulate=True)),
+            ("train", lambda: stages.call("train", job)),
+            ("evaluate", lambda: stages.call("evaluate-adapted", job)),
+        ]
+    from labelwise.rounds.run import steps
+
+    return [(s.name, s.call) for s in steps(job) if "/" in s.name]
+
+
+def round_columns(job) -> tuple[dict, Path]:
+    """``round:<r>:labels`` and ``round:<r>:<bench.metric>`` per round (the report's learning
+    curves; written to rounds/curve.csv too), and the folder of the last round."""
+    from labelwise.contracts import ROUND_PREFIX
+    from labelwise.rounds.curve import curve_rows, write_curve
+    from labelwise.rounds.layout import round_dir
+
+    write_curve(job)
+    out = {}
+    for row in curve_rows(job):
+        for k, v in row.items():
+            if k not in ("round", "budget") and row["round"] > 0:
+                out[f"{ROUND_PREFIX}{row['round']}:{k}"] = v
+    return out, round_dir(job, job.rounds.count)
 
 
 def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) -> dict:
     """Run one trial in ``job.run_dir`` (resuming what its folder holds); return its row."""
-    from labelwise import stages
     from labelwise.report.run_report import flatten_metrics
     from labelwise.sweep import trial_manifest
 
@@ -110,19 +149,16 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
     link_shared(sweep_dir, trial_dir)
     times = {}
     t0 = time.monotonic()
-    for name, step in (
-        ("select", lambda: stages.call("select", job, service=service)),
-        ("annotate", lambda: stages.call("annotate", job, simulate=True)),
-        ("train", lambda: stages.call("train", job)),
-        ("evaluate", lambda: stages.call("evaluate-adapted", job)),
-    ):
+    for name, step in round_steps(job, trial, service):
         t = time.monotonic()
         log(f"[trial {trial['name']}] {name} ...")
         step()
         times[f"{name}_s"] = round(time.monotonic() - t, 2)
-    raw_metrics = json.loads((trial_dir / runio.METRICS).read_text())
+    rounds, last = ({}, trial_dir) if job.rounds is None else round_columns(job)
+    raw_metrics = json.loads((last / runio.METRICS).read_text())
     metrics = flatten_metrics(raw_metrics).get("adapted", {})
-    n_labeled = len(runio.read_jsonl(trial_dir / runio.LABELED))
+    labeled = [trial_dir / runio.LABELED] if job.rounds is None else sorted(trial_dir.glob("rounds/r*/" + runio.LABELED))
+    n_labeled = sum(len(runio.read_jsonl(p)) for p in labeled)
     row = {
         "trial": trial["name"],
         "selector": selector_of(trial),
@@ -132,6 +168,7 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
         "within_task": trial.get("within_task"),
         "budget": n_labeled if trial["budget"] is None else trial["budget"],
         "seed": trial["seed"],
+        **({"rounds": trial["rounds"]} if trial.get("rounds") is not None else {}),
         "status": "ok",
         "error": None,
         "run_dir": str(Path("trials") / trial["name"]),
@@ -142,6 +179,7 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
         **metrics,
         **base_model_metrics(sweep_dir),
         **per_task_columns(raw_metrics.get("adapted", {}), trial_dir),
+        **rounds,
     }
     trial_manifest.commit(job, sweep_dir, row)
     return row

@@ -17,14 +17,23 @@ STAGE = "trial"
 RESULT = contracts.TRIAL_RESULT
 
 
-def inputs(trial_dir: Path, sweep_dir: Path) -> dict:
+def inputs(trial_dir: Path, sweep_dir: Path, rounds: int | None = None) -> dict:
+    """``rounds``: a trial of that many rounds (labelwise.rounds): every round's labels and
+    the last round's metrics."""
     from labelwise.evaluation.metrics_file import label_file
 
-    return {
-        runio.LABELED: Path(trial_dir) / runio.LABELED,
-        label_file("adapted"): Path(trial_dir) / label_file("adapted"),
-        f"sweep/{label_file('base')}": Path(sweep_dir) / label_file("base"),
-    }
+    if rounds is None:
+        found = {runio.LABELED: Path(trial_dir) / runio.LABELED,
+                 label_file("adapted"): Path(trial_dir) / label_file("adapted")}
+    else:
+        folders = [contracts.round_folder(r) for r in range(1, rounds + 1)]
+        found = {f"{f}/{name}": Path(trial_dir) / f / name
+                 for f in folders for name in (runio.LABELED, label_file("adapted"))}
+    return {**found, f"sweep/{label_file('base')}": Path(sweep_dir) / label_file("base")}
+
+
+def _rounds(job) -> int | None:
+    return None if job.rounds is None else job.rounds.count
 
 
 def settings(job) -> dict:
@@ -36,7 +45,8 @@ def settings(job) -> dict:
 
 def why_not_finished(job, sweep_dir: Path) -> str | None:
     trial_dir = Path(job.run_dir)
-    return manifest.why_rerun(trial_dir, STAGE, manifest.digests(inputs(trial_dir, sweep_dir)), settings(job), [RESULT])
+    found = manifest.digests(inputs(trial_dir, sweep_dir, _rounds(job)))
+    return manifest.why_rerun(trial_dir, STAGE, found, settings(job), [RESULT])
 
 
 def finished(job, sweep_dir: Path) -> dict | None:
@@ -55,5 +65,5 @@ def discard(trial_dir: Path) -> None:
 def commit(job, sweep_dir: Path, row: dict) -> None:
     """Write the trial's row and its manifest (inputs digested now: the files it was made from)."""
     trial_dir = Path(job.run_dir)
-    manifest.run_stage(trial_dir, STAGE, inputs(trial_dir, sweep_dir), settings(job), [RESULT],
+    manifest.run_stage(trial_dir, STAGE, inputs(trial_dir, sweep_dir, _rounds(job)), settings(job), [RESULT],
                        lambda staged: runio.write_json(staged / RESULT, row), rerun="the trial ran", log=lambda *_: None)

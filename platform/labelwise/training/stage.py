@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from labelwise import runio
+from labelwise.contracts import TRAIN_DATA
 from labelwise.training.outputs import LOSS_PNG, SUMMARY, TRAIN_LOG
 
 
@@ -33,7 +34,7 @@ NOT_IN_FINGERPRINT = ("name", "max_failures", "cpus_per_worker", "threads")
 HELP = "LoRA-finetune the base model on labeled.jsonl with Ray Train"  # the command's one-line help
 
 
-def run_name(job, labeled: Path) -> str:
+def run_name(job, labeled: Path, init_adapter: Path | None = None) -> str:
     """A name that changes whenever the model, the data, the settings or the seed change.
 
     It is also the run's fingerprint in train_summary.json (recorded even when ``train.name``
@@ -48,6 +49,10 @@ def run_name(job, labeled: Path) -> str:
     h.update(fingerprint(job.model).encode())
     h.update(json.dumps([settings, job.seed, job.model.chat_template], sort_keys=True).encode())
     h.update(labeled.read_bytes())
+    if init_adapter is not None:  # a warm start (rounds.training: continue) learns something else
+        from labelwise.manifest import digest
+
+        h.update(f"init_adapter {digest(init_adapter)}".encode())
     return f"train-{h.hexdigest()[:12]}"
 
 
@@ -153,15 +158,19 @@ def worker_resources(cfg, device: str, gpus: float, free_cpus: int, can_grow: bo
 STAGE = "train"
 
 
-def outputs() -> list[str]:
-    return [runio.ADAPTER, TRAIN_LOG, LOSS_PNG, SUMMARY]
+def outputs(labeled: dict | None = None) -> list[str]:
+    """With ``labeled`` files given (a round), the labels trained on are an output too."""
+    return [runio.ADAPTER, TRAIN_LOG, LOSS_PNG, SUMMARY] + ([TRAIN_DATA] if labeled is not None else [])
 
 
-def inputs(job) -> dict:
-    """labeled.jsonl and the model's local folder (a hub name has none: see settings)."""
+def inputs(job, labeled: dict | None = None, init_adapter: Path | None = None) -> dict:
+    """labeled.jsonl (or the ``labeled`` files), the model's local folder (a hub name has
+    none: see settings) and the adapter a warm start begins from."""
     from labelwise.models import model_inputs
 
-    return {runio.LABELED: Path(job.run_dir) / runio.LABELED, **model_inputs(job.model.name)}
+    found = dict(labeled) if labeled is not None else {runio.LABELED: Path(job.run_dir) / runio.LABELED}
+    found.update(model_inputs(job.model.name))
+    return {**found, "init_adapter": Path(init_adapter)} if init_adapter is not None else found
 
 
 def settings(job) -> dict:
@@ -178,30 +187,37 @@ def _stderr(*args) -> None:
     print(*args, file=sys.stderr)
 
 
-def train(job, hooks: dict | None = None, log=_stderr) -> Path:
+def train(job, hooks: dict | None = None, log=_stderr, labeled: dict | None = None,
+          init_adapter: Path | None = None) -> Path:
     """Train (or resume) the LoRA adapter of this run; returns run_dir/adapter.
 
     ``hooks`` are for tests only (fault injection, recording which ids each worker saw).
+    A round of labelwise.rounds passes ``labeled`` ({name: labeled.jsonl}, concatenated in
+    this order into train_data.jsonl) and, warm-starting, ``init_adapter``.
     """
     from labelwise import manifest
 
     run_dir = Path(job.run_dir).resolve()
     out = run_dir / runio.ADAPTER
-    kept = manifest.run_stage(run_dir, STAGE, inputs(job), settings(job), outputs(),
-                              lambda staged: fit(job, run_dir, staged, hooks), log=log) is None
+    kept = manifest.run_stage(run_dir, STAGE, inputs(job, labeled, init_adapter), settings(job), outputs(labeled),
+                              lambda staged: fit(job, run_dir, staged, hooks, labeled, init_adapter), log=log) is None
     if kept:
         log(f"train: {out} is already trained on these inputs (delete it to train again)")
     return out
 
 
-def fit(job, run_dir: Path, out_dir: Path, hooks: dict | None = None) -> None:
+def fit(job, run_dir: Path, out_dir: Path, hooks: dict | None = None, files: dict | None = None,
+        init_adapter: Path | None = None) -> None:
     """Train (resuming the Ray run's last checkpoint) and write the outputs into out_dir."""
     from labelwise.ray_start import init_ray
     from labelwise.training.data import read_labeled
 
     labeled = run_dir / runio.LABELED
+    if files is not None:  # a round: these labels, in this order, are the training data
+        labeled = out_dir / TRAIN_DATA
+        runio.write_jsonl(labeled, [row for path in files.values() for row in read_labeled(Path(path))])
     rows = read_labeled(labeled)
-    fingerprint = run_name(job, labeled)
+    fingerprint = run_name(job, labeled, init_adapter)
     name = job.train.name or fingerprint
     storage = job.ray.storage or str(run_dir / "ray")
     check_checkpoints(storage, name, fingerprint)
@@ -229,6 +245,7 @@ def fit(job, run_dir: Path, out_dir: Path, hooks: dict | None = None) -> None:
             "model": config.to_dict(job.model),
             "train": config.to_dict(job.train),
             "labeled": str(labeled),
+            "init_adapter": None if init_adapter is None else str(init_adapter),
             "seed": job.seed,
             "fingerprint": fingerprint,
             "use_gpu": use_gpu,
@@ -252,7 +269,7 @@ def fit(job, run_dir: Path, out_dir: Path, hooks: dict | None = None) -> None:
     start = time.perf_counter()
     result = trainer.fit()
     wall = time.perf_counter() - start
-    _finish(job, run_dir, out_dir, result, name, storage, stats, wall, use_gpu, fingerprint)
+    _finish(job, run_dir, out_dir, result, name, storage, stats, wall, use_gpu, fingerprint, labeled, init_adapter)
 
 
 def _truncation(job, rows) -> dict:
@@ -264,7 +281,7 @@ def _truncation(job, rows) -> dict:
 
 
 def _finish(job, run_dir: Path, out_dir: Path, result, name: str, storage: str, stats: dict, wall: float,
-            use_gpu: bool, fingerprint: str) -> None:
+            use_gpu: bool, fingerprint: str, labeled: Path, init_adapter: Path | None = None) -> None:
     """The adapter of the last checkpoint, the log, the loss plot and the summary, into out_dir."""
     from labelwise import config, manifest
     from labelwise.models import fingerprint as model_fingerprint
@@ -298,7 +315,8 @@ def _finish(job, run_dir: Path, out_dir: Path, result, name: str, storage: str, 
         "fingerprint": fingerprint,
         "model": job.model.name,
         "model_fingerprint": model_fingerprint(job.model),
-        "labeled_sha256": _sha256(run_dir / runio.LABELED),
+        "labeled_sha256": _sha256(labeled),
+        "init_adapter": None if init_adapter is None else str(init_adapter),
         "n_params": state.get("n_params"),
         "lr": state.get("lr"),
         "lr_source": "train.lr" if job.train.lr else "by model size (train.lr: null)",

@@ -46,6 +46,8 @@ def train_loop_per_worker(config: dict) -> None:
     model, tok = load_model(model_cfg, device=device.type)
     n_params = loop.count_parameters(model)
     model = loop.attach_lora(model, cfg, seed)
+    if config.get("init_adapter"):  # a warm start (rounds.training: continue): the previous round's adapter
+        _load_weights(Path(config["init_adapter"]), model)
     model.to(device)
     model.train()
     lr = cfg.lr or loop.auto_lr(n_params)
@@ -163,13 +165,18 @@ def _report(metrics: dict, model, optimizer, state: dict, rank: int) -> None:
         )
 
 
-def _load_checkpoint(folder: Path, model, optimizer) -> dict:
-    import torch
+def _load_weights(folder: Path, model) -> None:
+    """The LoRA weights of an adapter folder (a checkpoint, or an adapter saved by peft)."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    weights = folder / "adapter_model.safetensors"
-    set_peft_model_state_dict(model, load_file(str(weights)))
+    set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
+
+
+def _load_checkpoint(folder: Path, model, optimizer) -> dict:
+    import torch
+
+    _load_weights(folder, model)
     optimizer.load_state_dict(torch.load(folder / OPTIMIZER, map_location="cpu", weights_only=True))
     return json.loads((folder / STATE).read_text())
 
