@@ -39,9 +39,9 @@ def test_rounds_dimension_plans_one_batch_and_rounds_at_equal_budget(tmp_path):
 def test_sweeps_without_rounds_plan_the_same_trials_as_before():
     job = sweep_job({"strategies": ["random"], "budgets": [10], "seeds": [0]})
     assert plan.plan_trials(job.sweep) == [
-        {"name": "random-k10-s0", "strategy": "random", "budget": 10, "base": None, "confidence": None, "seed": 0,
+        {"name": "random-k10-s0", "strategy": "random", "budget": 10, "base": None, "confidence": None, "within_task": None, "seed": 0,
          "grid": {}},
-        {"name": "full-kall-s0", "strategy": "full", "budget": None, "base": None, "confidence": None, "seed": 0,
+        {"name": "full-kall-s0", "strategy": "full", "budget": None, "base": None, "confidence": None, "within_task": None, "seed": 0,
          "grid": {}},
     ]
 
