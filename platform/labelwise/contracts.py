@@ -3,7 +3,8 @@ several stages read. Stages meet only at these files (ARCHITECTURE.md); a name i
 here and nowhere else (runio re-exports the common ones).
 
 The column types of scores.parquet are scoring/schema.py's ``schema()``; those of
-selection.parquet and allocation.csv are selection/table.py's (what selectors read).
+selection.parquet and allocation.csv are selection/table.py's (what selectors read); those of
+judgments.parquet and disciplines.parquet are judging/schema.py's (``read_judgments`` checks them).
 """
 
 from __future__ import annotations
@@ -20,6 +21,17 @@ POOL_COLUMNS = ["id", "task", "prompt", "response", "source"]  # pool.parquet an
 SCORES = "scores.parquet"
 SCORE_SUMMARY = "score_summary.json"
 SCORE_SHARDS = "score_shards"
+
+# judge (optional: runs when the job has a judge: section): per prompt the LLM judge's Bloom
+# level and score, disciplines, their spread and a quality score; per discipline its
+# description and MiniLM embedding; the summary (parse counts); the resumable reply cache
+JUDGMENTS = "judgments.parquet"
+JUDGMENT_COLUMNS = ["id", "task", "bloom_level", "bloom_score", "disciplines", "discipline_count",
+                    "discipline_spread", "quality", "error", "judge"]
+DISCIPLINES = "disciplines.parquet"
+DISCIPLINE_COLUMNS = ["discipline", "description", "embedding"]
+JUDGE_SUMMARY = "judge_summary.json"
+JUDGE_SHARDS = "judge_shards"
 
 # select
 SELECTION = "selection.parquet"

@@ -1,6 +1,8 @@
 """``labelwise run CONFIG``: every stage in order, in one job.
 
-    pool -> score -> select -> annotate -> train -> evaluate-base -> evaluate-adapted -> report
+    pool -> score -> [judge] -> select -> annotate -> train -> evaluate-base -> evaluate-adapted -> report
+
+(judge only when the job has a judge: section.)
 
 Each stage keeps what its folder already holds when its manifest says the outputs were made
 from the same inputs and settings (labelwise.manifest), so a rerun after a crash or a kill
@@ -69,6 +71,7 @@ def run_pipeline(job, until: str | None = None, report: bool = True, out=None) -
     run_dir = Path(job.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     names = STAGE_NAMES[: STAGE_NAMES.index(until) + 1] if until else list(STAGE_NAMES)
+    names = [n for n in names if stages.wanted(n, job)]  # optional stages (judge) only when asked for
     summary = {
         "run_dir": str(run_dir),
         "status": "running",
