@@ -160,7 +160,7 @@ def parse_disciplines(reply: str | None) -> tuple[list[str] | None, str | None]:
         names = [names] if isinstance(names, str) else names
     elif isinstance(obj, list):
         names = obj
-    if not isinstance(names, list):
+    if obj is None:  # no JSON at all: loose text
         m = _DISCIPLINES_LINE.search(text)
         items = _LIST_LINE.findall(text)
         if items:

@@ -136,10 +136,11 @@ def write_judgments(job, cfg, backend, parts: dict, out_dir: Path) -> None:
     answers = read_answers(job.run_path / runio.SCORES) if cfg.with_answer else {}
     key = settings_key(parts)
     store = ShardStore(job.run_path / contracts.JUDGE_SHARDS / key, describe=parts, final=schema.replied)
-    done, _ = store.id_status()
+    done, retry = store.id_status()
     pending = pool[~pool["id"].isin(done)]
+    earlier = latest_rows(store, retry)
     start = time.perf_counter()
-    ask_prompts(cfg, backend, pending, answers, store)
+    ask_prompts(cfg, backend, pending, answers, store, earlier)
     seconds = time.perf_counter() - start
 
     replies = store.read_all()
@@ -176,6 +177,18 @@ def write_judgments(job, cfg, backend, parts: dict, out_dir: Path) -> None:
     print(format_summary(report), file=sys.stderr)
 
 
+def latest_rows(store, ids: set[str]) -> dict[str, dict]:
+    """id -> its latest cache row, for ids whose rows all hold a failed request."""
+    from labelwise.judging import schema
+    from labelwise.scoring.shards import pick_rows
+
+    if not ids:
+        return {}
+    t = store.read_all()
+    picked = pick_rows(t, final=schema.replied)
+    return {i: row for i, row in zip(sorted(ids), t.take([picked[i] for i in sorted(ids)]).to_pylist())}
+
+
 def read_answers(path: Path) -> dict[str, str]:
     """id -> the base model's greedy answer from scores.parquet ({} when there is none)."""
     import pyarrow.parquet as pq
@@ -188,9 +201,10 @@ def read_answers(path: Path) -> dict[str, str]:
     return {str(i): a for i, a in zip(t.column("id").to_pylist(), t.column("answer").to_pylist()) if a}
 
 
-def ask_prompts(cfg, backend, pending, answers: dict, store) -> None:
-    """Ask the three parts for each pending prompt, one round of ``shard_prompts`` prompts at a
-    time; each round's replies become one shard (a write point of the stage)."""
+def ask_prompts(cfg, backend, pending, answers: dict, store, earlier: dict) -> None:
+    """Ask the parts each pending prompt lacks (all three, or those whose request failed last
+    time: ``earlier`` maps an id to its latest cache row), one round of ``shard_prompts``
+    prompts at a time; each round's replies become one shard (a write point of the stage)."""
     from labelwise import manifest
     from labelwise.judging import schema
     from labelwise.judging.prompts import PARTS, part_prompt
@@ -199,21 +213,24 @@ def ask_prompts(cfg, backend, pending, answers: dict, store) -> None:
     sch = schema.reply_schema(PARTS)
     for lo in range(0, len(records), cfg.shard_prompts):
         chunk = records[lo: lo + cfg.shard_prompts]
-        prompts = [part_prompt(p, r["prompt"], cfg.max_prompt_chars, answers.get(r["id"]) if p == "bloom" else None)
-                   for r in chunk for p in PARTS]
-        replies = backend.generate(prompts, cfg.max_new_tokens)
-        rows = []
-        for k, r in enumerate(chunk):
-            row = {"id": r["id"], "task": r["task"]}
-            failed = []
-            for m, part in enumerate(PARTS):
-                reply = replies[k * len(PARTS) + m]
-                if isinstance(reply, BaseException):
-                    failed.append(f"{part}: request failed: {one_line(reply)}")
-                    reply = None
-                row[f"{part}_reply"] = reply
-            row["error"] = "; ".join(failed) or None
+        rows, asks = [], []
+        for r in chunk:
+            before = earlier.get(r["id"], {})
+            row = {"id": r["id"], "task": r["task"], **{f"{p}_reply": before.get(f"{p}_reply") for p in PARTS}}
             rows.append(row)
+            for p in PARTS:
+                if row[f"{p}_reply"] is None:
+                    answer = answers.get(r["id"]) if p == "bloom" else None
+                    asks.append((row, p, part_prompt(p, r["prompt"], cfg.max_prompt_chars, answer)))
+        replies = backend.generate([a[2] for a in asks], cfg.max_new_tokens)
+        failed: dict[int, list[str]] = {}
+        for (row, part, _), reply in zip(asks, replies):
+            if isinstance(reply, BaseException):
+                failed.setdefault(id(row), []).append(f"{part}: request failed: {one_line(reply)}")
+            else:
+                row[f"{part}_reply"] = reply
+        for row in rows:
+            row["error"] = "; ".join(failed.get(id(row), [])) or None
         store.write(schema.table(rows, sch))
         manifest.fault(STAGE)
         print(f"judge: {min(lo + len(chunk), len(records))}/{len(records)} prompts", file=sys.stderr, flush=True)
