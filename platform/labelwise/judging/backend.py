@@ -21,6 +21,7 @@ class LocalBackend:
         self.spec = judge_spec(cfg, job.model)
         self.settings = RunSettings(cfg.batch_size, cfg.max_batch_tokens, cfg.max_length)
         self.runner = self.tokenizer = None
+        self.where: set[str] = set()  # "ray data" / "in process": where requests ran (the summary says)
 
     def identity(self) -> dict:
         from labelwise.manifest import digest
@@ -52,6 +53,7 @@ class LocalBackend:
             for p in prompts
         ]
         use_ray = should_use_ray(self.cfg.use_ray, len(payloads), self.cfg.ray_min_requests)
+        self.where.add("ray data" if use_ray else "in process")
         if not use_ray and self.runner is None:
             self.runner = ModelRunner.load(self.spec, self.settings)
         results = run_requests(
@@ -67,6 +69,7 @@ class EndpointBackend:
 
         self.cfg = cfg
         self.client = ChatClient(cfg, section="judge")
+        self.where = {"endpoint"}
 
     def identity(self) -> dict:
         return {"base_url": self.client.base_url}

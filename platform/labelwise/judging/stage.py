@@ -169,7 +169,8 @@ def write_judgments(job, cfg, backend, parts: dict, out_dir: Path) -> None:
         with runio.atomic_path(out_dir / file) as tmp:
             pq.write_table(table, tmp)
         manifest.fault(STAGE)
-    stats = {"judged_now": int(len(pending)), "cached": int(len(pool) - len(pending)), "seconds": round(seconds, 2)}
+    stats = {"judged_now": int(len(pending)), "cached": int(len(pool) - len(pending)), "seconds": round(seconds, 2),
+             "where": sorted(backend.where)}
     if len(pending):
         stats["seconds_per_prompt"] = seconds / len(pending)
     report = summarize(judged, rows, desc_errors, len(wanted_names), name, key, parts, stats)
