@@ -45,7 +45,7 @@ def main(job, args) -> int:
 
 def wanted(job) -> bool:
     """Whether `labelwise run` runs this stage: the job has a judge: section."""
-    return job.judge is not None
+    return getattr(job, "judge", None) is not None
 
 
 def config_of(job):
@@ -152,7 +152,9 @@ def write_judgments(job, cfg, backend, parts: dict, out_dir: Path) -> None:
     desc_parts = {**parts, "part": "descriptions"}
     desc_store = ShardStore(job.run_path / contracts.JUDGE_SHARDS / settings_key(desc_parts), describe=desc_parts,
                             final=schema.replied)
+    t_desc = time.perf_counter()
     describe(cfg, backend, wanted_names, desc_store)
+    desc_seconds = time.perf_counter() - t_desc
     descriptions, desc_errors = read_descriptions(desc_store, wanted_names)
     embeddings = embed(descriptions)
     add_spread(judged, embeddings, desc_errors)
@@ -170,7 +172,7 @@ def write_judgments(job, cfg, backend, parts: dict, out_dir: Path) -> None:
             pq.write_table(table, tmp)
         manifest.fault(STAGE)
     stats = {"judged_now": int(len(pending)), "cached": int(len(pool) - len(pending)), "seconds": round(seconds, 2),
-             "where": sorted(backend.where)}
+             "description_seconds": round(desc_seconds, 2), "where": sorted(backend.where)}
     if len(pending):
         stats["seconds_per_prompt"] = seconds / len(pending)
     report = summarize(judged, rows, desc_errors, len(wanted_names), name, key, parts, stats)
