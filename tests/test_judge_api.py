@@ -195,3 +195,17 @@ def test_a_killed_judge_run_keeps_its_finished_rounds(tmp_path, server, monkeypa
     j = schema.read_judgments(run / contracts.JUDGMENTS)
     assert list(j["id"]) == ids and j["error"].isna().all()
     assert list(j["bloom_score"]) == [8.0, 13.0] * 3
+
+
+def test_the_judge_section_is_validated_like_the_evaluation_judge():
+    from labelwise.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"job\.yaml: judge\.temperature: unknown key"):
+        config.build(JobConfig, {"judge": {"temperature": 0.5}}, "job.yaml")
+    with pytest.raises(ConfigError, match=r"judge\.api_key_env: 'AWS_SECRET_ACCESS_KEY': .*_API_KEY or _TOKEN"):
+        config.build(JobConfig, {"judge": {"api_key_env": "AWS_SECRET_ACCESS_KEY"}}, "job.yaml")
+    with pytest.raises(ConfigError, match=r"judge\.base_url: 'http://judge\.example\.com/v1' is plain http://"):
+        config.build(JobConfig, {"judge": {"kind": "openai", "base_url": "http://judge.example.com/v1"}}, "job.yaml")
+    with pytest.raises(ConfigError, match=r"judge\.shard_prompts: must be positive"):
+        config.build(JobConfig, {"judge": {"shard_prompts": 0}}, "job.yaml")
+    assert config.build(JobConfig, {}, "job.yaml").judge is None  # no section: the stage is off
