@@ -157,3 +157,14 @@ def test_spread_of_orthogonal_and_opposite_vectors():
     assert discipline_spread([[1, 0], [0, 1]]) == pytest.approx(1.0)
     assert discipline_spread([[1, 0], [-1, 0]]) == pytest.approx(2.0)
     assert discipline_spread([[1, 0], [0, 1], [1, 0]]) == pytest.approx(2 / 3)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["disciplines", "score", "level", "quality", "x"]), c, max_size=3),
+                    max_leaves=8))
+def test_any_json_reply_gives_a_value_or_an_error_never_an_exception(obj):
+    text = json.dumps(obj)
+    for parse in (parse_bloom, parse_disciplines, parse_quality, parse_description):
+        value, error = parse(text)
+        assert (value is None) != (error is None)

@@ -110,19 +110,28 @@ def parse_bloom(reply: str | None) -> tuple[dict | None, str | None]:
     if isinstance(obj, dict):
         level = level_name(_field(obj, "level", "bloom_level", "bloom level"))
         score = _number(_field(obj, "score", "bloom_score", "bloom score"))
-    if score is None:
-        m = _SCORE_TEXT.search(text)
-        score = float(m.group(1)) if m else None
     if level is None:
         m = _LEVEL_TEXT.search(text)
         level = level_name(m.group(1)) if m else None
+    score, error = _score("bloom", reply, text, score, (_SCORE_TEXT,), 21)
+    if error:
+        return None, error
+    return {"level": level or level_of_score(score), "score": score}, None
+
+
+def _score(part: str, reply, text: str, score: float | None, patterns, top: int) -> tuple[float | None, str | None]:
+    """The score found in JSON (``score``), else by the first of ``patterns`` that matches,
+    else a reply that is only a number; an error unless it is in 1..top."""
+    for pattern in patterns:
+        m = pattern.search(text) if score is None else None
+        score = float(m.group(1)) if m else score
     if score is None and re.fullmatch(_NUMBER, text):
         score = float(text)
     if score is None:
-        return None, f"bloom: no score in the reply {_shown(reply)}"
-    if not 1 <= score <= 21:
-        return None, f"bloom: score {score:g} is outside 1..21"
-    return {"level": level or level_of_score(score), "score": score}, None
+        return None, f"{part}: no score in the reply {_shown(reply)}"
+    if not 1 <= score <= top:
+        return None, f"{part}: score {score:g} is outside 1..{top}"
+    return score, None
 
 
 def normalize_discipline(name) -> str:
@@ -169,7 +178,7 @@ def parse_disciplines(reply: str | None) -> tuple[list[str] | None, str | None]:
             names = re.split(r",|;|\band\b", m.group(1))
         elif text and "\n" not in text and len(text) <= 200:
             names = re.split(r",|;", text)
-    found = _discipline_list(names or [])
+    found = _discipline_list(names if isinstance(names, list) else [])
     if not found:
         return None, f"disciplines: no discipline in the reply {_shown(reply)}"
     return found, None
@@ -182,16 +191,7 @@ def parse_quality(reply: str | None) -> tuple[float | None, str | None]:
     score = None
     if isinstance(obj, dict):
         score = _number(_field(obj, "quality", "score", "rating"))
-    if score is None:
-        m = _QUALITY_TEXT.search(text) or _OUT_OF.search(text)
-        score = float(m.group(1)) if m else None
-    if score is None and re.fullmatch(_NUMBER, text):
-        score = float(text)
-    if score is None:
-        return None, f"quality: no score in the reply {_shown(reply)}"
-    if not 1 <= score <= 10:
-        return None, f"quality: score {score:g} is outside 1..10"
-    return score, None
+    return _score("quality", reply, text, score, (_QUALITY_TEXT, _OUT_OF), 10)
 
 
 def parse_description(reply: str | None) -> tuple[str | None, str | None]:

@@ -64,31 +64,26 @@ def table(rows: list[dict], schema: pa.Schema) -> pa.Table:
 
 def read_judgments(path: str | Path):
     """judgments.parquet as a DataFrame, its columns checked against the contract; a missing
-    file or column is an error naming the file."""
+    file, column or wrong type is an error naming the file."""
+    return _read(path, JUDGMENT_COLUMNS, judgments_schema())
+
+
+def read_disciplines(path: str | Path):
+    """disciplines.parquet as a DataFrame, checked as read_judgments does."""
+    return _read(path, DISCIPLINE_COLUMNS, disciplines_schema())
+
+
+def _read(path, columns: list[str], sch: pa.Schema):
     import pyarrow.parquet as pq
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run `labelwise judge` first (it needs a judge: section)")
     t = pq.read_table(path)
-    missing = [c for c in JUDGMENT_COLUMNS if c not in t.column_names]
+    missing = [c for c in columns if c not in t.column_names]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(JUDGMENT_COLUMNS)})")
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(columns)})")
     try:
-        t = t.select(JUDGMENT_COLUMNS).cast(judgments_schema())
+        return t.select(columns).cast(sch).to_pandas()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         raise ValueError(f"{path}: a column has the wrong type ({e})") from None
-    return t.to_pandas()
-
-
-def read_disciplines(path: str | Path):
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run `labelwise judge` first")
-    t = pq.read_table(path)
-    missing = [c for c in DISCIPLINE_COLUMNS if c not in t.column_names]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(DISCIPLINE_COLUMNS)})")
-    return t.select(DISCIPLINE_COLUMNS).cast(disciplines_schema()).to_pandas()
