@@ -69,6 +69,7 @@ class Canned(http.server.BaseHTTPRequestHandler):
             mark = re.search(r"MARK_[A-Z0-9]+", text).group(0)
             key, reply = (mark, part), CANNED[mark][part]
         with srv.lock:
+            srv.texts.append(text)
             srv.asked.append(key)
             count = srv.asked.count(key)
         if key[0] == "MARK_500" and count == 1:
@@ -94,7 +95,7 @@ class Canned(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Canned)
-    srv.asked, srv.lock, srv.slow = [], threading.Lock(), 3.0
+    srv.asked, srv.texts, srv.lock, srv.slow = [], [], threading.Lock(), 3.0
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield srv
     srv.shutdown()
@@ -209,3 +210,16 @@ def test_the_judge_section_is_validated_like_the_evaluation_judge():
     with pytest.raises(ConfigError, match=r"judge\.shard_prompts: must be positive"):
         config.build(JobConfig, {"judge": {"shard_prompts": 0}}, "job.yaml")
     assert config.build(JobConfig, {}, "job.yaml").judge is None  # no section: the stage is off
+
+
+def test_with_answer_shows_the_bloom_judge_the_greedy_answer_from_scores(tmp_path, server, monkeypatch):
+    monkeypatch.setenv("LW_TEST_API_KEY", "sk")
+    run = tmp_path / "run"
+    ids = write_pool(run, ["MARK_JSON", "MARK_LOOSE"])
+    pd.DataFrame({"id": ids, "answer": ["GREEDY-ANSWER-0", None]}).to_parquet(run / contracts.SCORES, index=False)
+    judge_pool(config.build(JobConfig, job_data(run, server, with_answer=True), "job.yaml"), log=lambda *a: None)
+    bloom = {re.search(r"MARK_[A-Z]+", t).group(0): t for t in server.texts if part_of(t) == "bloom"}
+    assert "# A model's answer" in bloom["MARK_JSON"] and "GREEDY-ANSWER-0" in bloom["MARK_JSON"]
+    assert "# A model's answer" not in bloom["MARK_LOOSE"]
+    assert not any("GREEDY" in t for t in server.texts if part_of(t) != "bloom")
+    assert json.loads((run / contracts.JUDGE_SUMMARY).read_text())["run"]["answers_shown"] == 1

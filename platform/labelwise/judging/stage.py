@@ -173,6 +173,8 @@ def write_judgments(job, cfg, backend, parts: dict, out_dir: Path) -> None:
         manifest.fault(STAGE)
     stats = {"judged_now": int(len(pending)), "cached": int(len(pool) - len(pending)), "seconds": round(seconds, 2),
              "description_seconds": round(desc_seconds, 2), "where": sorted(backend.where)}
+    if cfg.with_answer:  # scores.parquet may lack answers (score.answers: false) or not exist yet
+        stats["answers_shown"] = int(pool["id"].isin(list(answers)).sum())
     if len(pending):
         stats["seconds_per_prompt"] = seconds / len(pending)
     report = summarize(judged, rows, desc_errors, len(wanted_names), name, key, parts, stats)
