@@ -67,7 +67,8 @@ def test_discipline_replies(reply, expected):
     assert parse_disciplines(reply) == (expected, None)
 
 
-@pytest.mark.parametrize("reply", ['{"disciplines": []}', "", "<think>physics</think>", '{"disciplines": [1, 2]}', "{}", '{"fields": 3}'])
+@pytest.mark.parametrize("reply", ['{"disciplines": []}', "", "<think>physics</think>", '{"disciplines": [1, 2]}', "{}", '{"fields": 3}',
+                                   '{"disciplines": ["<discipline>", "1234", "]}"]}'])  # the template's placeholder, no letters
 def test_discipline_replies_without_a_discipline_are_errors(reply):
     value, error = parse_disciplines(reply)
     assert value is None and error.startswith("disciplines: no discipline")

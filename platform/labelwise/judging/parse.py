@@ -14,6 +14,7 @@ import json
 import math
 import re
 
+PARSER_VERSION = 2  # in the stage's settings (not the reply cache key): a change re-parses cached replies
 LEVELS = ("Remember", "Understand", "Apply", "Analyze", "Evaluate", "Create")
 BANDS = {"Remember": (1, 3), "Understand": (4, 6), "Apply": (7, 9), "Analyze": (10, 12), "Evaluate": (13, 15), "Create": (16, 21)}
 # word stems a judge may use for each level (Analyse, Application, Creating, ...)
@@ -141,7 +142,7 @@ def normalize_discipline(name) -> str:
     while text != before:  # until stable: '1. 2) x' and '.0.0' lose every layer
         before = text
         text = re.sub(r"^\s*(?:[-*\u2022]|\d+[.)])\s*", "", text)
-        text = re.sub(r"[\"'`*_]", "", text)
+        text = re.sub(r"[\"'`*_<>\[\]{}]", "", text)
         text = " ".join(text.split()).strip(" .,;:").lower()
     return text
 
@@ -154,7 +155,7 @@ def _discipline_list(names) -> list[str]:
         if not isinstance(n, str):
             continue
         norm = normalize_discipline(n)
-        if norm and len(norm) <= 60 and norm not in out:
+        if re.search(r"[^\W\d_]", norm) and norm != "discipline" and len(norm) <= 60 and norm not in out:
             out.append(norm)
     return out[:MAX_DISCIPLINES]
 

@@ -78,6 +78,7 @@ def inputs(job) -> dict:
 def settings(job, backend=None) -> dict:
     """What a judgment depends on; also the reply cache's key."""
     from labelwise.judging.backend import make_backend
+    from labelwise.judging.parse import PARSER_VERSION
     from labelwise.judging.prompts import PROMPT_VERSION
 
     cfg = config_of(job)
@@ -85,7 +86,7 @@ def settings(job, backend=None) -> dict:
     found = {**cfg.settings(), **backend.identity(), "prompt_version": PROMPT_VERSION}
     if cfg.with_answer:  # the answers shown come from these scores (their cache key)
         found["answers_from"] = score_key(job.run_path)
-    return {"judge": found}
+    return {"judge": found, "parser": PARSER_VERSION}  # "judge" is also the reply cache's key
 
 
 def score_key(run: Path) -> str | None:
