@@ -68,7 +68,7 @@ def test_runs_every_stage_in_order_and_writes_summary_and_report(job, monkeypatc
     monkeypatch.setattr("labelwise.config.to_dict", lambda obj: {"run_dir": obj.run_dir})
     out = io.StringIO()
     summary = pipeline.run_pipeline(job, out=out)
-    assert fake.calls == pipeline.STAGE_NAMES
+    assert fake.calls == [n for n in pipeline.STAGE_NAMES if n != "judge"]  # judge: only with a judge: section
     run = Path(job.run_dir)
     stored = json.loads((run / pipeline.SUMMARY).read_text())
     assert stored["status"] == "done" and [s["status"] for s in stored["stages"]] == ["ran"] * 7
@@ -142,3 +142,16 @@ def test_progress_lines_show_done_elapsed_and_time_left():
     assert "left" not in p.line(10)
     assert "left" not in Progress(3, "stages", show_eta=False, clock=lambda: 5.0).line(1)
     assert fmt_seconds(3725) == "1h02m" and fmt_seconds(59.6) == "1m00s" and fmt_seconds(7) == "7s"
+
+
+def test_the_judge_stage_runs_after_score_only_when_the_job_has_a_judge_section(job, monkeypatch):
+    monkeypatch.setattr("labelwise.config.to_dict", lambda obj: {})
+    fake = FakeStages()
+    monkeypatch.setattr(pipeline, "stage_call", fake)
+    pipeline.run_pipeline(job, until="select", out=io.StringIO())
+    assert fake.calls == ["pool", "score", "select"]
+    job.judge = object()  # any judge: section
+    fake.calls.clear()
+    summary = pipeline.run_pipeline(job, until="select", out=io.StringIO())
+    assert fake.calls == ["pool", "score", "judge", "select"]
+    assert [s["status"] for s in summary["stages"]] == ["kept", "kept", "ran", "kept"]

@@ -82,6 +82,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             if type(None) in args:
                 return None
             raise ConfigError(f"{where}: must not be null (expected {_type_name(tp)})")
+        real = [a for a in args if a is not type(None)]
+        if len(real) == 1:  # X | None: X's own error (it names the inner key of a section)
+            return _convert(real[0], value, where)
         errors = []
         for arg in args:
             if arg is type(None):

@@ -4,8 +4,9 @@ here and nowhere else (runio re-exports the common ones).
 
 Column types live here too: ``scores_schema()`` is scores.parquet's (the scorer writes it,
 selectors read its ``SCORE_METRICS``), JUDGMENTS_COLUMNS judgments.parquet's (read with
-:func:`read_judgments`), and the selector minimums the pool stage reports (``MIN_PROMPTS``,
-``MIN_TASKS_TASK_AWARE``) are the ones every selector enforces.
+:func:`read_judgments`; disciplines.parquet's are judging/schema.py's), and the selector
+minimums the pool stage reports (``MIN_PROMPTS``, ``MIN_TASKS_TASK_AWARE``) are the ones
+every selector enforces.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ def scores_schema(embeddings: bool):
     return pa.schema(fields)
 
 
-# judge: one row per pool prompt (the judge stage writes it; thtb and within_task: hardness read it)
+# judge (optional: runs when the job has a judge: section or the selector needs judgments): per
+# prompt the LLM judge's Bloom level and score, disciplines, their spread and a quality score
+# (judgments.parquet; thtb and within_task: hardness read it); per discipline its description
+# and MiniLM embedding; the summary (parse counts); the resumable reply cache
 JUDGMENTS = "judgments.parquet"
 # column -> pyarrow type name; bloom_score 1..21, quality in [0, 1], discipline_spread the mean
 # pairwise cosine distance of the disciplines' description embeddings (0 with one discipline);
@@ -56,6 +60,10 @@ JUDGMENTS_COLUMNS = {
     "error": "string",
     "judge": "string",
 }
+DISCIPLINES = "disciplines.parquet"
+DISCIPLINE_COLUMNS = ["discipline", "description", "embedding"]
+JUDGE_SUMMARY = "judge_summary.json"
+JUDGE_SHARDS = "judge_shards"
 
 # select; every selector needs at least MIN_PROMPTS usable prompts, and the task-aware ones
 # (spreading the budget over tasks) at least MIN_TASKS_TASK_AWARE tasks

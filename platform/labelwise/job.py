@@ -6,6 +6,7 @@
     model:    {name: smollm2-135m-instruct}
     pool:     {...}               # labelwise.pool.config.PoolConfig
     score:    {...}               # labelwise.scoring.config.ScoreConfig
+    judge:    {...}               # labelwise.judging.config.JudgeStageConfig (optional stage)
     select:   {...}               # labelwise.selection.config.SelectConfig
     annotate: {...}               # labelwise.annotate.config.AnnotateConfig
     train:    {...}               # labelwise.training.config.TrainConfig
@@ -25,6 +26,7 @@ from typing import Iterable
 from labelwise import config
 from labelwise.annotate.config import AnnotateConfig
 from labelwise.evaluation.config import EvaluateConfig
+from labelwise.judging.config import JudgeStageConfig
 from labelwise.models import ModelConfig
 from labelwise.pool.config import PoolConfig
 from labelwise.ray_start import RayConfig, in_submitted_job
@@ -43,6 +45,8 @@ class JobConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     pool: PoolConfig = dataclasses.field(default_factory=PoolConfig)
     score: ScoreConfig = dataclasses.field(default_factory=ScoreConfig)
+    judge: JudgeStageConfig | None = None
+    """The optional judge stage (null: `labelwise run` skips it)."""
     select: SelectConfig = dataclasses.field(default_factory=SelectConfig)
     annotate: AnnotateConfig = dataclasses.field(default_factory=AnnotateConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)

@@ -1,6 +1,8 @@
 """``labelwise run CONFIG``: every stage in order, in one job.
 
-    pool -> score -> select -> annotate -> train -> evaluate-base -> evaluate-adapted -> report
+    pool -> score -> [judge] -> select -> annotate -> train -> evaluate-base -> evaluate-adapted -> report
+
+(judge only when the job has a judge: section.)
 
 Each stage keeps what its folder already holds when its manifest says the outputs were made
 from the same inputs and settings (labelwise.manifest), so a rerun after a crash or a kill
@@ -65,7 +67,7 @@ def plan_steps(job, until: str | None = None, annotate_command: str = "labelwise
     (labelwise.rounds.run); ``until`` stops after a stage (with rounds: pool or score)."""
     if getattr(job, "rounds", None) is None:
         names = STAGE_NAMES[: STAGE_NAMES.index(until) + 1] if until else list(STAGE_NAMES)
-        return [stage_step(name, job) for name in names]
+        return [stage_step(name, job) for name in names if stages.wanted(name, job)]  # judge only when wanted
     from labelwise.rounds.run import steps
 
     if until not in (None, "pool", "score"):

@@ -16,6 +16,7 @@ from pathlib import Path
 from labelwise.contracts import (  # noqa: F401  (re-exported: every stage reads them as runio.X)
     ADAPTER,
     ALLOCATION,
+    DISCIPLINES,
     JUDGMENTS,
     LABELED,
     METRICS,

@@ -23,6 +23,7 @@ class Stage:
     module: str  # the stage module: main(job, args), add_arguments(parser), HELP
     function: str  # the library entry point `labelwise run` calls
     output: str  # the main output in the run folder
+    optional: bool = False  # `labelwise run` runs it only when the module's wanted(job) says so
 
     @property
     def command(self) -> str:
@@ -33,6 +34,7 @@ class Stage:
 STAGES = [
     Stage("pool", "labelwise.pool.stage", "build_pool", runio.POOL),
     Stage("score", "labelwise.scoring.stage", "score_pool", runio.SCORES),
+    Stage("judge", "labelwise.judging.stage", "judge_pool", runio.JUDGMENTS, optional=True),
     Stage("select", "labelwise.selection.stage", "select", runio.SELECTION),
     Stage("annotate", "labelwise.annotate.stage", "annotate", runio.LABELED),
     Stage("train", "labelwise.training.stage", "train", runio.ADAPTER),
@@ -61,6 +63,15 @@ def call(name: str, job, **kwargs):
         adapter = None if label == "base" else Path(job.run_dir) / runio.ADAPTER
         kwargs = {"adapter": adapter, "label": label, **kwargs}
     return fn(job, **kwargs)
+
+
+def wanted(name: str, job) -> bool:
+    """Whether `labelwise run` runs stage ``name`` for ``job`` (an optional stage asks its
+    module's ``wanted(job)``, e.g. judge: when the job has a judge: section)."""
+    import importlib
+
+    s = stage(name)
+    return not s.optional or importlib.import_module(s.module).wanted(job)
 
 
 def commands() -> list[tuple[str, str, str]]:

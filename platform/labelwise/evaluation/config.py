@@ -15,9 +15,9 @@ metrics.json; a rerun skips a benchmark whose stored protocol is the same.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Literal
 
+from labelwise.chat_endpoint import EndpointConfig
 from labelwise.config import check
 
 KNOWN_BENCHMARKS = ("heldout", "mmlu", "bbh", "winrate")
@@ -88,45 +88,19 @@ class HeldoutConfig:
 
 
 @dataclasses.dataclass
-class JudgeConfig:
-    kind: Literal["local", "openai"] = "local"
-    """local: a Hugging Face model scores the letters A / B; openai: an OpenAI-compatible chat endpoint."""
-    model: str = "smollm2-135m-instruct"
-    """local: a model folder or packaged alias; openai: the endpoint's model name."""
-    base_url: str | None = None
-    """openai: e.g. https://api.openai.com/v1 (null: $OPENAI_BASE_URL)."""
-    api_key_env: str = "OPENAI_API_KEY"
-    """openai: the environment variable holding the key (never the key itself); its name must
-    end in _API_KEY or _TOKEN, so a job file cannot send other secrets (AWS_SECRET_ACCESS_KEY)."""
-    allow_insecure: bool = False
-    """openai: allow a plain http:// base_url to a host other than localhost."""
-    chat_template: bool = True
+class JudgeConfig(EndpointConfig):
+    """The pairwise judge: kind local scores the letters A / B with a Hugging Face model;
+    kind openai asks an OpenAI-compatible chat endpoint (labelwise.chat_endpoint)."""
+
     tie_margin: float = 0.0
     """local: |log p(A) - log p(B)| <= tie_margin is a tie."""
-    timeout_s: float = 60.0
-    max_retries: int = 3
-    concurrency: int = 4
     max_answer_chars: int = 2000
     """Answers are cut to this many characters in the judge prompt."""
 
     def __post_init__(self):
-        check(bool(self.model.strip()), "model", "must not be empty")
+        super().__post_init__()
         check(self.tie_margin >= 0, "tie_margin", "must be >= 0")
-        check(self.timeout_s > 0, "timeout_s", "must be positive")
-        check(self.max_retries >= 0, "max_retries", "must be >= 0")
-        check(self.concurrency > 0, "concurrency", "must be positive")
         check(self.max_answer_chars > 0, "max_answer_chars", "must be positive")
-        check(
-            re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(_API_KEY|_TOKEN)", self.api_key_env) is not None,
-            "api_key_env",
-            f"{self.api_key_env!r}: the name of the variable holding the judge's key must end in "
-            "_API_KEY or _TOKEN (e.g. OPENAI_API_KEY), so that no other secret can be sent",
-        )
-        if self.kind == "openai" and self.base_url:
-            from labelwise.evaluation.judge import endpoint_problem
-
-            problem = endpoint_problem(self.base_url, self.allow_insecure)
-            check(problem is None, "base_url", problem or "")
 
 
 @dataclasses.dataclass

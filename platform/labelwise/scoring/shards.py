@@ -30,8 +30,18 @@ def settings_key(parts: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _score_final(errors):
+    from labelwise.scoring.schema import final_mask
+
+    return final_mask(errors)
+
+
 class ShardStore:
-    def __init__(self, root: str | Path, describe: dict | None = None):
+    """``final``: numpy bool per row of an ``error`` column, True where the row is finished
+    (default: the score stage's schema.final_mask); other stages (judge) bring their own."""
+
+    def __init__(self, root: str | Path, describe: dict | None = None, final=None):
+        self.final = final or _score_final
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         for folder in self.root.parent.iterdir():  # shards a killed run was writing, any settings
@@ -60,8 +70,6 @@ class ShardStore:
         """(done, retry): ids that have a final row (scored, or an error a rerun would
         reproduce), and ids whose rows all hold an error that is not final (the next run
         scores them again). One read of the id and error columns of every shard."""
-        from labelwise.scoring.schema import final_mask
-
         done: set[str] = set()
         seen: set[str] = set()
         for path in self.shard_paths():
@@ -71,7 +79,7 @@ class ShardStore:
                 raise ValueError(f"{path}: unreadable score shard ({e}); delete it to rescore its prompts") from None
             ids = np.asarray(t.column("id").to_pylist(), dtype=object)
             seen.update(ids.tolist())
-            done.update(ids[final_mask(t.column("error"))].tolist())
+            done.update(ids[self.final(t.column("error"))].tolist())
         return done, seen - done
 
     def write(self, table: pa.Table) -> Path | None:
@@ -87,12 +95,11 @@ class ShardStore:
         return path
 
 
-def pick_rows(table: pa.Table) -> dict[str, int]:
+def pick_rows(table: pa.Table, final=None) -> dict[str, int]:
     """Row index per id in ``table`` (shards concatenated in write order): the id's first final
-    row; an id without one gets its latest row (the most recent retryable error)."""
-    from labelwise.scoring.schema import final_mask
-
-    final = final_mask(table.column("error"))
+    row; an id without one gets its latest row (the most recent retryable error). ``final`` as
+    for ShardStore."""
+    final = (final or _score_final)(table.column("error"))
     pick: dict[str, int] = {}
     for row, id_ in enumerate(table.column("id").to_pylist()):
         prev = pick.get(id_)

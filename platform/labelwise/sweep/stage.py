@@ -70,9 +70,9 @@ def validate_trials(job, trials: list[dict]) -> list:
     return [build_trial_job(type(job), data, t, "/tmp/labelwise-check", 1, job.sweep.worker_cpus, "sweep") for t in trials]
 
 
-def prepare(job, log=print) -> int:
-    """Pool, scores and base-model metrics in the sweep folder (each kept when done); returns
-    the pool size."""
+def prepare(job, log=print, judge: bool = False) -> int:
+    """Pool, scores (and judgments when ``judge``: a trial's selector reads them) and
+    base-model metrics in the sweep folder (each kept when done); returns the pool size."""
     from labelwise import stages
     from labelwise.pool.stage import read_pool
 
@@ -83,6 +83,10 @@ def prepare(job, log=print) -> int:
     t = time.monotonic()
     stages.call("score", job)
     log(f"[sweep] scores ready ({time.monotonic() - t:.0f}s)")
+    if judge:
+        t = time.monotonic()
+        stages.call("judge", job)
+        log(f"[sweep] judgments ready ({time.monotonic() - t:.0f}s)")
     t = time.monotonic()
     stages.call("evaluate-base", job)
     log(f"[sweep] base model evaluated ({time.monotonic() - t:.0f}s)")
@@ -197,7 +201,10 @@ def run_sweep(job, out=None) -> Path:
         print(msg, file=out, flush=True)
 
     ray = init_ray(job.ray)
-    pool_size = prepare(job, log)
+    from labelwise.selection import needs_judgments
+
+    judge = getattr(job, "judge", None) is not None or any(needs_judgments(t.select) for t in trial_jobs)
+    pool_size = prepare(job, log, judge=judge)
     too_big = [b for b in job.sweep.budgets if b > pool_size]
     if too_big:
         raise ValueError(f"sweep.budgets: {too_big[0]} is more than the {pool_size} prompts of the pool")

@@ -1,0 +1,86 @@
+"""Who answers the judge's requests: a local Hugging Face model (greedy generation through the
+evaluation's request runner: in this process, or Ray Data model actors) or an
+OpenAI-compatible endpoint (labelwise.chat_endpoint.ChatClient: bounded concurrency, retries,
+timeouts, no redirects).
+
+``generate(prompts, max_tokens)`` returns per prompt the reply text, or the exception of a
+request that failed after its retries (the stage records it for that prompt; the next run
+asks again). ``identity()`` is what makes one judge's replies differ from another's (the
+cache key); ``name`` goes into judgments.parquet's ``judge`` column.
+"""
+
+from __future__ import annotations
+
+
+class LocalBackend:
+    def __init__(self, cfg, job):
+        from labelwise.evaluation.judge import judge_spec
+        from labelwise.evaluation.runner import RunSettings
+
+        self.cfg, self.job = cfg, job
+        self.spec = judge_spec(cfg, job.model)
+        self.settings = RunSettings(cfg.batch_size, cfg.max_batch_tokens, cfg.max_length)
+        self.runner = self.tokenizer = None
+        self.where: set[str] = set()  # "ray data" / "in process": where requests ran (the summary says)
+
+    def identity(self) -> dict:
+        from labelwise.manifest import digest
+        from labelwise.models import fingerprint, resolve
+
+        folder = resolve(self.cfg.model)
+        model = self.spec.model
+        return {
+            "fingerprint": fingerprint(model),
+            "model_files": digest(folder) if not isinstance(folder, str) else None,
+            "device": model.device,
+            "dtype": model.dtype,
+        }
+
+    @property
+    def name(self) -> str:
+        return f"local:{self.cfg.model}@{self.identity()['fingerprint']}"
+
+    def generate(self, prompts: list[str], max_tokens: int) -> list:
+        from labelwise.evaluation.execute import run_requests, should_use_ray
+        from labelwise.evaluation.runner import ModelRunner
+        from labelwise.models import load_tokenizer
+        from labelwise.prompting import render_prompt
+
+        if self.tokenizer is None:
+            self.tokenizer = load_tokenizer(self.spec.model)
+        payloads = [
+            {"prompt": render_prompt(self.tokenizer, p, self.cfg.chat_template), "max_new_tokens": max_tokens, "stop": []}
+            for p in prompts
+        ]
+        use_ray = should_use_ray(self.cfg.use_ray, len(payloads), self.cfg.ray_min_requests)
+        self.where.add("ray data" if use_ray else "in process")
+        if not use_ray and self.runner is None:
+            self.runner = ModelRunner.load(self.spec, self.settings)
+        results = run_requests(
+            "generate", payloads, self.spec, self.settings, use_ray=use_ray, ray_config=self.job.ray,
+            max_actors=self.cfg.max_actors, runner=self.runner, progress="judge",
+        )
+        return [r["text"] for r in results]
+
+
+class EndpointBackend:
+    def __init__(self, cfg):
+        from labelwise.chat_endpoint import ChatClient
+
+        self.cfg = cfg
+        self.client = ChatClient(cfg, section="judge")
+        self.where = {"endpoint"}
+
+    def identity(self) -> dict:
+        return {"base_url": self.client.base_url}
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self.cfg.model}@{self.client.base_url}"
+
+    def generate(self, prompts: list[str], max_tokens: int) -> list:
+        return self.client.ask_all(prompts, max_tokens, on_error="return")
+
+
+def make_backend(cfg, job):
+    return EndpointBackend(cfg) if cfg.kind == "openai" else LocalBackend(cfg, job)

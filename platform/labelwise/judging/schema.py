@@ -1,0 +1,75 @@
+"""The judge stage's tables: judgments.parquet and disciplines.parquet (contracts.py names
+their columns), and the rows of its reply cache (judge_shards/<key>/part-*.parquet).
+
+A cache row holds the judge's raw replies; they are parsed when the outputs are assembled, so
+a reply that cannot be parsed stays in the cache (a rerun would get the same reply at
+temperature 0) and shows as an ``error`` in judgments.parquet. A cache row whose ``error`` is
+set (the request itself failed: timeout, HTTP error, not a chat completion) is not final: the
+next run asks again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from labelwise.contracts import DISCIPLINE_COLUMNS, judgments_schema  # noqa: F401  (the stage writes with it)
+
+
+def disciplines_schema() -> pa.Schema:
+    return pa.schema([
+        pa.field("discipline", pa.string()),
+        pa.field("description", pa.string()),
+        pa.field("embedding", pa.list_(pa.float32())),
+    ])
+
+
+def reply_schema(parts: tuple[str, ...]) -> pa.Schema:
+    """A cache row: id, task, one ``<part>_reply`` per part, error (a failed request)."""
+    return pa.schema(
+        [pa.field("id", pa.string()), pa.field("task", pa.string())]
+        + [pa.field(f"{p}_reply", pa.string()) for p in parts]
+        + [pa.field("error", pa.string())]
+    )
+
+
+def replied(errors) -> np.ndarray:
+    """The ShardStore ``final`` rule of the judge cache: a row is final when its requests were
+    answered (no error), whatever the replies say."""
+    import pyarrow.compute as pc
+
+    return np.asarray(pc.fill_null(pc.is_null(errors.cast(pa.string())), True), dtype=bool)
+
+
+def table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pydict({n: [r.get(n) for r in rows] for n in schema.names}, schema=schema)
+
+
+def read_judgments(path: str | Path):
+    """judgments.parquet as a DataFrame (contracts.read_judgments: columns and types checked)."""
+    from labelwise.contracts import read_judgments
+
+    return read_judgments(path).to_pandas()
+
+
+def read_disciplines(path: str | Path):
+    """disciplines.parquet as a DataFrame, checked as read_judgments does."""
+    return _read(path, DISCIPLINE_COLUMNS, disciplines_schema())
+
+
+def _read(path, columns: list[str], sch: pa.Schema):
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run `labelwise judge` first (it needs a judge: section)")
+    t = pq.read_table(path)
+    missing = [c for c in columns if c not in t.column_names]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(columns)})")
+    try:
+        return t.select(columns).cast(sch).to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise ValueError(f"{path}: a column has the wrong type ({e})") from None
