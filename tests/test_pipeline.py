@@ -155,3 +155,19 @@ def test_the_judge_stage_runs_after_score_only_when_the_job_has_a_judge_section(
     summary = pipeline.run_pipeline(job, until="select", out=io.StringIO())
     assert fake.calls == ["pool", "score", "judge", "select"]
     assert [s["status"] for s in summary["stages"]] == ["kept", "kept", "ran", "kept"]
+
+
+@pytest.mark.parametrize("select, judged", [
+    ({"strategy": "thtb", "params": {}}, True),
+    ({"strategy": "task_diversity", "params": {"within_task": "hardness"}}, True),
+    ({"strategy": "task_diversity", "params": {"within_task": "kcenter"}}, False),
+    ({"strategy": "weighted_task_diversity", "params": {}}, False),
+])
+def test_the_judge_stage_also_runs_when_the_selector_reads_judgments(job, select, judged):
+    """No judge: section, but thtb or within_task: hardness reads judgments.parquet: `run`
+    judges the pool first (with the section's defaults) instead of failing at select."""
+    job.select = types.SimpleNamespace(**select)
+    names = [s.name for s in pipeline.plan_steps(job)]
+    assert ("judge" in names) is judged
+    if judged:
+        assert names.index("judge") == names.index("score") + 1

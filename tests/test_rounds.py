@@ -317,3 +317,13 @@ def test_each_round_trains_on_the_labels_its_mode_names(tmp_path, monkeypatch, t
         assert seen["r3"] == ({f"rounds/r{i}/labeled.jsonl": rounds / f"r{i}" / "labeled.jsonl" for i in (1, 2, 3)}, None)
     else:  # from the previous round's adapter on the new labels
         assert seen["r3"] == ({"rounds/r3/labeled.jsonl": rounds / "r3" / "labeled.jsonl"}, rounds / "r2" / "adapter")
+
+
+def test_rounds_refuse_a_selector_that_reads_judgments():
+    """Round folders do not carry judgments.parquet yet: refused at load, not at round 2's select."""
+    from labelwise import config as cfg
+    from labelwise.job import JobConfig
+
+    with pytest.raises(cfg.ConfigError, match="select: thtb with these params reads judgments.parquet"):
+        cfg.build(JobConfig, {"run_dir": "/tmp/x", "select": {"strategy": "thtb", "budget": 10},
+                              "rounds": {"count": 2}}, "job")

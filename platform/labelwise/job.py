@@ -78,6 +78,14 @@ class JobConfig:
                 "one answers file cannot serve every round: leave it null and import each round's answers "
                 "with `labelwise annotate JOB.yaml --round N --answers FILE`",
             )
+            from labelwise.selection import needs_judgments
+
+            config.check(
+                not needs_judgments(self.select),
+                "select",
+                f"{self.select.strategy} with these params reads judgments.parquet, which rounds do not "
+                "carry into their folders yet: use it without rounds, or another selector / within_task",
+            )
 
     @property
     def run_path(self) -> Path:

@@ -48,7 +48,10 @@ def wanted(job) -> bool:
     reads judgments (thtb, within_task: hardness; then with the section's defaults)."""
     from labelwise.selection import needs_judgments
 
-    return getattr(job, "judge", None) is not None or needs_judgments(job.select)
+    if getattr(job, "judge", None) is not None:
+        return True
+    select = getattr(job, "select", None)
+    return select is not None and needs_judgments(select)
 
 
 def config_of(job):
