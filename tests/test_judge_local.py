@@ -14,21 +14,19 @@ from labelwise.judging import schema
 from labelwise.judging.parse import LEVELS
 from labelwise.judging.stage import judge_pool
 
-PROMPTS = ["What is the capital of France?",
-           "Prove that the square root of 2 is irrational.",
-           "Write a short poem about the sea.",
-           "Explain how supply and demand set prices."]
+PROMPTS = ["Prove that the square root of 2 is irrational.",
+           "Explain how supply and demand set prices."]  # two: the CPU cost is generation
 
 
 def test_packaged_model_judges_a_small_pool_on_ray(tmp_path, local_ray, packaged_model_dir):
     run = tmp_path / "run"
     run.mkdir()
     ids = [f"q{i}" for i in range(len(PROMPTS))]
-    pd.DataFrame({"id": ids, "task": ["a", "a", "b", "b"], "prompt": PROMPTS, "response": "", "source": "t"}).to_parquet(
+    pd.DataFrame({"id": ids, "task": ["a", "b"], "prompt": PROMPTS, "response": "", "source": "t"}).to_parquet(
         run / contracts.POOL, index=False)
     job = config.build(JobConfig, {"run_dir": str(run), "model": {"device": "cpu"},
-                                   "judge": {"kind": "local", "use_ray": True, "max_actors": 1, "max_new_tokens": 40,
-                                             "description_max_new_tokens": 40, "batch_size": 16}}, "job.yaml")
+                                   "judge": {"kind": "local", "use_ray": True, "max_actors": 1, "max_new_tokens": 32,
+                                             "description_max_new_tokens": 24, "batch_size": 16}}, "job.yaml")
     judge_pool(job, log=lambda *a: None)
 
     j = schema.read_judgments(run / contracts.JUDGMENTS)
