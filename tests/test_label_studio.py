@@ -466,3 +466,20 @@ def test_who_and_when_go_into_labeled_jsonl_and_stay_there(tmp_path):
     runio.write_jsonl(bad, [{"id": "id0", "response": "a\n", "annotators": [3]}])
     with pytest.raises(ValueError, match=r"bad\.jsonl:1: annotators must be a list of names"):
         annotate(job, answers=bad)
+
+
+def test_each_round_gets_its_own_project(tmp_path):
+    """With rounds, `annotate --round N --push` works in run_dir/rounds/rN: one project per round."""
+    import types
+
+    from labelwise.annotate.studio_sync import project_title
+
+    def job(run_dir, project=None):
+        return types.SimpleNamespace(run_dir=str(run_dir), annotate=types.SimpleNamespace(
+            label_studio=types.SimpleNamespace(project=project)))
+
+    run = tmp_path / "myrun"
+    assert project_title(job(run)) == "labelwise myrun"
+    assert project_title(job(run / "rounds" / "r2")) == "labelwise myrun round 2"
+    assert project_title(job(run / "rounds" / "r2", "Team A")) == "Team A round 2"
+    assert project_title(job(tmp_path / "r2")) == "labelwise r2"  # not under rounds/: a plain run named r2

@@ -43,7 +43,17 @@ def settings(job):
 
 
 def project_title(job) -> str:
-    return settings(job).project or f"labelwise {Path(job.run_dir).resolve().name}"
+    """``annotate.label_studio.project`` (default: "labelwise <run folder name>"); a round's
+    job (run_dir/rounds/r<N>, labelwise.rounds) gets its own project, "<title> round N"."""
+    import re
+
+    from labelwise.contracts import ROUNDS
+
+    folder = Path(job.run_dir).resolve()
+    round_of = re.fullmatch(r"r(\d+)", folder.name) if folder.parent.name == ROUNDS else None
+    run = folder.parent.parent if round_of else folder
+    title = settings(job).project or f"labelwise {run.name}"
+    return f"{title} round {int(round_of.group(1))}" if round_of else title
 
 
 def model_version(job) -> str:
