@@ -159,25 +159,31 @@ def judgments_schema():
 
 
 def read_judgments(path: str | Path):
-    """judgments.parquet as a pyarrow Table with exactly the contract's columns and types; a
-    missing file, a missing column or a column that does not cast is an error naming it."""
+    """judgments.parquet as a pyarrow Table with exactly the contract's columns and types."""
+    return read_typed(path, judgments_schema(), "judge the pool first (`labelwise judge JOB.yaml`)")
+
+
+def read_typed(path: str | Path, schema, missing: str):
+    """A run-folder parquet file as a pyarrow Table with exactly ``schema``'s columns and
+    types; a missing file (``missing`` is the hint), a missing column or a column that does
+    not cast is an error naming it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: judge the pool first (`labelwise judge JOB.yaml`)")
+        raise FileNotFoundError(f"{path} does not exist: {missing}")
     table = pq.read_table(path)
-    lacking = [c for c in JUDGMENTS_COLUMNS if c not in table.column_names]
+    lacking = [c for c in schema.names if c not in table.column_names]
     if lacking:
         raise ValueError(f"{path}: missing column(s) {', '.join(lacking)} (have: {', '.join(table.column_names)})")
     columns = []
-    for field in judgments_schema():
+    for field in schema:
         try:
             columns.append(table[field.name].cast(field.type))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
             raise ValueError(f"{path}: column {field.name!r} is {table[field.name].type}, not {field.type} ({e})") from None
-    return pa.Table.from_arrays(columns, schema=judgments_schema())
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def read_to_annotate(path: str | Path) -> list[dict]:

@@ -15,15 +15,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from labelwise.contracts import DISCIPLINE_COLUMNS, judgments_schema  # noqa: F401  (the stage writes with it)
+from labelwise.contracts import DISCIPLINE_COLUMNS, judgments_schema  # noqa: F401  (judgments_schema: the stage writes with it)
 
 
 def disciplines_schema() -> pa.Schema:
-    return pa.schema([
-        pa.field("discipline", pa.string()),
-        pa.field("description", pa.string()),
-        pa.field("embedding", pa.list_(pa.float32())),
-    ])
+    types = {"discipline": pa.string(), "description": pa.string(), "embedding": pa.list_(pa.float32())}
+    return pa.schema([pa.field(c, types[c]) for c in DISCIPLINE_COLUMNS])
 
 
 def reply_schema(parts: tuple[str, ...]) -> pa.Schema:
@@ -56,20 +53,6 @@ def read_judgments(path: str | Path):
 
 def read_disciplines(path: str | Path):
     """disciplines.parquet as a DataFrame, checked as read_judgments does."""
-    return _read(path, DISCIPLINE_COLUMNS, disciplines_schema())
+    from labelwise.contracts import read_typed
 
-
-def _read(path, columns: list[str], sch: pa.Schema):
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run `labelwise judge` first (it needs a judge: section)")
-    t = pq.read_table(path)
-    missing = [c for c in columns if c not in t.column_names]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(columns)})")
-    try:
-        return t.select(columns).cast(sch).to_pandas()
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-        raise ValueError(f"{path}: a column has the wrong type ({e})") from None
+    return read_typed(path, disciplines_schema(), "run `labelwise judge` first").to_pandas()
