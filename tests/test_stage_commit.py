@@ -474,7 +474,7 @@ def test_train_failed_at_every_write_point_keeps_one_adapter_with_its_summary(tm
     from labelwise.training import stage
     from labelwise.training.outputs import LOSS_PNG, SUMMARY, TRAIN_LOG
 
-    def fake_fit(job, run_dir, out_dir, hooks=None):
+    def fake_fit(job, run_dir, out_dir, hooks=None, labeled=None, init_adapter=None):
         tag = f"lr={job.train.lr}"
         (out_dir / runio.ADAPTER).mkdir()
         (out_dir / runio.ADAPTER / "adapter_config.json").write_text(tag)

@@ -83,7 +83,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return None
             raise ConfigError(f"{where}: must not be null (expected {_type_name(tp)})")
         real = [a for a in args if a is not type(None)]
-        if len(real) == 1:  # X | None: X's own error (it names the inner key of a section)
+        if len(real) == 1 and dataclasses.is_dataclass(real[0]):  # a section or null: its own error names the inner key
             return _convert(real[0], value, where)
         errors = []
         for arg in args:
@@ -93,8 +93,6 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(arg, value, where)
             except ConfigError as e:
                 errors.append(str(e))
-        if len(errors) == 1 and any(dataclasses.is_dataclass(a) for a in args):  # a section or null: its own error
-            raise ConfigError(errors[0])
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
     if dataclasses.is_dataclass(tp):
         return build(tp, value if value is not None else {}, where)
