@@ -38,7 +38,9 @@ labelstudio: $(LS_VENV)/.installed
 demo: setup
 	RAY_USAGE_STATS_ENABLED=0 HF_HUB_OFFLINE=1 $(BIN)/labelwise run jobs/quickstart.yaml
 
-test: setup labelstudio
+# the two virtualenvs install side by side (pip is mostly one core each)
+test:
+	$(MAKE) -j2 setup labelstudio
 	RAY_USAGE_STATS_ENABLED=0 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 clean:
