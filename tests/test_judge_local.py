@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 
 from labelwise import config, contracts, manifest
 from labelwise.job import JobConfig

@@ -293,7 +293,6 @@ def summary_text(rows: list[dict]) -> str:
     """Mean ± standard error of the first metric per selector and budget, as text."""
     import pandas as pd
 
-    from labelwise.contracts import FULL
     from labelwise.report.table import metric_columns, paper_table
 
     df = pd.DataFrame(rows)

@@ -17,7 +17,6 @@ runs with it, so the ratio shows what grouping by length saves on that data's pa
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
