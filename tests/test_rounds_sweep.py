@@ -101,3 +101,41 @@ def test_report_draws_learning_curves_and_per_round_allocation(tmp_path):
     assert "| b | 2 | 3 | 0 |" in text
     assert any(name.endswith("rounds_heldout_nll_macro.png") for name in files)
     assert "round:1:heldout.nll_macro" not in sweep_report.metric_columns(df)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_sweep_rounds_smoke_runs_rounds_trials_under_tune(tmp_path, tiny_model_dir, local_ray):
+    """jobs/sweep_rounds.yaml on a tiny model and a real local Ray: a 3-round trial runs as a
+    Tune trial (three selections from the remainder, rescoring with the adapter), next to one
+    batch of the same total, down to the report's learning curves."""
+    import io
+
+    from labelwise.job import load_job
+    from labelwise.sweep.stage import run_sweep
+
+    job_file = Path(__file__).resolve().parents[1] / "jobs" / "sweep_rounds.yaml"
+    sweep = tmp_path / "sweep"
+    job = load_job(job_file, [
+        f"run_dir={sweep}", f"model.name={tiny_model_dir}", "score.max_new_tokens=4", "score.use_ray=false",
+        "train.epochs=1", "train.max_length=64", "evaluate.heldout.max_new_tokens=4",
+        "sweep.strategies=[weighted_task_diversity]", "sweep.seeds=[0]",
+    ])
+    df = pd.read_csv(run_sweep(job, out=io.StringIO()))
+    assert len(df) == 2 and set(df["status"]) == {"ok"}, df[["trial", "status", "error"]]
+    three = df[df["trial"].str.contains("r3")].iloc[0]
+    rounds = sweep / three["run_dir"] / "rounds"
+    chosen = [pd.read_parquet(rounds / f"r{r}" / "selection.parquet")["id"].astype(str) for r in (1, 2, 3)]
+    assert [len(c) for c in chosen] == [15, 15, 15]
+    assert len(set().union(*map(set, chosen))) == 45  # no prompt chosen twice
+    first = pd.read_parquet(rounds / "r1" / "scores.parquet").set_index("id")
+    second = pd.read_parquet(rounds / "r2" / "scores.parquet").set_index("id")
+    assert not set(second.index) & set(chosen[0])  # round 2 scored only the remainder
+    shared = second.index.intersection(first.index)
+    assert len(shared) == len(second) and (first.loc[shared, "logconf"] != second["logconf"]).any()
+    curve = pd.read_csv(rounds / "curve.csv")
+    rows = curve[curve["round"] > 0]  # the base model's row lives in the sweep, not the trial
+    assert rows["labels"].tolist() == [15, 30, 45] and rows["heldout.nll_macro"].notna().all()
+    md = (sweep / "report.md").read_text()
+    assert "## Rounds: learning curves (heldout.nll_macro)" in md
+    assert "### Per-round allocation: weighted_task_diversity (base=1) ×3 rounds (k=45)" in md
