@@ -134,3 +134,33 @@ def test_round_killed_mid_round_then_rerun_gives_the_same_outputs(two_rounds, tm
     pd.testing.assert_frame_equal(sa, sb)
     ma, mb = (json.loads((x / "metrics.json").read_text())["adapted"]["heldout"] for x in (a, b))
     assert ma["nll_macro"] == mb["nll_macro"]
+
+
+def test_continue_reruns_only_round_2_training_warm_started_on_ray_train(two_rounds, tmp_path):
+    """A copy of the finished run switched to `training: continue` and rerun: the rounds'
+    selections are kept, and round 2 trains again on Ray Train from round 1's adapter, on
+    round 2's labels only, into a different adapter."""
+    from labelwise.job import load_job
+    from labelwise.pipeline import run_pipeline
+
+    run, config, _, _ = two_rounds
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("ray"))
+    cfg = yaml.safe_load(config.read_text())
+    cfg["run_dir"] = str(copy)
+    cfg["rounds"]["training"] = "continue"
+    config2 = tmp_path / "continue.yaml"
+    config2.write_text(yaml.safe_dump(cfg))
+    summary = run_pipeline(load_job(config2), out=io.StringIO())
+    status = {s["stage"]: s["status"] for s in summary["stages"]}
+    assert summary["status"] == "done"
+    assert all(status[f"r{r}/{s}"] == "kept" for r in (1, 2) for s in ("select", "annotate"))
+    assert status["r2/train"] == "ran" and status["r2/evaluate"] == "ran"
+    r1, r2 = copy / "rounds" / "r1", copy / "rounds" / "r2"
+    trained = [json.loads(line)["id"] for line in (r2 / "train_data.jsonl").read_text().splitlines()]
+    assert sorted(trained) == sorted(ids(r2 / "selection.parquet"))  # round 2's labels only
+    init = json.loads((r2 / "train_summary.json").read_text())["init_adapter"]
+    assert init is not None and Path(init).resolve() == (r1 / "adapter").resolve()
+    weights = "adapter/adapter_model.safetensors"
+    assert (r2 / weights).read_bytes() != (run / "rounds" / "r2" / weights).read_bytes()
+    assert (r2 / weights).read_bytes() != (r1 / weights).read_bytes()
