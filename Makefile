@@ -41,7 +41,7 @@ demo: setup
 # the two virtualenvs install side by side (pip is mostly one core each)
 test:
 	$(MAKE) -j2 setup labelstudio
-	RAY_USAGE_STATS_ENABLED=0 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests
+	RAY_USAGE_STATS_ENABLED=0 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
 
 clean:
 	rm -rf $(VENV) $(LS_VENV) runs .pytest_cache
