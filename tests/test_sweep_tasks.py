@@ -57,3 +57,28 @@ def test_sweep_tasks_smoke_run_reports_paired_statistics(tmp_path, shared_data, 
     assert "Did it beat random? Paired differences (heldout.nll_macro)" in md
     assert "| weighted_task_diversity (base=1, confidence=length_calibrated) | 40 | random | 2 |" in md
     assert "Per task: weighted_task_diversity (base=1, confidence=length_calibrated) vs random" in md
+
+
+def test_sweep_tasks_takes_thtb_and_hardness_with_a_judge_endpoint(tmp_path):
+    """The README's command for THTB on the benchmark sweep: an endpoint judge set from the
+    command line, thtb and WTD with within_task hardness beside random, whose trials keep their
+    names (and so their results) from the plain sweep."""
+    from labelwise.job import load_job
+    from labelwise.selection import needs_judgments
+    from labelwise.sweep.plan import plan_trials
+    from labelwise.sweep.stage import validate_trials
+
+    job = load_job(JOB, [
+        f"run_dir={tmp_path / 'sweep'}", "sweep.budgets=[40]",
+        "sweep.strategies=[random, thtb, weighted_task_diversity]", "sweep.confidences=[length_calibrated]",
+        "sweep.within_tasks=[hardness]", "judge.kind=openai", "judge.model=Qwen/Qwen3-32B",
+        "judge.base_url=http://127.0.0.1:9/v1",
+    ])
+    trials = plan_trials(job.sweep)
+    names = sorted(t["name"] for t in trials)
+    assert len(names) == 9 and {"random-k40-s0", "random-k40-s1", "random-k40-s2"} < set(names)
+    assert sum(n.startswith("thtb-") for n in names) == 3
+    assert sum("in_hardness" in n for n in names) == 3
+    jobs = validate_trials(job, trials)
+    assert [needs_judgments(t.select) for t in jobs].count(True) == 6
+    assert job.judge.kind == "openai" and job.judge.base_url == "http://127.0.0.1:9/v1"
