@@ -121,6 +121,7 @@ def run_pipeline(job, until: str | None = None, report: bool = True, out=None,
         t0 = time.monotonic()
         record = {"stage": name, "status": "running", "seconds": 0.0, "output": str(step.output)}
         summary["stages"].append(record)
+        runio.write_json(run_dir / SUMMARY, summary)  # a killed run's summary names the stage it was in
         try:
             step.call()
         except _awaiting() as e:
