@@ -52,6 +52,19 @@ def two_rounds(tmp_path_factory, tiny_model_dir, local_ray):
     return tmp / "run", config, summary, out.getvalue()
 
 
+def copy_run(run: Path, config: Path, tmp_path: Path, name: str, **rounds) -> tuple[Path, Path]:
+    """A copy of the finished run (without its Ray folder) and its config pointing at the copy,
+    with ``rounds`` keys changed."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("ray"))
+    cfg = yaml.safe_load(config.read_text())
+    cfg["run_dir"] = str(copy)
+    cfg["rounds"].update(rounds)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return copy, path
+
+
 def ids(path: Path) -> list[str]:
     return pd.read_parquet(path, columns=["id"])["id"].astype(str).tolist()
 
@@ -106,13 +119,8 @@ def test_round_killed_mid_round_then_rerun_gives_the_same_outputs(two_rounds, tm
     from labelwise.pipeline import run_pipeline
 
     run, config, _, _ = two_rounds
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("ray"))
+    copy, config2 = copy_run(run, config, tmp_path, "copy.yaml")
     shutil.rmtree(copy / "rounds" / "r2")
-    cfg = yaml.safe_load(config.read_text())
-    cfg["run_dir"] = str(copy)
-    config2 = tmp_path / "copy.yaml"
-    config2.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "LABELWISE_FAULT": "round:2:kill", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
     env.pop("RAY_ADDRESS", None)
     killed = subprocess.run([sys.executable, "-m", "labelwise.cli", "run", str(config2)], env=env,
@@ -144,13 +152,7 @@ def test_continue_reruns_only_round_2_training_warm_started_on_ray_train(two_rou
     from labelwise.pipeline import run_pipeline
 
     run, config, _, _ = two_rounds
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("ray"))
-    cfg = yaml.safe_load(config.read_text())
-    cfg["run_dir"] = str(copy)
-    cfg["rounds"]["training"] = "continue"
-    config2 = tmp_path / "continue.yaml"
-    config2.write_text(yaml.safe_dump(cfg))
+    copy, config2 = copy_run(run, config, tmp_path, "continue.yaml", training="continue")
     summary = run_pipeline(load_job(config2), out=io.StringIO())
     status = {s["stage"]: s["status"] for s in summary["stages"]}
     assert summary["status"] == "done"

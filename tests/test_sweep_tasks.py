@@ -60,7 +60,7 @@ def test_sweep_tasks_smoke_run_reports_paired_statistics(tmp_path, shared_data, 
 
 
 def test_sweep_tasks_takes_thtb_and_hardness_with_a_judge_endpoint(tmp_path):
-    """The README's command for THTB on the benchmark sweep: an endpoint judge set from the
+    """The job header's command for THTB on the benchmark sweep: an endpoint judge set from the
     command line, thtb and WTD with within_task hardness beside random, whose trials keep their
     names (and so their results) from the plain sweep."""
     from labelwise.job import load_job
