@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+
+from cli_process import kill_when
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -46,23 +43,7 @@ def test_run_killed_during_training_then_resumed(tmp_path, tiny_model_dir, local
 
     config = tiny_run_yaml(tmp_path, tiny_model_dir)
     run = tmp_path / "run"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
-    env.pop("RAY_ADDRESS", None)
-    log = open(tmp_path / "first_run.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labelwise.cli", "run", str(config)],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (run / runio.LABELED).exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert (run / runio.LABELED).exists(), (tmp_path / "first_run.log").read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        log.close()
+    kill_when(["run", str(config)], (run / runio.LABELED).exists, tmp_path / "first_run.log", timeout_s=120)
     assert not (run / runio.METRICS).exists() or "adapted" not in json.loads((run / runio.METRICS).read_text())
     kept = [runio.POOL, runio.SCORES, runio.SELECTION, runio.LABELED]
     before = {n: (run / n).stat().st_mtime_ns for n in kept}

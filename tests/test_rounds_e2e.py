@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
+from cli_process import cli_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -121,9 +122,8 @@ def test_round_killed_mid_round_then_rerun_gives_the_same_outputs(two_rounds, tm
     run, config, _, _ = two_rounds
     copy, config2 = copy_run(run, config, tmp_path, "copy.yaml")
     shutil.rmtree(copy / "rounds" / "r2")
-    env = {**os.environ, "LABELWISE_FAULT": "round:2:kill", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
-    env.pop("RAY_ADDRESS", None)
-    killed = subprocess.run([sys.executable, "-m", "labelwise.cli", "run", str(config2)], env=env,
+    killed = subprocess.run([sys.executable, "-m", "labelwise.cli", "run", str(config2)],
+                            env=cli_env(LABELWISE_FAULT="round:2:kill"),
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr[-3000:]
     assert list((copy / "rounds" / "r2" / ".staging" / "round").iterdir())  # killed mid-stage

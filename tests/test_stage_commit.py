@@ -8,7 +8,6 @@ run of one config writes), and a rerun never keeps a mix."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import types
@@ -20,6 +19,8 @@ import pytest
 
 from labelwise import manifest, runio
 from labelwise.config import build
+
+import cli_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,8 +182,7 @@ def test_pool_killed_at_every_write_point_reruns_to_one_consistent_set(tmp_path,
 
 
 def cli_env(**extra):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "platform"), "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
-    return {**env, **extra}
+    return cli_process.cli_env(PYTHONPATH=str(ROOT / "platform"), **extra)
 
 
 @pytest.mark.parametrize("point", [2, 6])  # between two staged writes; between two moves

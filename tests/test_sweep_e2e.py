@@ -9,16 +9,14 @@ trial as it is and runs the other, then writes results.csv and the report.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+
+from cli_process import kill_when
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -52,23 +50,8 @@ def test_tiny_sweep_killed_then_resumed(tmp_path, tiny_model_dir, local_ray):
 
     config = tiny_sweep_yaml(tmp_path, tiny_model_dir)
     sweep = tmp_path / "sweep"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
-    env.pop("RAY_ADDRESS", None)
-    log = open(tmp_path / "first_run.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labelwise.cli", "sweep", str(config)],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 300  # a loaded 2-core machine needs more than 2 minutes
-        while not results_in(sweep) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert results_in(sweep), "no trial finished in the first run:\n" + (tmp_path / "first_run.log").read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the sweep driver and the Ray it started
-        proc.wait(timeout=30)
-        log.close()
+    kill_when(["sweep", str(config)], lambda: bool(results_in(sweep)), tmp_path / "first_run.log",
+              timeout_s=300)  # a loaded 2-core machine needs more than 2 minutes
     first = results_in(sweep)
     assert len(first) < 2, "the first run should have been killed before the end"
     kept = {p: p.read_text() for p in first}
