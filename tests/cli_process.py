@@ -20,11 +20,16 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def cli_command(*args: str) -> list[str]:
+    """The command line of `labelwise ARGS` in this interpreter."""
+    return [sys.executable, "-m", "labelwise.cli", *args]
+
+
 def kill_when(args: list[str], ready: Callable[[], bool], log: Path, timeout_s: float) -> None:
     """Run `labelwise ARGS`, SIGKILL its process group as soon as ``ready()`` holds, and fail
     with the end of its log if it never does (it ended first, or ``timeout_s`` passed)."""
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "labelwise.cli", *args], stdout=out,
+        proc = subprocess.Popen(cli_command(*args), stdout=out,
                                 stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True)
         try:
             deadline = time.monotonic() + timeout_s

@@ -10,14 +10,13 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from cli_process import cli_env
+from cli_process import cli_command, cli_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -122,7 +121,7 @@ def test_round_killed_mid_round_then_rerun_gives_the_same_outputs(two_rounds, tm
     run, config, _, _ = two_rounds
     copy, config2 = copy_run(run, config, tmp_path, "copy.yaml")
     shutil.rmtree(copy / "rounds" / "r2")
-    killed = subprocess.run([sys.executable, "-m", "labelwise.cli", "run", str(config2)],
+    killed = subprocess.run(cli_command("run", str(config2)),
                             env=cli_env(LABELWISE_FAULT="round:2:kill"),
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr[-3000:]

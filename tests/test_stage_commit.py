@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import types
 from pathlib import Path
 
@@ -192,7 +191,7 @@ def test_pool_sigkill_then_rerun(tmp_path, point, pool_refs):
     run = tmp_path / "run"
     cfg = tmp_path / "job.yaml"
     cfg.write_text(f"run_dir: {run}\npool:\n  source: builtin:skills\n  skills_scale: 0.02\n  test_max_per_task: 3\n")
-    cmd = [sys.executable, "-m", "labelwise.cli", "pool", str(cfg)]
+    cmd = cli_process.cli_command("pool", str(cfg))
     assert subprocess.run(cmd, env=cli_env(), capture_output=True).returncode == 0
     killed = subprocess.run(cmd + ["--set", "pool.seed=1"], env=cli_env(LABELWISE_FAULT=f"pool:{point}:kill"),
                             capture_output=True, text=True)
@@ -310,7 +309,7 @@ def test_select_sigkill_after_to_annotate_then_rerun_the_first_request(tmp_path,
     write_scored_pool(run)
     cfg = tmp_path / "job.yaml"
     cfg.write_text(f"run_dir: {run}\nselect: {json.dumps(REQUESTS['A'])}\n")
-    cmd = [sys.executable, "-m", "labelwise.cli", "select", str(cfg)]
+    cmd = cli_process.cli_command("select", str(cfg))
     assert subprocess.run(cmd, env=cli_env(), capture_output=True).returncode == 0
     b = [f"--set=select.{k}={v}" for k, v in REQUESTS["B"].items()]
     # killed after to_annotate.jsonl is staged (before the commit point: A's set and manifest
@@ -416,7 +415,7 @@ def test_score_sigkill_between_moves_then_rerun(tmp_path, tiny_model_dir):
     cfg = tmp_path / "job.yaml"
     cfg.write_text(f"run_dir: {run}\nmodel: {{name: {tiny_model_dir}, device: cpu}}\n"
                    "score: {max_new_tokens: 2, batch_size: 4, use_ray: false, embeddings: false}\n")
-    cmd = [sys.executable, "-m", "labelwise.cli", "score", str(cfg)]
+    cmd = cli_process.cli_command("score", str(cfg))
     assert subprocess.run(cmd, env=cli_env(), capture_output=True).returncode == 0
     first = scores_set(run)
     killed = subprocess.run(cmd + ["--set", "score.max_new_tokens=4"], env=cli_env(LABELWISE_FAULT="score:5:kill"),
@@ -560,7 +559,7 @@ def test_annotate_sigkill_after_the_move_then_rerun(tmp_path):
     job, answers = annotate_run(tmp_path)
     cfg = tmp_path / "job.yaml"
     cfg.write_text(f"run_dir: {job.run_dir}\nannotate: {{simulate: false, allow_partial: true}}\n")
-    cmd = [sys.executable, "-m", "labelwise.cli", "annotate", str(cfg), "--answers"]
+    cmd = cli_process.cli_command("annotate", str(cfg), "--answers")
     assert subprocess.run(cmd + [str(answers["A"])], env=cli_env(), capture_output=True).returncode == 0
     killed = subprocess.run(cmd + [str(answers["B"])], env=cli_env(LABELWISE_FAULT="annotate:4:kill"),
                             capture_output=True, text=True)
@@ -596,7 +595,7 @@ def test_evaluate_sigkill_then_rerun_gives_metrics_of_the_adapter_on_disk(tmp_pa
     cfg = tmp_path / "job.yaml"
     cfg.write_text(f"run_dir: {run}\nmodel: {{name: {tiny_model_dir}}}\n"
                    "evaluate: {benchmarks: [heldout], use_ray: false, heldout: {max_new_tokens: 2}}\n")
-    cmd = [sys.executable, "-m", "labelwise.cli", "evaluate", str(cfg), "--adapter", str(run / runio.ADAPTER)]
+    cmd = cli_process.cli_command("evaluate", str(cfg), "--adapter", str(run / runio.ADAPTER))
 
     def nll(name):
         entry = json.loads((run / name).read_text())
