@@ -1,5 +1,6 @@
-"""builtin:bigbench on a small sdist in the real layout: every example the index leaves out
-is counted by reason and reaches pool_meta.json and the pool summary."""
+"""builtin:bigbench on a small sdist in the real layout (given by LABELWISE_BIGBENCH): every
+example the index leaves out is counted by reason and reaches pool_meta.json and the pool
+summary."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def fake_sdist(path):
 
 def test_left_out_examples_are_counted_by_reason(tmp_path, monkeypatch):
     monkeypatch.setenv("LABELWISE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("LABELWISE_BIGBENCH_SDIST", str(fake_sdist(tmp_path / "bigbench-1.0.0.tar.gz")))
+    monkeypatch.delenv("LABELWISE_BIGBENCH_SDIST", raising=False)
+    monkeypatch.setenv("LABELWISE_BIGBENCH", str(fake_sdist(tmp_path / "bigbench-1.0.0.tar.gz")))
     pool_cfg = build(PoolConfig, {"source": "builtin:bigbench", "test_fraction": 0}, "job.yaml: pool")
     job = types.SimpleNamespace(run_dir=str(tmp_path / "run"), pool=pool_cfg)
     run = stage.build_pool(job, log=lambda *_: None).parent

@@ -3,7 +3,8 @@
 records.py  Raw records, stable ids, column mapping and prompt templates
 readers.py  JSONL / JSON / CSV / TSV / Parquet / HF-saved readers, local or pyarrow fs URIs
 formats.py  format adapters (Dolly, Alpaca, AlpacaEval, FLAN CoT, Tulu FLAN, SNI, niv2)
-bigbench.py builtin:bigbench (real BIG-bench tasks from the bigbench sdist, cached index)
+bigbench.py builtin:bigbench (real BIG-bench tasks from a local copy: pool.bigbench_path or
+            LABELWISE_BIGBENCH, the bigbench 1.0.0 sdist or a folder; indexed once per copy)
 skills.py   builtin:skills (seeded generated tasks with exact answers)
 infer.py    k-means task inference on sentence embeddings
 build.py    cleaning, duplicates, task filters and caps, held-out split (plain functions)

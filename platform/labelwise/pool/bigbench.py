@@ -1,14 +1,23 @@
-"""Built-in pool ``builtin:bigbench``: real BIG-bench tasks (bigbench==1.0.0, Apache-2.0).
+"""Built-in pool ``builtin:bigbench``: real BIG-bench tasks (bigbench 1.0.0, Apache-2.0), read
+from a local copy. Nothing here reaches the network.
 
-The sdist on the package registry ships every JSON task as ``task.json``. It is fetched
-once into ``<labelwise cache>/bigbench/``: its URL comes from the simple page of pip's
-configured index (``PIP_INDEX_URL`` / ``pip config``; PEP 503 HTML or PEP 691 JSON), the
-archive is downloaded as a file (nothing in it is run: pip would run its setup.py to read its
-metadata) and must have the pinned :data:`SHA256`, also checked on a cached copy, which is
-fetched again when it differs. A file lock keeps two processes from fetching at once;
-``LABELWISE_BIGBENCH_SDIST`` may point at a local copy of the tar.gz (taken as given). Its
-task.json members are read straight from the tar.gz into a small index
-(``tasks-v<N>.jsonl.gz``), built once: later pools read only the index.
+The copy is given by ``pool.bigbench_path`` or, without it, by the environment variable
+``LABELWISE_BIGBENCH`` (``LABELWISE_BIGBENCH_SDIST`` is a synonym); the config wins. It is
+either the bigbench 1.0.0 sdist ``bigbench-1.0.0.tar.gz`` (~360 MB; the package registry
+listed it with the sha256 :data:`SHA256` but serves only 0.0.1 now), or a folder of the
+tasks: the sdist extracted or a checkout of github.com/google/BIG-bench (the folder holding
+``bigbench/benchmark_tasks/<task>/task.json``, a folder above it, ``bigbench/`` or
+``benchmark_tasks`` itself). An sdist whose sha256 differs from the pinned one is taken as
+given, with a warning; its sha256 is recorded in pool_meta.json's ``source``. Without a
+copy, :func:`locate` raises one error that says what to download and where to point it.
+
+Every task.json of the copy is read (straight from the tar.gz, nothing extracted) into a
+small index, built once per copy and read by later pools:
+``<labelwise cache>/bigbench/tasks-v<N>-<copy key>.jsonl.gz``, keyed by the sdist's sha256
+or by the folder's resolved path and its task.json listing (names, sizes, mtimes), so a
+different copy gets its own index, and the pool stage's settings name it (a different
+copy rebuilds the pool). The tar.gz and its extracted folder give the same index: the
+task.json files are merged in the order of their paths, whatever the archive's order.
 
 What the index keeps: text tasks (keyword "non-language" excluded: ASCII art, chess
 boards, images) that are not evaluated by BIG-Bench-Hard (those are a benchmark here);
@@ -23,18 +32,15 @@ tasks left out whole (BBH, unreadable) are listed in ``skipped_tasks``.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import tarfile
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Callable, Iterator
 
 from labelwise.pool.build import Drops
 from labelwise.pool.records import Raw
@@ -42,9 +48,11 @@ from labelwise.runio import sha256_file
 
 VERSION = "1.0.0"
 SDIST = f"bigbench-{VERSION}.tar.gz"
-SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"  # of SDIST, as the registry lists it
-DEFAULT_INDEX = "https://pypi.org/simple"
-INDEX_VERSION = 2  # 2: examples left out are counted by reason
+SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"  # of SDIST, as the registry listed it
+ENV = "LABELWISE_BIGBENCH"  # the copy, when pool.bigbench_path is not set
+ENV_SYNONYMS = ("LABELWISE_BIGBENCH_SDIST",)  # older name, still read (after ENV)
+CONFIG_KEY = "pool.bigbench_path"
+INDEX_VERSION = 3  # 2: examples left out are counted by reason; 3: one index per copy, files merged in path order
 MAX_EXAMPLES = 500
 MAX_TARGET_CHARS = 64
 MAX_INPUT_CHARS = 4000
@@ -60,6 +68,13 @@ BBH_TASKS = frozenset(
     word_sorting""".split()
 )
 EXCLUDED_KEYWORDS = frozenset({"non-language"})
+HOW_TO_GET_IT = (
+    "builtin:bigbench reads a local copy of the BIG-bench tasks and downloads nothing: get the "
+    f"bigbench {VERSION} sdist {SDIST} (~360 MB, sha256 {SHA256} as the package registry listed it) "
+    "or a checkout of github.com/google/BIG-bench, then set "
+    f"{CONFIG_KEY}: /path/to/{SDIST} (or a folder of it, extracted) in the job's YAML, or "
+    f"{ENV}=/path/to/{SDIST} in the environment; the default pool builtin:multitask needs nothing"
+)
 
 
 def folder() -> Path:
@@ -68,136 +83,144 @@ def folder() -> Path:
     return cache_dir() / "bigbench"
 
 
-def index_path() -> Path:
-    return folder() / f"tasks-v{INDEX_VERSION}.jsonl.gz"
+@dataclasses.dataclass(frozen=True)
+class Copy:
+    """A local copy of the BIG-bench tasks, as :func:`locate` found it."""
+
+    path: Path  # the sdist, or the folder holding the task folders (benchmark_tasks)
+    kind: str  # "sdist" or "folder"
+    given_by: str  # pool.bigbench_path, LABELWISE_BIGBENCH or LABELWISE_BIGBENCH_SDIST
+    key: str  # names its index: sdist-<sha256[:16]> or folder-<digest[:16]>
+    sha256: str | None = None  # of the sdist
+
+    def info(self) -> dict:
+        """What pool_meta.json records about the copy."""
+        out = {"copy": str(self.path), "copy_kind": self.kind, "copy_given_by": self.given_by, "copy_key": self.key}
+        if self.sha256:
+            out.update(sha256=self.sha256, sha256_pinned=SHA256, sha256_matches_pinned=self.sha256 == SHA256)
+        return out
 
 
-def fetch_sdist(log=print) -> Path:
-    """The bigbench sdist in the cache, downloaded on first use (see the module's docstring)."""
-    local = os.environ.get("LABELWISE_BIGBENCH_SDIST")
-    if local:
-        if not Path(local).exists():
-            raise FileNotFoundError(f"LABELWISE_BIGBENCH_SDIST={local}: file not found")
-        return Path(local)
-    from filelock import FileLock
-
-    target = folder() / SDIST
-    folder().mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder() / ".fetch.lock")):
-        if target.exists():
-            got = sha256_file(target)
-            if got == SHA256:
-                return target
-            log(f"{target}: sha256 {got} is not the pinned {SHA256}; fetching it again")
-            target.unlink()
-        url = sdist_url(index_urls())
-        log(f"fetching BIG-bench tasks (bigbench=={VERSION} sdist, ~360 MB) from {url} into {folder()} ...")
-        start = time.time()
-        download_verified(url, target, SHA256)
-        log(f"fetched {target.name} in {time.time() - start:.0f} s (sha256 verified)")
-    return target
+def _given(path: str | None) -> tuple[str, str] | None:
+    """(where it was given, the path as given): the config first, then the environment."""
+    if path is not None:
+        return CONFIG_KEY, path
+    for name in (ENV, *ENV_SYNONYMS):
+        if os.environ.get(name, "").strip():
+            return name, os.environ[name].strip()
+    return None
 
 
-def index_urls() -> list[str]:
-    """pip's index URL then its extra index URLs, as ``pip config list`` (which includes
-    PIP_INDEX_URL / PIP_EXTRA_INDEX_URL) gives them; the registry's default without one."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=120
-    )
-    rank = {":env:": 4, "site": 3, "user": 2, "global": 1}  # pip's precedence, highest last wins
-    found: dict[str, tuple[int, str]] = {}
-    for line in proc.stdout.splitlines():
-        key, _, value = line.partition("=")
-        scope, _, name = key.rpartition(".")
-        if name in ("index-url", "extra-index-url") and value:
-            level = rank.get(scope, 0)
-            if name not in found or level >= found[name][0]:
-                found[name] = (level, value.strip().strip("'\""))
-    main = found.get("index-url", (0, DEFAULT_INDEX))[1]
-    extra = found.get("extra-index-url", (0, ""))[1].split()
-    return [main, *extra]
+def _missing(prefix: str = "") -> str:
+    cached = folder() / SDIST
+    hint = (f" (a copy fetched by an earlier labelwise lies at {cached}: {CONFIG_KEY} may name it)"
+            if cached.is_file() else "")
+    return prefix + HOW_TO_GET_IT + hint
 
 
-def sdist_url(indexes: list[str]) -> str:
-    """The URL of SDIST on the first index whose simple page lists it."""
-    tried = []
-    for index in indexes:
-        page = index.rstrip("/") + "/bigbench/"
-        try:
-            body, content_type, final = _read(page, accept="application/vnd.pypi.simple.v1+json, text/html;q=0.5")
-        except (OSError, ValueError) as e:
-            tried.append(f"{page} ({e})")
-            continue
-        for name, href in _links(body, content_type):
-            if name == SDIST:
-                return urllib.parse.urljoin(final, href).split("#", 1)[0]
-        tried.append(f"{page} (no {SDIST})")
-    raise FileNotFoundError(
-        f"could not find {SDIST} on the package index: {'; '.join(tried)}; set "
-        "LABELWISE_BIGBENCH_SDIST to a local bigbench-1.0.0.tar.gz, or use another pool.source"
-    )
+def locate(path: str | None = None, log: Callable[[str], object] | None = print) -> Copy:
+    """The local copy named by ``path`` (pool.bigbench_path) or by the environment; a clear
+    error when none is named or it is not there. ``log`` gets the warning about an sdist whose
+    sha256 is not the pinned one (None: no warning)."""
+    from labelwise.pool.readers import expand
+
+    given = _given(path)
+    if given is None:
+        raise FileNotFoundError(_missing(f"no copy of BIG-bench given ({CONFIG_KEY} and {ENV} are unset): "))
+    where, raw = given
+    p = Path(expand(raw))
+    if not p.exists():
+        raise FileNotFoundError(_missing(f"{where}={raw}: no such file or folder. "))
+    if p.is_dir():
+        tasks = tasks_folder(p, f"{where}={raw}")
+        if tasks is None:
+            raise FileNotFoundError(_missing(
+                f"{where}={raw}: no BIG-bench tasks in this folder (looked for "
+                "bigbench/benchmark_tasks/<task>/task.json in it and in the folders just under it). "))
+        return Copy(tasks.resolve(), "folder", where, "folder-" + _folder_digest(tasks)[:16])
+    if not tarfile.is_tarfile(p):
+        raise ValueError(f"{where}={raw}: not a tar archive; give {SDIST} or a folder of the tasks. " + HOW_TO_GET_IT)
+    digest = _sha256(p)
+    if digest != SHA256 and log is not None:
+        log(f"warning: {where}={raw}: sha256 {digest} is not the pinned {SHA256} of {SDIST}; "
+            "using it as given (recorded in pool_meta.json)")
+    return Copy(p.resolve(), "sdist", where, "sdist-" + digest[:16], digest)
 
 
-def _read(url: str, accept: str) -> tuple[bytes, str, str]:
-    """(body, content type, final URL) of a simple page; file:// folders read index.html."""
-    if url.startswith("file:"):
-        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
-        if path.is_dir():
-            path = path / "index.html"
-        return path.read_bytes(), "text/html", path.as_uri()
-    request = urllib.request.Request(url, headers={"Accept": accept})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return response.read(), response.headers.get("Content-Type", ""), response.geturl()
+_SHA256_SEEN: dict[tuple[str, int, int], str] = {}
 
 
-def _links(body: bytes, content_type: str) -> list[tuple[str, str]]:
-    """(file name, href) of a PEP 691 JSON or PEP 503 HTML simple page."""
-    if "json" in content_type:
-        data = json.loads(body)
-        return [(f.get("filename", ""), f.get("url", "")) for f in data.get("files", [])]
-    from html.parser import HTMLParser
-
-    links: list[tuple[str, str]] = []
-
-    class Anchors(HTMLParser):
-        href = None
-
-        def handle_starttag(self, tag, attrs):
-            if tag == "a":
-                self.href = dict(attrs).get("href")
-
-        def handle_data(self, data):
-            if self.href is not None and data.strip():
-                links.append((data.strip(), self.href))
-                self.href = None
-
-    Anchors().feed(body.decode("utf-8", errors="replace"))
-    return links
+def _sha256(path: Path) -> str:
+    """sha256 of the sdist, remembered per (path, size, mtime) for this process."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA256_SEEN:
+        _SHA256_SEEN[key] = sha256_file(path)
+    return _SHA256_SEEN[key]
 
 
-def download_verified(url: str, target: Path, sha256: str) -> None:
-    """Download ``url`` to ``target`` (atomically) if its sha256 is ``sha256``; otherwise an
-    error, and nothing is left behind."""
-    tmp = target.with_name(target.name + f".part-{os.getpid()}")
-    h = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                h.update(block)
-                f.write(block)
-        if h.hexdigest() != sha256:
-            raise ValueError(
-                f"{url}: sha256 {h.hexdigest()} is not the pinned {sha256}; not used (set "
-                "LABELWISE_BIGBENCH_SDIST to a trusted local copy, or use another pool.source)"
-            )
-        os.replace(tmp, target)
-    except OSError as e:
-        raise FileNotFoundError(
-            f"could not download {url} ({e}); set LABELWISE_BIGBENCH_SDIST to a local "
-            "bigbench-1.0.0.tar.gz, or use another pool.source"
-        ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
+def _has_tasks(path: Path) -> bool:
+    return path.is_dir() and not (path / "task.json").exists() and any(path.glob("*/task.json"))
+
+
+def tasks_folder(path: Path, label: str | None = None) -> Path | None:
+    """The folder of task folders (``benchmark_tasks``) in or at ``path``: its
+    ``benchmark_tasks``, ``bigbench/benchmark_tasks``, ``*/bigbench/benchmark_tasks`` (the
+    folder the sdist was extracted into, or one holding a checkout) or ``path`` itself; None
+    when there is none, an error when several folders below it hold tasks."""
+    for candidate in (path / "benchmark_tasks", path / "bigbench" / "benchmark_tasks"):
+        if _has_tasks(candidate):
+            return candidate
+    below = [c for c in sorted(path.glob("*/bigbench/benchmark_tasks")) if _has_tasks(c)]
+    if len(below) > 1:
+        raise ValueError(f"{label or path}: several copies of BIG-bench in this folder "
+                         f"({', '.join(str(c.parents[1]) for c in below)}); name one")
+    if below:
+        return below[0]
+    return path if _has_tasks(path) else None
+
+
+def _folder_files(tasks: Path) -> list[tuple[tuple[str, ...], Path]]:
+    """(task folder parts, file) of every task.json under ``tasks``, in path order."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(tasks):
+        dirnames.sort()
+        if "task.json" in filenames and Path(dirpath) != tasks:
+            found.append((Path(dirpath).relative_to(tasks).parts, Path(dirpath) / "task.json"))
+    return sorted(found)
+
+
+def _folder_digest(tasks: Path) -> str:
+    """sha256 of the folder's resolved path and its task.json listing (path, size, mtime)."""
+    h = hashlib.sha256(str(tasks.resolve()).encode())
+    for parts, file in _folder_files(tasks):
+        st = file.stat()
+        h.update(f"\n{'/'.join(parts)}\t{st.st_size}\t{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def index_path(copy: Copy) -> Path:
+    return folder() / f"tasks-v{INDEX_VERSION}-{copy.key}.jsonl.gz"
+
+
+def _task_files(source: Path) -> Iterator[tuple[tuple[str, ...], IO[bytes]]]:
+    """(task folder parts below benchmark_tasks, open file) of every task.json of an sdist (in
+    the archive's order) or of a folder (see :func:`tasks_folder`); the caller closes each."""
+    if source.is_dir():
+        tasks = tasks_folder(source)
+        if tasks is None:
+            raise FileNotFoundError(f"{source}: no bigbench/benchmark_tasks/<task>/task.json in this folder")
+        for parts, file in _folder_files(tasks):
+            yield parts, file.open("rb")
+        return
+    with tarfile.open(source) as tar:
+        for member in tar:
+            name = "/" + member.name
+            if not member.isfile() or not name.endswith("/task.json") or "/benchmark_tasks/" not in name:
+                continue
+            parts = tuple(name.split("/benchmark_tasks/", 1)[1].split("/")[:-1])
+            if parts:
+                yield parts, tar.extractfile(member)
 
 
 # Why an example of a task is left out (the keys of the index's dropped counts).
@@ -272,35 +295,48 @@ def _rank(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def build_index(sdist: Path, out: Path, log=print) -> dict:
-    """Read every task.json of the tar.gz; write the filtered, capped examples to ``out``."""
+def build_index(source: Path, out: Path, log=print) -> dict:
+    """Read every task.json of the sdist (tar.gz) or folder; write the filtered, capped
+    examples to ``out``. The files are merged in the order of their paths, so the tar.gz and
+    its extracted folder give the same index."""
     start = time.time()
+    # task folder parts -> (keywords of a top-level task.json, examples, left out) or a reason
+    parsed: dict[tuple[str, ...], tuple[list[str] | None, list[tuple[str, str]], dict[str, list[int]]] | str] = {}
+    n_files = 0
+    for parts, f in _task_files(Path(source)):
+        n_files += 1
+        with f:
+            if parts[0] in BBH_TASKS:
+                parsed[parts] = "evaluated by BIG-Bench-Hard"
+                continue
+            try:
+                task = json.load(f)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                parsed[parts] = "unreadable task.json"
+                continue
+        left_out: dict[str, list[int]] = {}
+        examples = list(task_examples(task, left_out))
+        parsed[parts] = (list(task.get("keywords") or []) if len(parts) == 1 else None, examples, left_out)
+    if not n_files:
+        raise FileNotFoundError(f"{source}: no bigbench/benchmark_tasks/<task>/task.json in it")
     per_task: dict[str, list[dict]] = {}
     skipped: dict[str, str] = {}
     keywords: dict[str, list[str]] = {}
     # task -> reason -> [(subtask, example number)], for examples left out
     task_drops: dict[str, dict[str, list[tuple[str, int]]]] = {}
-    with tarfile.open(sdist) as tar:
-        for member in tar:
-            if not member.name.endswith("/task.json") or "/benchmark_tasks/" not in member.name:
-                continue
-            parts = member.name.split("/benchmark_tasks/", 1)[1].split("/")[:-1]
-            name, sub = parts[0], "/".join(parts[1:])
-            if name in BBH_TASKS:
-                skipped[name] = "evaluated by BIG-Bench-Hard"
-                continue
-            try:
-                task = json.load(tar.extractfile(member))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                skipped[name] = "unreadable task.json"
-                continue
-            if not sub:
-                keywords[name] = list(task.get("keywords") or [])
-            left_out: dict[str, list[int]] = {}
-            for prompt, answer in task_examples(task, left_out):
-                per_task.setdefault(name, []).append({"task": name, "subtask": sub, "prompt": prompt, "response": answer})
-            for reason, numbers in left_out.items():
-                task_drops.setdefault(name, {}).setdefault(reason, []).extend((sub, i) for i in numbers)
+    for parts in sorted(parsed):
+        name, sub = parts[0], "/".join(parts[1:])
+        got = parsed[parts]
+        if isinstance(got, str):
+            skipped[name] = got
+            continue
+        task_keywords, examples, left_out = got
+        if task_keywords is not None:
+            keywords[name] = task_keywords
+        for prompt, answer in examples:
+            per_task.setdefault(name, []).append({"task": name, "subtask": sub, "prompt": prompt, "response": answer})
+        for reason, numbers in left_out.items():
+            task_drops.setdefault(name, {}).setdefault(reason, []).extend((sub, i) for i in numbers)
     rows = []
     tasks = {}
     dropped = Drops()  # examples left out, by reason, with the first few places
@@ -349,17 +385,19 @@ def build_index(sdist: Path, out: Path, log=print) -> dict:
     return info
 
 
-def ensure_index(log=print) -> Path:
+def ensure_index(copy: Copy, log=print) -> Path:
+    """The index of ``copy``, built on first use (a file lock keeps two processes from
+    building it at once)."""
     from filelock import FileLock
 
-    out = index_path()
+    out = index_path(copy)
     if out.exists():
         return out
     folder().mkdir(parents=True, exist_ok=True)
-    sdist = fetch_sdist(log)
     with FileLock(str(folder() / ".index.lock")):
         if not out.exists():
-            build_index(sdist, out, log)
+            log(f"BIG-bench: indexing the tasks of {copy.path} (once for this copy) ...")
+            build_index(copy.path, out, log)
     return out
 
 
@@ -375,9 +413,12 @@ def read_index(path: Path) -> tuple[dict, Iterator[dict]]:
     return info, rows()
 
 
-def records(log=print) -> tuple[Iterator[Raw], dict]:
-    path = ensure_index(log)
-    info, rows = read_index(path)
+def records(path: str | None = None, log=print) -> tuple[Iterator[Raw], dict]:
+    """The examples of the index of the copy named by ``path`` (pool.bigbench_path) or by
+    the environment (see :func:`locate`), and the source info for pool_meta.json."""
+    copy = locate(path, log)
+    index = ensure_index(copy, log)
+    info, rows = read_index(index)
 
     def gen():
         for i, r in enumerate(rows, 2):
@@ -386,13 +427,14 @@ def records(log=print) -> tuple[Iterator[Raw], dict]:
                 response=r["response"],
                 task=r["task"],
                 source="bigbench",
-                where=f"{path.name}:{i} ({r['task']}{'/' + r['subtask'] if r['subtask'] else ''})",
+                where=f"{index.name}:{i} ({r['task']}{'/' + r['subtask'] if r['subtask'] else ''})",
             )
 
     meta = {
         "builtin": "bigbench",
         "bigbench_version": info["bigbench_version"],
-        "index": str(path),
+        **copy.info(),
+        "index": str(index),
         "index_version": info["index_version"],
         "tasks_available": len(info["tasks"]),
         "excluded_bbh_tasks": sorted(BBH_TASKS),
@@ -403,8 +445,9 @@ def records(log=print) -> tuple[Iterator[Raw], dict]:
     return gen(), meta
 
 
-def available_tasks() -> dict:
-    """Task name -> {examples, available, keywords}, from the index (built if needed)."""
-    info, rows = read_index(ensure_index())
+def available_tasks(path: str | None = None, log=print) -> dict:
+    """Task name -> {examples, available, dropped, keywords}, from the index of the copy
+    (built if needed)."""
+    info, rows = read_index(ensure_index(locate(path, log), log))
     rows.close()
     return info["tasks"]

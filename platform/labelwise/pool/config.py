@@ -109,6 +109,12 @@ class PoolConfig:
     skills_scale: float = 1.0
     """Multiply every generated task size (the smallest tasks stay at least 1)."""
 
+    # builtin:bigbench
+    bigbench_path: str | None = None
+    """The local copy builtin:bigbench reads (nothing is downloaded): the bigbench 1.0.0 sdist
+    bigbench-1.0.0.tar.gz, or a folder of it extracted or of a BIG-bench checkout. Unset: the
+    environment variable LABELWISE_BIGBENCH (or LABELWISE_BIGBENCH_SDIST); this key wins."""
+
     def source_configs(self) -> list["PoolConfig"]:
         """One config per source to read: the entries of ``sources``, or this one."""
         if not self.sources:
@@ -154,6 +160,8 @@ class PoolConfig:
         check(self.max_response_chars is None or self.max_response_chars >= 1, "max_response_chars", "must be >= 1")
         check(self.tasks is None or len(self.tasks) >= 1, "tasks", "must list at least one task (or be null)")
         check(self.skills_scale > 0, "skills_scale", "must be > 0")
+        check(self.bigbench_path is None or bool(str(self.bigbench_path).strip()), "bigbench_path",
+              "must not be empty (a path to bigbench-1.0.0.tar.gz or a folder of its tasks, or unset)")
         check(0 < self.dedup_threshold <= 1, "dedup_threshold", f"must be in (0, 1], got {self.dedup_threshold}")
         check(1 <= self.dedup_shingle <= 16, "dedup_shingle", f"must be from 1 to 16 words, got {self.dedup_shingle}")
         check(16 <= self.dedup_num_perm <= 1024, "dedup_num_perm", f"must be from 16 to 1024, got {self.dedup_num_perm}")

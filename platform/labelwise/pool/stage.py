@@ -45,7 +45,7 @@ def _load_one(cfg, log=print):
     if cfg.source == "builtin:bigbench":
         from labelwise.pool import bigbench
 
-        return bigbench.records(log)
+        return bigbench.records(cfg.bigbench_path, log)
     if cfg.source == "builtin:skills":
         from labelwise.pool import skills
 
@@ -83,11 +83,18 @@ def settings(job) -> dict:
     from labelwise.config import to_dict
 
     cfg = job.pool
-    out = {"pool": to_dict(cfg)}
+    pool = to_dict(cfg)
+    # a BIG-bench copy is named by its index (its content, see below), not by where it lies
+    pool.pop("bigbench_path", None)
+    out = {"pool": pool}
     if any(c.source == "builtin:bigbench" for c in cfg.source_configs()):
         from labelwise.pool import bigbench
 
-        out["bigbench_index"] = bigbench.index_path().name  # versioned: a new index rebuilds
+        # versioned and keyed by the copy (the sdist's sha256, or the folder's path and
+        # listing): a new index format or another copy rebuilds; no copy is an error here,
+        # before any work
+        copy = bigbench.locate(cfg.bigbench_path, log=None)
+        out["bigbench_index"] = bigbench.index_path(copy).name
     return out
 
 
