@@ -3,6 +3,8 @@
 records.py  Raw records, stable ids, column mapping and prompt templates
 readers.py  JSONL / JSON / CSV / TSV / Parquet / HF-saved readers, local or pyarrow fs URIs
 formats.py  format adapters (Dolly, Alpaca, AlpacaEval, FLAN CoT, Tulu FLAN, SNI, niv2)
+multitask.py builtin:multitask (the packaged default: 21 real tasks in data/, made by
+            scripts/build_builtin_pool.py)
 bigbench.py builtin:bigbench (real BIG-bench tasks from a local copy: pool.bigbench_path or
             LABELWISE_BIGBENCH, the bigbench 1.0.0 sdist or a folder; indexed once per copy)
 skills.py   builtin:skills (seeded generated tasks with exact answers)

@@ -1,7 +1,7 @@
 """Pool stage configuration (the ``pool:`` section of a job YAML).
 
     pool:
-      source: builtin:bigbench          # or a file / folder / s3://... / HF dataset folder
+      source: builtin:multitask         # or a file / folder / s3://... / HF dataset folder
       format: auto                      # or dolly, alpaca, alpaca_eval, flan_cot, flan, sni, niv2, table
       columns: {prompt: instruction, response: output, task: category}
       prompt_template: "{instruction}\\n\\n{context}"
@@ -14,9 +14,9 @@ reading keys of SOURCE_KEYS; the task filters, caps and the test split apply to 
 
     pool:
       sources:
-        - {source: "${LABELWISE_DATA_DIR}/flan_v2_cot", format: flan_cot}
-        - {source: builtin:bigbench}
-      tasks: [cot_gsm8k, arithmetic, ...]
+        - {source: builtin:multitask}
+        - {source: "${LABELWISE_DATA_DIR}/sni", format: sni}
+      tasks: [cot_gsm8k, sentiment_analysis, task1239_ted_translation_gl_ja, ...]
 """
 
 from __future__ import annotations
@@ -29,15 +29,16 @@ from labelwise.config import check, check_seed
 FORMATS = ("auto", "table", "dolly", "alpaca", "alpaca_eval", "flan_cot", "flan", "sni", "niv2")
 # the keys that say how to read one source (an entry of pool.sources may set these)
 SOURCE_KEYS = ("source", "format", "source_name", "columns", "prompt_template", "response_template", "task", "split")
-BUILTINS = ("builtin:bigbench", "builtin:skills")
+BUILTINS = ("builtin:multitask", "builtin:bigbench", "builtin:skills")
 
 
 @dataclasses.dataclass
 class PoolConfig:
-    source: str = "builtin:bigbench"
+    source: str = "builtin:multitask"
     """A file or folder (JSONL, JSON, CSV, TSV, Parquet, HF dataset saved with save_to_disk),
     a pyarrow filesystem URI (s3://..., file://...), hf:NAME for a hub dataset (online only),
-    or builtin:bigbench / builtin:skills."""
+    or a built-in pool: builtin:multitask (packaged, the default), builtin:bigbench (reads a
+    local copy of BIG-bench: bigbench_path) or builtin:skills (generated)."""
     format: Literal["auto", "table", "dolly", "alpaca", "alpaca_eval", "flan_cot", "flan", "sni", "niv2"] = "auto"
     """How records become (prompt, response, task). auto: guessed from the source."""
     source_name: str | None = None

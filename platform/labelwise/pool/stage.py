@@ -46,6 +46,10 @@ def _load_one(cfg, log=print):
         from labelwise.pool import bigbench
 
         return bigbench.records(cfg.bigbench_path, log)
+    if cfg.source == "builtin:multitask":
+        from labelwise.pool import multitask
+
+        return multitask.records()
     if cfg.source == "builtin:skills":
         from labelwise.pool import skills
 
@@ -66,16 +70,21 @@ def outputs() -> list[str]:
 
 def inputs(job) -> dict:
     """The local files the pool is read from (the manifest digests them, so an edited source
-    rebuilds the pool). Built-in pools are named by their settings; URIs and hub datasets
-    cannot be digested here and are named by pool.source alone."""
+    rebuilds the pool). The packaged pool is its data file (a new release rebuilds); the other
+    built-ins are named by their settings; URIs and hub datasets cannot be digested here and
+    are named by pool.source alone."""
     from labelwise.pool.readers import expand
 
     cfg = job.pool
     out = {}
     for i, c in enumerate(cfg.source_configs()):
-        src = c.source
-        if not (src.startswith(("builtin:", "hf:")) or "://" in src):
-            out[f"pool.sources[{i}].source" if cfg.sources else "pool.source"] = Path(expand(src))
+        src, key = c.source, f"pool.sources[{i}].source" if cfg.sources else "pool.source"
+        if src == "builtin:multitask":
+            from labelwise.pool import multitask
+
+            out[key] = multitask.ROWS
+        elif not (src.startswith(("builtin:", "hf:")) or "://" in src):
+            out[key] = Path(expand(src))
     return out
 
 
