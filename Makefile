@@ -45,8 +45,8 @@ $(LS_VENV)/.installed: $(LS_LOCK)
 	$(LS_VENV)/bin/pip install -q "pip>=23,<24"
 	$(LS_VENV)/bin/pip install -q -r $(LS_LOCK)
 	rm -rf $(LS_VENV)/empty-data
-	DJANGO_DB=sqlite LATEST_VERSION_CHECK=false LABEL_STUDIO_BASE_DATA_DIR=$(CURDIR)/$(LS_VENV)/empty-data \
-	  $(LS_VENV)/bin/label-studio init -q --data-dir $(CURDIR)/$(LS_VENV)/empty-data
+	DJANGO_DB=sqlite LATEST_VERSION_CHECK=false LABEL_STUDIO_BASE_DATA_DIR=$(abspath $(LS_VENV))/empty-data \
+	  $(LS_VENV)/bin/label-studio init -q --data-dir $(abspath $(LS_VENV))/empty-data
 	touch $@
 
 labelstudio: $(LS_VENV)/.installed
