@@ -10,6 +10,14 @@
       grid: {train.lr: [5e-4, 1e-3]}  # any other stage parameter: dotted key -> values
       full_pool: true               # plus one model trained on the whole pool per seed
       rounds: [1, 3]                # one batch of k, and 3 rounds of k/3 (labelwise.rounds)
+      decide:                       # optional: add seeds in looks until each comparison is decided
+        delta: 0.05                 # equivalence margin, in the metric's units (required)
+        metric: heldout.nll_macro
+        alpha: 0.05
+        references: [random, task_diversity]
+        looks: [3, 5, 8, 12, 20]    # seeds at each look; seeds are taken in sweep.seeds' order
+        max_seeds: 20               # one of the looks (default the last)
+        spending: obf               # obf, pocock or bonferroni (labelwise.report.sequential)
 
 Every combination is one trial with its own run folder ``<run_dir>/trials/<name>/``; pool and
 scores are computed once in ``run_dir`` before the trials.
@@ -20,11 +28,57 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from labelwise.config import check, check_seed
+from labelwise.config import ConfigValueError, check, check_seed
 
 # job sections a grid key may change (pool and score are computed once for the whole sweep)
 GRID_SECTIONS = ("select", "annotate", "train", "evaluate", "model")
 FIXED_IN_SWEEP = ("model.name",)
+DEFAULT_REFERENCES = ("random", "task_diversity")  # as labelwise.report.paired.REFERENCES
+
+
+@dataclasses.dataclass
+class DecideConfig:
+    """``sweep.decide``: compare each selector with each reference, paired by seed at the same
+    budget, after each look, and add seeds only while a comparison is undecided
+    (labelwise.report.sequential has the rule and why its error rates hold)."""
+
+    delta: float
+    """Equivalence margin in the metric's units: equivalent when the TOST interval lies inside
+    ±delta. Fix it before the data (e.g. the seed-to-seed SD of random's metric)."""
+    metric: str = "heldout.nll_macro"
+    """The results column compared; its direction (lower is better for NLL, loss, error) comes
+    from its name."""
+    alpha: float = 0.05
+    """Chance of a false better/worse under no difference, and of a false equivalent at
+    |difference| >= delta, over all the looks together."""
+    references: list[str] | None = None
+    """Strategies every other selector is compared with (each must be in sweep.strategies);
+    null: those of random and task_diversity that sweep.strategies lists."""
+    looks: list[int] = dataclasses.field(default_factory=lambda: [3, 5, 8, 12, 20])
+    """Numbers of seeds at which comparisons are decided, fixed before the data."""
+    max_seeds: int | None = None
+    """Stop adding seeds here (one of the looks; null: the last look). The boundaries stay the
+    plan's, so a rerun with a larger max_seeds goes on from the decisions so far."""
+    spending: str = "obf"
+    """How alpha is spent over the looks: obf (most power at the end), pocock (earlier stops),
+    bonferroni (alpha / looks at each)."""
+
+    def __post_init__(self):
+        from labelwise.report.sequential import check_plan
+
+        try:
+            check_plan(self.looks, self.alpha, self.delta, self.spending)
+        except ValueError as e:  # "field: message"
+            field, _, message = str(e).partition(": ")
+            raise ConfigValueError(field, message) from None
+        if self.max_seeds is None:
+            self.max_seeds = self.looks[-1]
+        check(self.max_seeds in self.looks, "max_seeds", f"must be one of the looks {self.looks}, got {self.max_seeds}")
+        check("." in self.metric and not self.metric.startswith(("task:", "base_model.")), "metric",
+              f"must be a results column <benchmark>.<metric> such as heldout.nll_macro, got {self.metric!r}")
+        if self.references is not None:
+            check(len(self.references) > 0, "references", "must list at least one reference strategy (or be null)")
+            check(len(set(self.references)) == len(self.references), "references", "lists a reference twice")
 
 
 @dataclasses.dataclass
@@ -62,6 +116,9 @@ class SweepConfig:
     rounds: list[int] | None = None
     """Rounds per trial (null: one batch, as before): 1 is one batch of k, n > 1 is n rounds that
     split k evenly (rounds.count: n), so all are compared at equal total budget."""
+    decide: DecideConfig | None = None
+    """Sequential seeds (null: every seed of ``seeds`` runs). With it, ``seeds`` lists the seeds
+    in the order the looks take them, at least max_seeds of them."""
 
     def __post_init__(self):
         from labelwise.selection.confidence import NAMES as SIGNALS
@@ -107,6 +164,21 @@ class SweepConfig:
             check(min(self.budgets) >= max(self.rounds), "rounds",
                   f"{max(self.rounds)} rounds cannot split the budget {min(self.budgets)} into positive budgets")
             check("rounds" not in {k.split(".", 1)[0] for k in self.grid}, "grid", "use sweep.rounds for rounds")
+        if self.decide is not None:
+            d = self.decide
+            if d.references is None:
+                d.references = [r for r in DEFAULT_REFERENCES if r in self.strategies]
+                check(len(d.references) > 0, "decide.references",
+                      f"none of the default references ({', '.join(DEFAULT_REFERENCES)}) is in sweep.strategies; "
+                      "list the strategies to compare with")
+            for i, ref in enumerate(d.references):
+                check(ref in self.strategies, f"decide.references[{i}]",
+                      f"{ref!r} is not one of sweep.strategies ({', '.join(self.strategies)})")
+            check(len(self.strategies) > 1, "decide", "needs at least two strategies: a selector and a reference")
+            check(len(self.seeds) >= d.max_seeds, "seeds",
+                  f"decide takes up to max_seeds = {d.max_seeds} seeds in this list's order; it lists "
+                  f"{len(self.seeds)} (for example seeds: [{', '.join(map(str, range(min(d.max_seeds, 3))))}, "
+                  f"..., {d.max_seeds - 1}])")
 
     def _check_param_list(self, field: str, param: str, valid, noun: str) -> None:
         """A dimension over one selector parameter (null: the selector's default)."""
