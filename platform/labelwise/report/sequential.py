@@ -191,20 +191,20 @@ def look(d, n: int, plan: Plan, k: int) -> dict:
     lo, hi = _interval(m, se, q[k])
     elo, ehi = _interval(m, se, e[k])
     row = {"look": k + 1, "seeds": n, "mean": m, "sd": sd, "alpha_k": a2[k], "ci_low": lo, "ci_high": hi,
-           "tost_level": 1 - 2 * e1[k], "tost_low": elo, "tost_high": ehi}
+           "tost_alpha_k": e1[k], "tost_low": elo, "tost_high": ehi}
     inside = -plan.delta < elo and ehi < plan.delta
     if lo > 0 or hi < 0:
         good = (hi < 0) == plan.lower_is_better
         row["verdict"] = "better" if good else "worse"
-        row["reason"] = (f"the {1 - a2[k]:.4g} interval [{lo:.4g}, {hi:.4g}] excludes 0"
+        row["reason"] = (f"the 1 − {a2[k]:.3g} interval [{lo:.4g}, {hi:.4g}] excludes 0"
                          + (f" (its TOST interval is also inside ±{plan.delta:g})" if inside else ""))
     elif inside:
         row["verdict"] = "equivalent"
-        row["reason"] = f"the {1 - 2 * e1[k]:.4g} TOST interval [{elo:.4g}, {ehi:.4g}] lies inside ±{plan.delta:g}"
+        row["reason"] = f"the 1 − 2×{e1[k]:.3g} TOST interval [{elo:.4g}, {ehi:.4g}] lies inside ±{plan.delta:g}"
     else:
         row["verdict"] = "undecided"
-        row["reason"] = (f"the {1 - a2[k]:.4g} interval [{lo:.4g}, {hi:.4g}] covers 0 and the "
-                         f"{1 - 2 * e1[k]:.4g} TOST interval [{elo:.4g}, {ehi:.4g}] is not inside ±{plan.delta:g}")
+        row["reason"] = (f"the 1 − {a2[k]:.3g} interval [{lo:.4g}, {hi:.4g}] covers 0 and the "
+                         f"1 − 2×{e1[k]:.3g} TOST interval [{elo:.4g}, {ehi:.4g}] is not inside ±{plan.delta:g}")
     return row
 
 
