@@ -111,6 +111,7 @@ BASE_PREFIX = "base_model."  # base_model.<bench>.<metric>: the untrained model'
 TASK_PREFIX = "task:"  # task:<task>:<bench>.<metric> and task:<task>:selected
 ROUND_PREFIX = "round:"  # trials of several rounds: round:<r>:labels and round:<r>:<bench>.<metric>
 SWEEP_PLAN = "sweep_plan.json"
+SWEEP_DECISIONS = "decisions.json"  # sweep.decide: settings, and per comparison its verdict and path over the looks
 TRIALS = "trials"
 TRIAL_RESULT = "trial_result.json"
 

@@ -82,6 +82,14 @@ def _values(df, selector: str, budget: int, column: str):
     return g.dropna(subset=[column]).groupby("seed")[column].mean()
 
 
+def differences(df, metric: str, selector: str, reference: str, budget: int):
+    """selector − reference on ``metric`` at ``budget``, per seed both have (a Series indexed
+    by seed, ascending). ``df`` must carry the ``selector`` column (table.with_selector)."""
+    mine, ref = _values(df, selector, budget, metric), _values(df, reference, budget, metric)
+    seeds = sorted(set(mine.index) & set(ref.index))
+    return mine.loc[seeds] - ref.loc[seeds]
+
+
 def paired_rows(df, metric: str, references=REFERENCES) -> list[dict]:
     """One row per (reference, budget, selector): the paired statistics of selector − reference."""
     df = with_selector(df)
@@ -93,17 +101,14 @@ def paired_rows(df, metric: str, references=REFERENCES) -> list[dict]:
         if reference not in selectors:
             continue
         for budget in sorted(int(b) for b in df["budget"].unique()):
-            ref = _values(df, reference, budget, metric)
             for selector in selectors:
                 if selector == reference:
                     continue
-                mine = _values(df, selector, budget, metric)
-                seeds = sorted(set(mine.index) & set(ref.index))
-                if not seeds:
+                diff = differences(df, metric, selector, reference, budget)
+                if diff.empty:
                     continue
-                d = (mine.loc[seeds] - ref.loc[seeds]).to_numpy()
-                row = {"selector": selector, "reference": reference, "budget": budget, "seeds": seeds,
-                       **diff_stats(d)}
+                row = {"selector": selector, "reference": reference, "budget": budget,
+                       "seeds": [int(s) for s in diff.index], **diff_stats(diff.to_numpy())}
                 row["seeds_for_80_power"] = seeds_needed(row["mean"], row["sd"])
                 row["verdict"] = verdict(row, lower)
                 rows.append(row)

@@ -172,6 +172,58 @@ def add_paired(doc: Document, df, metric: str) -> None:
             doc.table(head, body)
 
 
+def decisions_table(found: list[dict], percent: bool) -> tuple[list[str], list[list[str]]]:
+    """One row per comparison and look: the interval at that look and its verdict."""
+    header = ["selector", "k", "vs", "look", "seeds", "Δ mean", "interval (1 − α_k)", "TOST interval (1 − 2ε_k)",
+              "verdict"]
+    out = []
+    for c in found:
+        for i, r in enumerate(c["path"]):
+            last = i == len(c["path"]) - 1
+            ci = f"[{_num(r['ci_low'], percent)}, {_num(r['ci_high'], percent)}] (α_k {r['alpha_k']:.3g})"
+            tost = f"[{_num(r['tost_low'], percent)}, {_num(r['tost_high'], percent)}] (ε_k {r['tost_alpha_k']:.3g})"
+            out.append([c["selector"], str(c["budget"]), c["reference"], str(r["look"]), str(r["seeds"]),
+                        _num(r["mean"], percent), ci, tost,
+                        f"**{c['verdict']}**" if last and c["verdict"] != "undecided" else r["verdict"]])
+        if not c["path"]:
+            out.append([c["selector"], str(c["budget"]), c["reference"], "–", "0", "–", "–", "–", "undecided"])
+    return header, out
+
+
+def add_decisions(doc: Document, df, folder: Path) -> None:
+    """sweep.decide: each comparison's verdict, where and why it stopped, and its path."""
+    import json
+
+    from labelwise.contracts import SWEEP_DECISIONS
+
+    path = folder / SWEEP_DECISIONS
+    if not path.exists():
+        return
+    data = json.loads(path.read_text())
+    st, found = data["settings"], data["comparisons"]
+    if not found:
+        return
+    percent = is_percent(st["metric"], df)
+    direction = "lower is better" if st["lower_is_better"] else "higher is better"
+    doc.heading(f"Decisions with sequential seeds ({st['metric']})", 2)
+    doc.paragraph(
+        f"Δ = selector − reference on {st['metric']} ({direction}), paired by seed, seeds taken in the order "
+        f"{', '.join(map(str, st['seed_order']))}. Looks at {', '.join(map(str, st['looks']))} seeds "
+        f"(max_seeds {st['max_seeds']}); α = {st['alpha']} spent over the looks ({st['spending']}); equivalence "
+        f"margin δ = {st['delta']}. At each look: better or worse when the interval excludes 0, equivalent when "
+        "the TOST interval lies inside ±δ, else undecided and the next look's seeds run for that "
+        "comparison only. The chance of a false better/worse (no difference) and of a false "
+        "equivalent (|difference| ≥ δ) is at most α each, whenever the comparison stops "
+        "(labelwise.report.sequential)."
+    )
+    doc.table(["selector", "k", "vs", "verdict", "seeds", "why"],
+              [[c["selector"], str(c["budget"]), c["reference"], c["verdict"], str(c["seeds"]), c["reason"]]
+               for c in found])
+    header, body = decisions_table(found, percent)
+    doc.heading("Path of each comparison", 3)
+    doc.table(header, body)
+
+
 def build(df, folder: Path, title: str | None = None) -> Document:
     """Build the report of a results table (one row per trial)."""
     df = with_selector(df)
@@ -213,6 +265,7 @@ def build(df, folder: Path, title: str | None = None) -> Document:
         from labelwise.report.rounds_report import add_rounds
 
         add_rounds(doc, df_ok, metrics[0], folder)
+        add_decisions(doc, df_ok, folder)
         add_paired(doc, df_ok, metrics[0])
     if metrics:
         primary = metrics[0]

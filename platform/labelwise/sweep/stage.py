@@ -15,10 +15,15 @@
    the last training checkpoint; a rerun with other settings runs the trials they change).
 5. ``run_dir/results.csv`` (one row per trial, failed trials included with their error)
    and the report (``report.md``, ``report.html``).
+6. With ``sweep.decide``, seeds come in looks: the trials of the first look run, every
+   comparison of a selector with a reference is decided, and only the trials an undecided
+   comparison needs run next (sweep/decide.py); ``decisions.json`` records each comparison's
+   path, and results.csv holds the trials that ran.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import sys
@@ -30,6 +35,7 @@ from labelwise import runio
 from labelwise.contracts import RESULTS
 from labelwise.contracts import SWEEP_PLAN as PLAN
 
+_TUNER_RUNS = itertools.count()  # a sweep.decide run starts one Tuner per look: distinct names
 HELP = "Ray Tune sweep over selectors, budgets, base allocations and seeds"  # the command's one-line help
 
 
@@ -55,6 +61,20 @@ def concurrency(job, cluster_cpus: float, cluster_gpus: float = 0, use_gpu: bool
     if job.sweep.max_concurrent_trials is not None:
         n = min(n, job.sweep.max_concurrent_trials)
     return n
+
+
+def planned_trials(job) -> list[dict]:
+    """The sweep's trials; with sweep.decide, those of the seeds it may take (up to max_seeds),
+    its references checked against their labels."""
+    from labelwise.sweep.plan import plan_trials
+
+    trials = plan_trials(job.sweep)
+    if job.sweep.decide is not None:
+        from labelwise.sweep import decide
+
+        trials = decide.planned(trials, job.sweep)
+        decide.check_references(trials, job.sweep)
+    return trials
 
 
 def validate_trials(job, trials: list[dict]) -> list:
@@ -186,12 +206,12 @@ def run_sweep(job, out=None) -> Path:
     from labelwise import config
     from labelwise.progress import Progress
     from labelwise.ray_start import init_ray
-    from labelwise.sweep.plan import TRIALS, plan_trials
+    from labelwise.sweep.plan import TRIALS
 
     out = out or sys.stdout
     sweep_dir = Path(job.run_dir).resolve()
     job.run_dir = str(sweep_dir)
-    trials = plan_trials(job.sweep)
+    trials = planned_trials(job)
     trial_jobs = validate_trials(job, trials)
     need = trial_cpus_needed(job, trial_jobs)
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -219,12 +239,18 @@ def run_sweep(job, out=None) -> Path:
             f"sweep: a trial needs {need:g} CPUs (sweep.trial_cpus + train.num_workers x "
             f"sweep.worker_cpus) but this Ray has {resources.get('CPU', 1):g}"
         )
-    log(f"[sweep] {len(trials)} trials: {len(finished)} finished before, {len(pending)} to run, "
+    to_run = f"{len(pending)} to run"
+    if job.sweep.decide is not None:
+        to_run = f"up to {len(pending)} to run as comparisons need them"
+    log(f"[sweep] {len(trials)} trials: {len(finished)} finished before, {to_run}, "
         f"{n_parallel} at a time ({need:g} CPUs each) -> {sweep_dir / TRIALS}")
     errors: dict[str, str] = {}
-    if pending:
-        errors = _run_tuner(job, pending, sweep_dir, pool_size, n_parallel, progress, len(finished))
-    rows = collect_rows(sweep_dir, trials, errors)
+    if job.sweep.decide is not None:
+        rows = _run_decided(job, trials, finished, pending, sweep_dir, pool_size, n_parallel, out, log)
+    else:
+        if pending:
+            errors = _run_tuner(job, pending, sweep_dir, pool_size, n_parallel, progress, len(finished))
+        rows = collect_rows(sweep_dir, trials, errors)
     path = write_results(sweep_dir, rows, pool_size)
     log(f"[sweep] results: {path}")
     if job.sweep.report:
@@ -234,6 +260,31 @@ def run_sweep(job, out=None) -> Path:
         log(f"[sweep] report: {page} (and {md.name})")
     log(summary_text(rows))
     return path
+
+
+def _run_decided(job, trials, finished, pending, sweep_dir: Path, pool_size: int, n_parallel: int, out, log) -> list:
+    """sweep.decide: run the trials look by look while a comparison needs them (sweep/decide.py);
+    write decisions.json; return the rows of the trials that finished or were tried."""
+    from labelwise.progress import Progress
+    from labelwise.sweep import decide
+
+    errors: dict[str, str] = {}
+    done = {t["name"] for t in finished}
+    tried = set(done)
+    pending_names = {t["name"] for t in pending}
+
+    def rows():
+        return collect_rows(sweep_dir, [t for t in trials if t["name"] in tried], errors)
+
+    def run_trials(todo):
+        todo = [t for t in todo if t["name"] in pending_names]
+        tried.update(t["name"] for t in todo)
+        progress = Progress(len(todo), "trials", prefix="sweep", stream=out)
+        errors.update(_run_tuner(job, todo, sweep_dir, pool_size, n_parallel, progress, 0))
+
+    found = decide.run(trials, job.sweep, rows, run_trials, done, log)
+    log(f"[sweep] decisions: {decide.write(sweep_dir, job.sweep, found)}")
+    return rows()
 
 
 def _run_tuner(job, pending, sweep_dir: Path, pool_size: int, n_parallel: int, progress, already: int) -> dict:
@@ -273,7 +324,7 @@ def _run_tuner(job, pending, sweep_dir: Path, pool_size: int, n_parallel: int, p
             trial_dirname_creator=name_of,
         ),
         run_config=tune.RunConfig(
-            name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
+            name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_TUNER_RUNS)}",
             storage_path=str(job.ray.storage or (sweep_dir / "tune")),
             failure_config=tune.FailureConfig(max_failures=job.sweep.max_failures),
             verbose=0,
@@ -326,13 +377,12 @@ def summary_text(rows: list[dict]) -> str:
 
 def main(job, args) -> int:
     if getattr(args, "dry_run", False):
-        from labelwise.sweep.plan import plan_trials
-
-        trials = plan_trials(job.sweep)
+        trials = planned_trials(job)
         trial_jobs = validate_trials(job, trials)
         for t in trials:
             print(t["name"])
-        print(f"{len(trials)} trials; each needs up to {trial_cpus_needed(job, trial_jobs):g} CPUs while it trains")
+        many = "trials" if job.sweep.decide is None else "trials at most (sweep.decide runs those its comparisons need)"
+        print(f"{len(trials)} {many}; each needs up to {trial_cpus_needed(job, trial_jobs):g} CPUs while it trains")
         return 0
     run_sweep(job)
     return 0
