@@ -272,3 +272,16 @@ def test_dry_run_lists_the_trials_decide_may_run(capsys):
     out = capsys.readouterr().out
     assert "kcenter-k40-s19" in out and "kcenter-k40-s2\n" not in out  # seed 2 is the 6th in the order
     assert "25 trials at most (sweep.decide runs those its comparisons need)" in out
+
+
+def test_a_rerun_may_raise_max_seeds_but_not_change_the_plan(tmp_path):
+    job = decide_job(max_seeds=5)
+    decide.write(tmp_path, job.sweep, [])
+    decide.check_unchanged(tmp_path, decide_job().sweep)  # max_seeds 5 -> 20: the same plan
+    with pytest.raises(ValueError, match=r"sweep\.decide\.delta: 0\.1 differs from the 0\.05"):
+        decide.check_unchanged(tmp_path, decide_job(delta=0.1).sweep)
+    with pytest.raises(ValueError, match=r"sweep\.decide\.spending: 'pocock' differs"):
+        decide.check_unchanged(tmp_path, decide_job(spending="pocock").sweep)
+    other = job_with({"delta": 0.05}, strategies=list(EFFECTS), seeds=list(range(20)))
+    with pytest.raises(ValueError, match=r"sweep\.seeds \(their order\)"):
+        decide.check_unchanged(tmp_path, other.sweep)

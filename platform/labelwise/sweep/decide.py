@@ -152,6 +152,36 @@ def summary(found: list[dict]) -> str:
     return f"[sweep] decide: {len(found)} comparisons: {parts}; {waiting} need more seeds"
 
 
+FIXED = ("metric", "delta", "alpha", "looks", "spending")  # the plan; max_seeds and references may change
+
+
+def check_unchanged(sweep_dir: Path, sweep) -> None:
+    """The error rates hold for a plan fixed before the data: a rerun whose metric, delta,
+    alpha, looks, spending or seed order differ from those of the decisions.json it finds is an
+    error (a larger max_seeds is fine: same plan, more of it)."""
+    import json
+
+    from labelwise.contracts import SWEEP_DECISIONS
+
+    path = Path(sweep_dir) / SWEEP_DECISIONS
+    if not path.exists():
+        return
+    before = json.loads(path.read_text())["settings"]
+    now = {"seed_order": seed_order(sweep), **{k: getattr(sweep.decide, k) for k in FIXED}}
+    for key, value in now.items():
+        old = before.get(key)
+        if key == "seed_order":
+            n = min(len(old or []), len(value))
+            changed = (old or [])[:n] != value[:n]
+        else:
+            changed = old != value
+        if changed:
+            where = "sweep.seeds (their order)" if key == "seed_order" else f"sweep.decide.{key}"
+            raise ValueError(f"{where}: {value!r} differs from the {old!r} of the decisions so far ({path}); a "
+                             "sequential plan must stay fixed once seeds have been looked at. Restore it, or "
+                             "start a new run_dir (or delete decisions.json to accept the broken guarantee)")
+
+
 def write(sweep_dir: Path, sweep, found: list[dict]) -> Path:
     """``decisions.json``: the settings and each comparison's verdict, reason and path."""
     import dataclasses

@@ -268,6 +268,7 @@ def _run_decided(job, trials, finished, pending, sweep_dir: Path, pool_size: int
     from labelwise.progress import Progress
     from labelwise.sweep import decide
 
+    decide.check_unchanged(sweep_dir, job.sweep)
     errors: dict[str, str] = {}
     done = {t["name"] for t in finished}
     tried = set(done)
