@@ -27,40 +27,31 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "platform"))
 
+from labelwise.runio import sha256_file  # noqa: E402
+
 SEED = "labelwise-multitask-v1"
 MAX_PROMPT_CHARS = 1500
 MAX_RESPONSE_CHARS = 700
 NAME = "multitask"
 
-# (source folder, format, extra reading keys, {task in the data: (packaged task name, rows)})
-# Sizes are deliberately unequal (120 down to 5: 24x), as real pools are.
+# (source folder, format, extra reading keys, {task in the data: rows}); a niv2 category
+# ("Question Answering") becomes a snake_case task name (question_answering), other tasks keep
+# their names. Sizes are deliberately unequal (120 down to 5: 24x), as real pools are.
 SOURCES = [
     ("flan_v2_cot", "flan_cot", {"response_template": "{rationale} So the answer is {answer}."}, {
-        "cot_gsm8k": ("cot_gsm8k", 120),
-        "cot_creak": ("cot_creak", 40),
-        "cot_strategyqa": ("cot_strategyqa", 30),
-        "cot_ecqa": ("cot_ecqa", 24),
-        "cot_sensemaking": ("cot_sensemaking", 16),
-        "cot_qasc": ("cot_qasc", 12),
-        "cot_aqua": ("cot_aqua", 6),
+        "cot_gsm8k": 120, "cot_creak": 40, "cot_strategyqa": 30, "cot_ecqa": 24,
+        "cot_sensemaking": 16, "cot_qasc": 12, "cot_aqua": 6,
     }),
     ("sni", "sni", {}, {
-        "task1393_superglue_copa_text_completion": ("task1393_superglue_copa_text_completion", 44),
-        "task1435_ro_sts_parallel_language_translation_ro_to_en": ("task1435_ro_sts_parallel_language_translation_ro_to_en", 32),
-        "task648_answer_generation": ("task648_answer_generation", 20),
-        "task957_e2e_nlg_text_generation_generate": ("task957_e2e_nlg_text_generation_generate", 12),
+        "task1393_superglue_copa_text_completion": 44,
+        "task1435_ro_sts_parallel_language_translation_ro_to_en": 32,
+        "task648_answer_generation": 20,
+        "task957_e2e_nlg_text_generation_generate": 12,
     }),
     ("niv2", "niv2", {}, {
-        "Question Answering": ("question_answering", 48),
-        "Program Execution": ("program_execution", 40),
-        "Sentiment Analysis": ("sentiment_analysis", 32),
-        "Question Generation": ("question_generation", 24),
-        "Text Categorization": ("text_categorization", 20),
-        "Toxic Language Detection": ("toxic_language_detection", 16),
-        "Named Entity Recognition": ("named_entity_recognition", 12),
-        "Title Generation": ("title_generation", 8),
-        "Summarization": ("summarization", 6),
-        "Word Analogy": ("word_analogy", 5),
+        "Question Answering": 48, "Program Execution": 40, "Sentiment Analysis": 32,
+        "Question Generation": 24, "Text Categorization": 20, "Toxic Language Detection": 16,
+        "Named Entity Recognition": 12, "Title Generation": 8, "Summarization": 6, "Word Analogy": 5,
     }),
 ]
 LICENSES = {
@@ -68,14 +59,6 @@ LICENSES = {
     "sni": "Apache-2.0 (Super-NaturalInstructions, Wang et al. 2022)",
     "niv2": "Apache-2.0 (Super-NaturalInstructions via the FLAN collection)",
 }
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def english_niv2(path: Path, keep: set[str]) -> tuple[Path, dict[int, str]]:
@@ -150,10 +133,11 @@ def build(data_dir: Path, out: Path) -> dict:
         rows, files = read_source(data_dir, folder, fmt, keys, tasks)
         files_read += files
         for name in tasks:
-            packaged_name, n = tasks[name]
+            n = tasks[name]
+            packaged_name = name.lower().replace(" ", "_") if fmt == "niv2" else name
             chosen, counts = pick(rows.get(name, []), n, name)
             tasks_info[packaged_name] = {"rows": n, "source": folder, "format": fmt, "task_in_source": name,
-                                         "license": LICENSES[folder], **{k: v for k, v in counts.items()}}
+                                         "license": LICENSES[folder], **counts}
             packaged += [{"task": packaged_name, "source": folder, "prompt": p, "response": r, "origin": o}
                          for p, r, o in chosen]
     packaged.sort(key=lambda r: (r["task"], r["origin"]))
@@ -170,8 +154,8 @@ def build(data_dir: Path, out: Path) -> dict:
                     "duplicates": "the first of equal prompts within a task"},
         "rows": len(packaged),
         "tasks": tasks_info,
-        "data_file": {"name": data_file.name, "sha256": sha256(data_file), "bytes": data_file.stat().st_size},
-        "source_files": [{"path": os.path.relpath(p, data_dir), "sha256": sha256(p), "bytes": p.stat().st_size}
+        "data_file": {"name": data_file.name, "sha256": sha256_file(data_file), "bytes": data_file.stat().st_size},
+        "source_files": [{"path": os.path.relpath(p, data_dir), "sha256": sha256_file(p), "bytes": p.stat().st_size}
                          for p in sorted(set(files_read))],
         "excluded": "MMLU, BBH (evaluation benchmarks) and alpaca_eval (evaluation only, CC BY-NC 4.0)",
     }
