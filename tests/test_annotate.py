@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labelwise import config, runio
+from labelwise import config, contracts, runio
 from labelwise.annotate.answers import export_for_annotation, read_answers
 from labelwise.annotate.merge import AnnotationError
 from labelwise.annotate.stage import annotate, export, main
@@ -31,7 +31,7 @@ def make_run(tmp_path, n=6, gold=None):
     run = tmp_path / "run"
     run.mkdir()
     rows = [{"id": f"id{i}", "task": f"t{i % 2}", "prompt": f"prompt {i}: {TRICKY[i % len(TRICKY)]}"} for i in range(n)]
-    runio.write_jsonl(run / runio.TO_ANNOTATE, rows)
+    runio.write_jsonl(run / contracts.TO_ANNOTATE, rows)
     gold = gold or {r["id"]: f"gold {r['id']}" for r in rows}
     pool = pd.DataFrame(
         {
@@ -42,13 +42,13 @@ def make_run(tmp_path, n=6, gold=None):
             "source": "test",
         }
     )
-    runio.write_parquet(run / runio.POOL, pool)
+    runio.write_parquet(run / contracts.POOL, pool)
     job = config.build(JobConfig, {"run_dir": str(run), "annotate": {"simulate": False}}, "test")
     return job, rows
 
 
 def labeled(job):
-    return runio.read_jsonl(job.run_path / runio.LABELED)
+    return runio.read_jsonl(job.run_path / contracts.LABELED)
 
 
 def write_answers(path, records):
@@ -63,12 +63,12 @@ def test_simulate_takes_gold_responses_in_selection_order(tmp_path):
     assert [r["id"] for r in got] == [r["id"] for r in rows]
     assert all(r["response"] == f"gold {r['id']}" for r in got)
     assert set(got[0]) == {"id", "task", "prompt", "response"}
-    assert out == job.run_path / runio.LABELED
+    assert out == job.run_path / contracts.LABELED
 
 
 def test_simulate_errors_when_selected_id_not_in_pool(tmp_path):
     job, rows = make_run(tmp_path)
-    runio.write_jsonl(job.run_path / runio.TO_ANNOTATE, rows + [{"id": "ghost", "task": "t0", "prompt": "p"}])
+    runio.write_jsonl(job.run_path / contracts.TO_ANNOTATE, rows + [{"id": "ghost", "task": "t0", "prompt": "p"}])
     with pytest.raises(AnnotationError, match="ghost"):
         annotate(job, simulate=True)
 
@@ -79,7 +79,7 @@ def test_answers_jsonl_and_missing_answers_write_nothing(tmp_path):
     with pytest.raises(AnnotationError) as e:
         annotate(job, answers=path)
     assert "id4" in str(e.value) and "id5" in str(e.value) and "nothing written" in str(e.value)
-    assert not (job.run_path / runio.LABELED).exists()
+    assert not (job.run_path / contracts.LABELED).exists()
 
 
 def test_partial_then_more_answers_keeps_earlier_ones(tmp_path):
@@ -122,7 +122,7 @@ def test_bad_answers_are_errors_listing_them(tmp_path, records, needle):
     job, _ = make_run(tmp_path)
     with pytest.raises(AnnotationError, match=needle):
         annotate(job, answers=write_answers(tmp_path / "a.jsonl", records), allow_partial=True)
-    assert not (job.run_path / runio.LABELED).exists()
+    assert not (job.run_path / contracts.LABELED).exists()
 
 
 def test_malformed_files_name_the_line(tmp_path):
@@ -166,10 +166,10 @@ def test_export_import_round_trip_loses_nothing(tmp_path, suffix):
     annotate(job, answers=path)
     assert labeled(job) == [{"id": r["id"], "task": r["task"], "prompt": r["prompt"], "response": answers[r["id"]]} for r in rows]
     # Exporting again pre-fills the collected answers, and re-importing changes nothing.
-    before = (job.run_path / runio.LABELED).read_bytes()
+    before = (job.run_path / contracts.LABELED).read_bytes()
     export(job, path)
     annotate(job, answers=path)
-    assert (job.run_path / runio.LABELED).read_bytes() == before
+    assert (job.run_path / contracts.LABELED).read_bytes() == before
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
@@ -184,7 +184,7 @@ def test_partial_export_round_trip(tmp_path, suffix, capsys):
     export_for_annotation(rows, path, done=first)
     with pytest.raises(AnnotationError, match=r"3 of 6 selected prompts have no answer.*id3, id4, id5"):
         annotate(job, answers=path)  # without --allow-partial: missing, listed, nothing written
-    assert not (job.run_path / runio.LABELED).exists()
+    assert not (job.run_path / contracts.LABELED).exists()
     annotate(job, answers=path, allow_partial=True)
     assert {r["id"]: r["response"] for r in labeled(job)} == first
     assert "3 left blank" in capsys.readouterr().err
@@ -198,9 +198,9 @@ def test_partial_export_round_trip(tmp_path, suffix, capsys):
     assert labeled(job) == [{**r, "response": {**first, **rest}[r["id"]]} for r in rows]
 
     # The first file, still half blank, imported again: its blanks do not erase anything.
-    before = (job.run_path / runio.LABELED).read_bytes()
+    before = (job.run_path / contracts.LABELED).read_bytes()
     annotate(job, answers=path)
-    assert (job.run_path / runio.LABELED).read_bytes() == before
+    assert (job.run_path / contracts.LABELED).read_bytes() == before
 
 
 def test_null_answer_in_jsonl_counts_as_not_answered(tmp_path):
@@ -316,7 +316,7 @@ def test_export_options_need_export(tmp_path, capsys):
 def test_answers_differing_only_in_line_endings_or_id_spaces_are_accepted(tmp_path):
     job, rows = make_run(tmp_path, n=3)
     rows[1]["prompt"] = "two lines\nof prompt"
-    runio.write_jsonl(job.run_path / runio.TO_ANNOTATE, rows)
+    runio.write_jsonl(job.run_path / contracts.TO_ANNOTATE, rows)
     path = tmp_path / "from_excel.csv"
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\r\n")

@@ -143,15 +143,15 @@ def make_run(tmp_path, url, project, n=6, pick_="latest", greedy=True):
     run = tmp_path / "run"
     run.mkdir(parents=True)
     rows = [{"id": f"id{i}", "task": f"task {i % 2}", "prompt": f"Q{i}: {TRICKY[i % len(TRICKY)]}"} for i in range(n)]
-    runio.write_jsonl(run / runio.TO_ANNOTATE, rows)
+    runio.write_jsonl(run / contracts.TO_ANNOTATE, rows)
     alloc = pd.DataFrame({"task": ["task 0", "task 1"], "pool_size": [10, 12], "confidence": [0.5, 0.2],
                           "allocated": [2.5, 3.5], "selected": [(n + 1) // 2, n // 2]})
-    runio.write_csv(run / runio.ALLOCATION, alloc)
+    runio.write_csv(run / contracts.ALLOCATION, alloc)
     if greedy:  # the last prompt failed to score: it gets no prediction
         scores = pd.DataFrame({"id": [r["id"] for r in rows], "task": [r["task"] for r in rows],
                                "answer": [f"greedy {i}: {TRICKY[-1 - i % len(TRICKY)]}" for i in range(n)],
                                "error": [None] * (n - 1) + ["oom"]})
-        runio.write_parquet(run / runio.SCORES, scores)
+        runio.write_parquet(run / contracts.SCORES, scores)
     ls = {"url": url, "project": project, "token_env": TOKEN_ENV, "pick": pick_}
     job_data = {"run_dir": str(run), "annotate": {"simulate": False, "label_studio": ls}}
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job_data))
@@ -174,7 +174,7 @@ def answer(sdk, task, text, user=None):
 
 
 def labeled(job):
-    return runio.read_jsonl(job.run_path / runio.LABELED)
+    return runio.read_jsonl(job.run_path / contracts.LABELED)
 
 
 @pytest.mark.labelstudio
@@ -203,7 +203,7 @@ def test_push_pull_round_trip_is_byte_exact_and_repush_loses_nothing(tmp_path, s
     assert cli.main(["annotate", job_yaml, "--pull"]) == 1
     printed = capsys.readouterr()
     assert "labelwise annotate: error: 3 of 6 selected prompts have no answer" in printed.err
-    assert not (job.run_path / runio.LABELED).exists()
+    assert not (job.run_path / contracts.LABELED).exists()
     assert cli.main(["annotate", job_yaml, "--pull", "--allow-partial"]) == 0
     got = {r["id"]: r for r in labeled(job)}
     assert {k: v["response"] for k, v in got.items()} == answers  # byte for byte
@@ -212,12 +212,12 @@ def test_push_pull_round_trip_is_byte_exact_and_repush_loses_nothing(tmp_path, s
 
     # A new selection changes allocations, a new scoring the greedy answers: re-push updates
     # the unanswered tasks only (the last prompt still has no greedy answer).
-    alloc = pd.read_csv(job.run_path / runio.ALLOCATION)
+    alloc = pd.read_csv(job.run_path / contracts.ALLOCATION)
     alloc["allocated"] = [4.0, 1.0]
-    runio.write_csv(job.run_path / runio.ALLOCATION, alloc)
-    scores = pd.read_parquet(job.run_path / runio.SCORES)
+    runio.write_csv(job.run_path / contracts.ALLOCATION, alloc)
+    scores = pd.read_parquet(job.run_path / contracts.SCORES)
     scores["answer"] = "rescored: " + scores["answer"]
-    runio.write_parquet(job.run_path / runio.SCORES, scores)
+    runio.write_parquet(job.run_path / contracts.SCORES, scores)
     counts = studio_sync.push(job)
     assert (counts["created"], counts["updated"], counts["predictions_added"], counts["answered_untouched"]) == (0, 3, 2, 3)
     after, _ = project_tasks(sdk, "round trip")
@@ -266,7 +266,7 @@ def test_latest_and_agreed_among_two_annotators(tmp_path, server, token_env, sdk
     agreed_job, _ = make_run(tmp_path / "b", server[0], "two annotators", n=3, pick_="agreed")
     with pytest.raises(AnnotationError, match=r"1 prompts have no agreed answer.*id1 \(task \d+: 2 annotators, 2 different"):
         studio_sync.pull(agreed_job)
-    assert not (agreed_job.run_path / runio.LABELED).exists()
+    assert not (agreed_job.run_path / contracts.LABELED).exists()
     studio_sync.pull(agreed_job, allow_partial=True)
     got = {r["id"]: r for r in labeled(agreed_job)}
     assert set(got) == {"id0", "id2"}
@@ -304,7 +304,7 @@ def test_pull_refuses_unknown_and_twice_answered_ids_like_answers_files(tmp_path
     assert counts["created"] == 0 and counts["answered_untouched"] == 3
     with pytest.raises(AnnotationError, match=r"ids answered more than once: id0"):
         studio_sync.pull(job)
-    assert not (job.run_path / runio.LABELED).exists()
+    assert not (job.run_path / contracts.LABELED).exists()
 
 
 @pytest.mark.labelstudio
@@ -461,7 +461,7 @@ def test_who_and_when_go_into_labeled_jsonl_and_stay_there(tmp_path):
         {"id": "id0", "task": "task 0", "prompt": rows[0]["prompt"], "response": "a\n", "annotators": ["x@example.com"], "answered_at": "2026-11-30T10:00:00Z"},
         {"id": "id1", "task": "task 1", "prompt": rows[1]["prompt"], "response": "b", "annotators": ["y@example.com"], "answered_at": "2026-12-01"},
     ]
-    assert contracts.read_labeled(job.run_path / runio.LABELED)  # still a valid labeled.jsonl
+    assert contracts.read_labeled(job.run_path / contracts.LABELED)  # still a valid labeled.jsonl
     bad = tmp_path / "bad.jsonl"
     runio.write_jsonl(bad, [{"id": "id0", "response": "a\n", "annotators": [3]}])
     with pytest.raises(ValueError, match=r"bad\.jsonl:1: annotators must be a list of names"):

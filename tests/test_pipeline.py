@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from labelwise import manifest, pipeline, runio, stages
+from labelwise import contracts, manifest, pipeline, runio, stages
 
 
 class FakeStages:
@@ -38,11 +38,11 @@ class FakeStages:
                 staged / metrics_file.label_file(label), {"heldout": {"accuracy": acc, "protocol": {"n": 4}}}),
                 log=lambda *_: None)
             return metrics_file.gather(run)[label]
-        extra = {"select": [runio.ALLOCATION], "train": ["train_log.csv"]}.get(name, [])
+        extra = {"select": [contracts.ALLOCATION], "train": ["train_log.csv"]}.get(name, [])
 
         def build(staged):
             if name == "select":
-                runio.write_text(staged / runio.ALLOCATION, "task,pool_size,confidence,allocated,selected\na,4,0.5,2,2\n")
+                runio.write_text(staged / contracts.ALLOCATION, "task,pool_size,confidence,allocated,selected\na,4,0.5,2,2\n")
             if name == "train":
                 runio.write_text(staged / "train_log.csv", "step,epoch,loss\n1,0,2.0\n2,0,1.0\n")
                 (staged / out.name).mkdir()
@@ -90,7 +90,7 @@ def test_rerun_after_a_crash_keeps_finished_stages_and_continues(job, monkeypatc
     assert failed["status"] == "failed at train"
     assert failed["stages"][-1] == {**failed["stages"][-1], "stage": "train", "status": "failed",
                                     "error": "RuntimeError: train crashed"}
-    before = {n: (run / n).stat().st_mtime_ns for n in (runio.POOL, runio.SCORES, runio.LABELED)}
+    before = {n: (run / n).stat().st_mtime_ns for n in (contracts.POOL, contracts.SCORES, contracts.LABELED)}
     out = io.StringIO()
     summary = pipeline.run_pipeline(job, out=out)
     assert [s["status"] for s in summary["stages"]] == ["kept"] * 4 + ["ran"] * 3
@@ -125,7 +125,7 @@ def test_stage_call_passes_the_adapter_and_labels(monkeypatch, tmp_path):
     pipeline.stage_call("evaluate-base", job)
     pipeline.stage_call("evaluate-adapted", job)
     stages.call("evaluate-adapted", job, label="rerun")  # the sweep's trials add or override
-    assert seen == [(None, "base"), (tmp_path / runio.ADAPTER, "adapted"), (tmp_path / runio.ADAPTER, "rerun")]
+    assert seen == [(None, "base"), (tmp_path / contracts.ADAPTER, "adapted"), (tmp_path / contracts.ADAPTER, "rerun")]
 
 
 def test_progress_lines_show_done_elapsed_and_time_left():

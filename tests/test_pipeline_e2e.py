@@ -37,15 +37,15 @@ def tiny_run_yaml(tmp_path: Path, model_dir: Path) -> Path:
 
 
 def test_run_killed_during_training_then_resumed(tmp_path, tiny_model_dir, local_ray):
-    from labelwise import runio
+    from labelwise import contracts
     from labelwise.job import load_job
     from labelwise.pipeline import run_pipeline
 
     config = tiny_run_yaml(tmp_path, tiny_model_dir)
     run = tmp_path / "run"
-    kill_when(["run", str(config)], (run / runio.LABELED).exists, tmp_path / "first_run.log", timeout_s=120)
-    assert not (run / runio.METRICS).exists() or "adapted" not in json.loads((run / runio.METRICS).read_text())
-    kept = [runio.POOL, runio.SCORES, runio.SELECTION, runio.LABELED]
+    kill_when(["run", str(config)], (run / contracts.LABELED).exists, tmp_path / "first_run.log", timeout_s=120)
+    assert not (run / contracts.METRICS).exists() or "adapted" not in json.loads((run / contracts.METRICS).read_text())
+    kept = [contracts.POOL, contracts.SCORES, contracts.SELECTION, contracts.LABELED]
     before = {n: (run / n).stat().st_mtime_ns for n in kept}
     stopped = json.loads((run / "summary.json").read_text())
     assert stopped["status"] == "running" and stopped["stages"][-1]["stage"] in ("annotate", "train")

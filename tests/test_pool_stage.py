@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from labelwise import runio
+from labelwise import contracts
 from labelwise.config import build
 from labelwise.pool import skills, stage
 from labelwise.pool.config import PoolConfig
@@ -51,9 +51,9 @@ def test_build_pool_writes_files_skips_when_done_and_rebuilds_on_change(tmp_path
     assert pool.id.is_unique and set(pool.id).isdisjoint(test.id)
     assert meta["n_pool"] == len(pool) and meta["n_tasks"] == 15
     assert (test.groupby("task").size() <= 3).all()
-    stamp = (run / runio.POOL).stat().st_mtime_ns
+    stamp = (run / contracts.POOL).stat().st_mtime_ns
     stage.build_pool(j)
-    assert (run / runio.POOL).stat().st_mtime_ns == stamp  # same config: kept
+    assert (run / contracts.POOL).stat().st_mtime_ns == stamp  # same config: kept
     j2 = job(tmp_path, source="builtin:skills", skills_scale=0.02, test_max_per_task=1)
     stage.build_pool(j2)
     assert (stage.read_test(run).groupby("task").size() <= 1).all()
@@ -63,7 +63,7 @@ def test_build_pool_writes_files_skips_when_done_and_rebuilds_on_change(tmp_path
 def test_half_written_run_is_rebuilt(tmp_path):
     j = job(tmp_path, source="builtin:skills", skills_scale=0.01)
     run = stage.build_pool(j).parent
-    (run / runio.POOL_META).unlink()  # a crash before the last write
+    (run / contracts.POOL_META).unlink()  # a crash before the last write
     stage.build_pool(j)
     assert stage.read_meta(run)["n_pool"] > 0
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelwise import config, runio
+from labelwise import config, contracts, runio
 from labelwise.job import JobConfig
 from labelwise.scoring.schema import error_row
 from labelwise.selection.registry import NAMES
@@ -45,9 +45,9 @@ def write_run(run, n_tasks=4, per_task=(3, 8, 12, 20), with_embedding=True, erro
             row.update(error_row(row["id"], row["task"], "boom"))
     df = pd.DataFrame(rows).sample(frac=1.0, random_state=1)
     run.mkdir(parents=True, exist_ok=True)
-    runio.write_parquet(run / runio.POOL, df[["id", "task", "prompt", "response", "source"]])
+    runio.write_parquet(run / contracts.POOL, df[["id", "task", "prompt", "response", "source"]])
     score_cols = ["id", "task", "logconf", "n_tokens", "mean_logprob", "mean_entropy", "mean_margin", "min_margin", "eos", "answer", "error"]
-    runio.write_parquet(run / runio.SCORES, df[score_cols + (["embedding"] if with_embedding else [])])
+    runio.write_parquet(run / contracts.SCORES, df[score_cols + (["embedding"] if with_embedding else [])])
     return df
 
 
@@ -64,10 +64,10 @@ def test_stage_writes_every_output(tmp_path):
     sel = pd.read_parquet(path)
     assert list(sel.columns) == ["id", "task", "rank"] and sel["rank"].tolist() == list(range(20))
     assert sel["id"].is_unique and "t3-000" not in set(sel["id"])
-    alloc = pd.read_csv(run / runio.ALLOCATION)
+    alloc = pd.read_csv(run / contracts.ALLOCATION)
     assert list(alloc.columns) == ["task", "pool_size", "confidence", "allocated", "selected"]
     assert alloc["selected"].sum() == 20 and alloc["pool_size"].tolist() == [3, 8, 12, 19]
-    rows = runio.read_jsonl(run / runio.TO_ANNOTATE)
+    rows = runio.read_jsonl(run / contracts.TO_ANNOTATE)
     assert [r["id"] for r in rows] == sel["id"].tolist()
     assert all(set(r) == {"id", "task", "prompt"} and r["prompt"] == f"prompt {r['id']}" for r in rows)
     record = json.loads((run / "selection.json").read_text())
@@ -83,15 +83,15 @@ def test_stage_rerun_keeps_done_work_and_redoes_changed_request(tmp_path):
     run = tmp_path / "run"
     write_run(run)
     select(job_for(run, strategy="random", budget=10, seed=0))
-    mtime = (run / runio.SELECTION).stat().st_mtime_ns
-    first = pd.read_parquet(run / runio.SELECTION)["id"].tolist()
+    mtime = (run / contracts.SELECTION).stat().st_mtime_ns
+    first = pd.read_parquet(run / contracts.SELECTION)["id"].tolist()
     select(job_for(run, strategy="random", budget=10, seed=0))
-    assert (run / runio.SELECTION).stat().st_mtime_ns == mtime
+    assert (run / contracts.SELECTION).stat().st_mtime_ns == mtime
     select(job_for(run, strategy="random", budget=10, seed=1))
-    assert pd.read_parquet(run / runio.SELECTION)["id"].tolist() != first
-    (run / runio.TO_ANNOTATE).unlink()  # a crash before the last files: redone
+    assert pd.read_parquet(run / contracts.SELECTION)["id"].tolist() != first
+    (run / contracts.TO_ANNOTATE).unlink()  # a crash before the last files: redone
     select(job_for(run, strategy="random", budget=10, seed=1))
-    assert (run / runio.TO_ANNOTATE).exists()
+    assert (run / contracts.TO_ANNOTATE).exists()
 
 
 def test_stage_errors(tmp_path):
@@ -131,7 +131,7 @@ def test_service_without_ray_caches_and_dedupes(tmp_path):
 
     run = tmp_path / "run"
     write_run(run)
-    svc = SelectionServiceImpl(str(run / runio.SCORES))
+    svc = SelectionServiceImpl(str(run / contracts.SCORES))
     results = []
     threads = [threading.Thread(target=lambda: results.append(svc.select("dpp", {}, 10, 0))) for _ in range(4)]
     for t in threads:
@@ -151,7 +151,7 @@ def test_selection_service_actor_concurrent_and_cached(tmp_path, local_ray):
     ray = local_ray
     run = tmp_path / "run"
     write_run(run)
-    svc = start_service(run / runio.SCORES, max_concurrency=4, num_cpus=0)
+    svc = start_service(run / contracts.SCORES, max_concurrency=4, num_cpus=0)
     grid = [(s, b, seed) for s in ("weighted_task_diversity", "kcenter", "facility_location") for b in (5, 10) for seed in (0, 1)]
     refs = [svc.select.remote(s, {}, b, seed) for s, b, seed in grid] + [svc.select.remote(s, {}, b, seed) for s, b, seed in grid]
     results = ray.get(refs)
@@ -175,12 +175,12 @@ def test_error_rows_without_embedding_are_excluded_for_every_selector(tmp_path, 
     run = tmp_path / "run"
     bad = {"t1-000", "t3-005"}
     write_run(run, error_ids=tuple(bad))
-    assert pd.read_parquet(run / runio.SCORES).set_index("id").loc[sorted(bad), "embedding"].isna().all()
+    assert pd.read_parquet(run / contracts.SCORES).set_index("id").loc[sorted(bad), "embedding"].isna().all()
     sel = pd.read_parquet(select(job_for(run, strategy=strategy, budget=12, seed=0)))
     assert len(sel) == 12 and sel["id"].is_unique and not bad & set(sel["id"])
     record = json.loads((run / "selection.json").read_text())
     assert record["excluded"]["count"] == 2 and {r["id"] for r in record["excluded"]["rows"]} == bad
-    svc = SelectionServiceImpl(str(run / runio.SCORES))
+    svc = SelectionServiceImpl(str(run / contracts.SCORES))
     assert svc.stats()["excluded"] == 2 and svc.stats()["rows"] == 41
     assert svc.select(strategy, {}, 12, 0).ids == sel["id"].tolist()
 
@@ -192,7 +192,7 @@ def test_allocation_reports_the_confidence_the_selector_used(tmp_path):
 
     run = tmp_path / "run"
     write_run(run)
-    table = load_scores(run / runio.SCORES)
+    table = load_scores(run / contracts.SCORES)
     conf = {kind: np.exp(task_log_confidence(table, kind)) for kind in
             ("sequence", "per_token", "mean_entropy", "mean_margin", "length_calibrated")}
     assert not np.allclose(conf["per_token"], conf["sequence"])
@@ -206,6 +206,6 @@ def test_allocation_reports_the_confidence_the_selector_used(tmp_path):
         ("weighted_task_diversity", {"confidence": "length_calibrated"}, conf["length_calibrated"], "length_calibrated"),
     ]:
         select(job_for(run, strategy=strategy, params=params, budget=20, seed=0), force=True)
-        alloc = pd.read_csv(run / runio.ALLOCATION)
+        alloc = pd.read_csv(run / contracts.ALLOCATION)
         assert alloc["confidence"].to_numpy() == pytest.approx(want, rel=1e-9), (strategy, params)
         assert json.loads((run / "selection.json").read_text())["confidence"]["kind"] == kind

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labelwise import config, runio
+from labelwise import config, contracts, runio
 from labelwise.config import ConfigError
 from labelwise.job import JobConfig
 from labelwise.selection import table as T
@@ -238,7 +238,7 @@ def write_judged_run(run, errors=(), **changes):
     jt = judgment_rows(df["id"].tolist(), df["task"].tolist(), np.random.default_rng(7), errors).to_pandas()
     for column, (ids, value) in changes.items():
         jt.loc[jt["id"].isin(ids), column] = value
-    runio.write_parquet(run / runio.JUDGMENTS, jt)
+    runio.write_parquet(run / contracts.JUDGMENTS, jt)
     return df
 
 
@@ -265,17 +265,17 @@ def test_missing_or_invalid_judgments_are_clear_errors(tmp_path):
     write_judged_run(run, quality=(["t0-001"], -0.5))
     with pytest.raises(ScoreTableError, match=r"'quality'.*t0-001"):
         select(job_for(run, strategy="thtb", budget=5))
-    jt = pd.read_parquet(run / runio.JUDGMENTS)
-    runio.write_parquet(run / runio.JUDGMENTS, jt[jt["id"] != "t2-003"])
+    jt = pd.read_parquet(run / contracts.JUDGMENTS)
+    runio.write_parquet(run / contracts.JUDGMENTS, jt[jt["id"] != "t2-003"])
     with pytest.raises(ScoreTableError, match="have no judgment: t2-003"):
         select(job_for(run, strategy="thtb", budget=5))
-    runio.write_parquet(run / runio.JUDGMENTS, pd.concat([jt, jt.head(1)]))
+    runio.write_parquet(run / contracts.JUDGMENTS, pd.concat([jt, jt.head(1)]))
     with pytest.raises(ScoreTableError, match="duplicate id"):
-        attach(load_scores(run / runio.SCORES), run / runio.SCORES)
-    runio.write_parquet(run / runio.JUDGMENTS, jt.drop(columns=["quality"]))
+        attach(load_scores(run / contracts.SCORES), run / contracts.SCORES)
+    runio.write_parquet(run / contracts.JUDGMENTS, jt.drop(columns=["quality"]))
     with pytest.raises(ValueError, match=r"missing column\(s\) quality"):
         select(job_for(run, strategy="thtb", budget=5))
-    runio.write_parquet(run / runio.JUDGMENTS, jt.assign(discipline_count="many"))
+    runio.write_parquet(run / contracts.JUDGMENTS, jt.assign(discipline_count="many"))
     with pytest.raises(ValueError, match="'discipline_count' is (large_)?string, not int64"):
         select(job_for(run, strategy="thtb", budget=5))
 
@@ -292,14 +292,14 @@ def test_selection_parquet_carries_the_scores_and_judgments_are_an_input(tmp_pat
     record = json.loads((run / "selection.json").read_text())
     assert [c["kept"] for c in record["info"]["cuts"]] == [8, 6, 6]  # 43 prompts: floor(43 x 0.2) = 8
     assert record["info"]["judgments"]["errors"] == 1 and record["params"]["clusters"] == 3
-    assert runio.JUDGMENTS in manifest.read(run, "select")["inputs"]
+    assert contracts.JUDGMENTS in manifest.read(run, "select")["inputs"]
     before = manifest.read(run, "select")
     write_judged_run(run, errors=("t3-004", "t3-005"))  # a new judgments file selects again
     select(job_for(run, strategy="thtb", budget=6, seed=1))
     assert manifest.read(run, "select") != before
     wtd = pd.read_parquet(select(job_for(run, strategy="weighted_task_diversity", budget=6)))
     assert list(wtd.columns) == ["id", "task", "rank"]  # other selectors: unchanged
-    assert runio.JUDGMENTS not in manifest.read(run, "select")["inputs"]
+    assert contracts.JUDGMENTS not in manifest.read(run, "select")["inputs"]
     lc = pd.read_parquet(select(job_for(run, strategy="activeit", budget=6, params={"within_task": "least_confidence"})))
     assert list(lc.columns) == ["id", "task", "rank", "log_confidence"]
 
@@ -341,7 +341,7 @@ def test_thtb_and_hardness_through_the_selection_service_actor(tmp_path, local_r
     ray = local_ray
     run = tmp_path / "run"
     write_judged_run(run, errors=("t2-001",))
-    svc = start_service(run / runio.SCORES, max_concurrency=2, num_cpus=0)
+    svc = start_service(run / contracts.SCORES, max_concurrency=2, num_cpus=0)
     try:
         requests = [("thtb", {}, 6), ("weighted_task_diversity", {"within_task": "hardness"}, 12),
                     ("task_diversity", {"within_task": "kcenter"}, 12)]

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelwise import manifest, runio
+from labelwise import contracts, manifest, runio
 from labelwise.config import build
 
 import cli_process
@@ -136,7 +136,7 @@ def pool_set(run) -> dict:
     pool, test, meta = stage.read_pool(run), stage.read_test(run), stage.read_meta(run)
     assert set(pool.id).isdisjoint(test.id), "held-out prompts in the pool"
     assert (meta["n_pool"], meta["n_test"]) == (len(pool), len(test))
-    return manifest.digests({n: Path(run) / n for n in (runio.POOL, runio.TEST, runio.POOL_META)})
+    return manifest.digests({n: Path(run) / n for n in (contracts.POOL, contracts.TEST, contracts.POOL_META)})
 
 
 def assert_clean(run):
@@ -153,7 +153,7 @@ def pool_refs(tmp_path_factory):
         run = tmp_path_factory.mktemp(f"pool{name}")
         stage.build_pool(pool_job(run, seed=seed), log=quiet)
         refs[name] = pool_set(run)
-    assert refs["A"][runio.TEST] != refs["B"][runio.TEST]
+    assert refs["A"][contracts.TEST] != refs["B"][contracts.TEST]
     return refs
 
 
@@ -237,8 +237,8 @@ def write_scored_pool(run: Path) -> None:
     ]
     df = pd.DataFrame(rows)
     run.mkdir(parents=True, exist_ok=True)
-    runio.write_parquet(run / runio.POOL, df[["id", "task", "prompt", "response", "source"]])
-    runio.write_parquet(run / runio.SCORES, df.drop(columns=["prompt", "response", "source"]))
+    runio.write_parquet(run / contracts.POOL, df[["id", "task", "prompt", "response", "source"]])
+    runio.write_parquet(run / contracts.SCORES, df.drop(columns=["prompt", "response", "source"]))
 
 
 REQUESTS = {
@@ -257,9 +257,9 @@ def selection_set(run) -> dict:
     """The selection's files on disk, checked to come from one request."""
     from labelwise.selection.outputs import SELECTION_JSON
 
-    sel = pd.read_parquet(run / runio.SELECTION)
-    alloc = pd.read_csv(run / runio.ALLOCATION)
-    rows = runio.read_jsonl(run / runio.TO_ANNOTATE)
+    sel = pd.read_parquet(run / contracts.SELECTION)
+    alloc = pd.read_csv(run / contracts.ALLOCATION)
+    rows = runio.read_jsonl(run / contracts.TO_ANNOTATE)
     record = json.loads((run / SELECTION_JSON).read_text())
     assert [r["id"] for r in rows] == sel["id"].tolist()
     assert len(sel) == alloc["selected"].sum() == record["selected"] == record["request"]["budget"]
@@ -340,14 +340,14 @@ def write_pool(run: Path) -> None:
     rows = [{"id": f"p{i}", "task": f"t{i % 3}", "prompt": f"What is {i} + {i}?", "response": str(2 * i), "source": "s"}
             for i in range(9)]
     run.mkdir(parents=True, exist_ok=True)
-    runio.write_parquet(run / runio.POOL, pd.DataFrame(rows))
+    runio.write_parquet(run / contracts.POOL, pd.DataFrame(rows))
 
 
 def scores_set(run) -> dict:
     """scores.parquet and score_summary.json on disk, checked to come from one setting."""
     from labelwise.scoring.stage import SUMMARY, outputs
 
-    scores = pd.read_parquet(run / runio.SCORES)
+    scores = pd.read_parquet(run / contracts.SCORES)
     summary = json.loads((run / SUMMARY).read_text())
     assert len(scores) == summary["prompts"]
     assert scores["n_tokens"].max() == summary["settings"]["max_new_tokens"]  # the tiny model never stops early
@@ -365,7 +365,7 @@ def test_score_failed_at_every_write_point_reruns_to_one_setting(tmp_path, tiny_
         refs[tokens] = scores_set(run)
     calls = []
     monkeypatch.setattr(stage, "score_pending", lambda *a: calls.append(1) or {})  # the shard cache holds both
-    killed = next((run / runio.SCORE_SHARDS).iterdir()) / ".part-x.parquet.tmp-deadbeef"
+    killed = next((run / contracts.SCORE_SHARDS).iterdir()) / ".part-x.parquet.tmp-deadbeef"
     killed.write_text("a shard a killed run was writing")
     for n in range(1, 20):
         other = score_job(run, tiny_model_dir, max_new_tokens=4)
@@ -373,9 +373,9 @@ def test_score_failed_at_every_write_point_reruns_to_one_setting(tmp_path, tiny_
             break  # past the last write point
         manifest.recover(run, "score", stage.outputs())
         on_disk = scores_set(run)
-        assert on_disk[runio.SCORES] in (refs[2][runio.SCORES], refs[4][runio.SCORES]), n
+        assert on_disk[contracts.SCORES] in (refs[2][contracts.SCORES], refs[4][contracts.SCORES]), n
         stage.score_pool(score_job(run, tiny_model_dir, max_new_tokens=2), log=quiet)  # back to the old setting
-        assert scores_set(run)[runio.SCORES] == refs[2][runio.SCORES]
+        assert scores_set(run)[contracts.SCORES] == refs[2][contracts.SCORES]
         assert not list(run.rglob(".*.tmp-*")) and not (run / manifest.STAGING / "score").exists()
     assert n == 8 and calls == []  # 2 staged writes, the commit point, the old manifest, 2 moves, the manifest
     assert not killed.exists()
@@ -392,7 +392,7 @@ def test_a_changed_model_file_rescores(tmp_path, tiny_model_dir):
     write_pool(run)
     said = []
     stage.score_pool(score_job(run, model), log=said.append)
-    first = pd.read_parquet(run / runio.SCORES)
+    first = pd.read_parquet(run / contracts.SCORES)
     stage.score_pool(score_job(run, model), log=said.append)
     assert "kept" in said[-1]
     weights = model / "model.safetensors"
@@ -401,8 +401,8 @@ def test_a_changed_model_file_rescores(tmp_path, tiny_model_dir):
     weights.write_bytes(bytes(data))
     stage.score_pool(score_job(run, model), log=said.append)
     assert said[-1].startswith("[score] running:") and "input model changed" in said[-1]
-    assert len(list((run / runio.SCORE_SHARDS).iterdir())) == 2  # scored again, not served from the old cache
-    assert not pd.read_parquet(run / runio.SCORES)["logconf"].equals(first["logconf"])
+    assert len(list((run / contracts.SCORE_SHARDS).iterdir())) == 2  # scored again, not served from the old cache
+    assert not pd.read_parquet(run / contracts.SCORES)["logconf"].equals(first["logconf"])
 
 
 def test_score_sigkill_between_moves_then_rerun(tmp_path, tiny_model_dir):
@@ -424,7 +424,7 @@ def test_score_sigkill_between_moves_then_rerun(tmp_path, tiny_model_dir):
     again = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "setting score.max_new_tokens changed (4 -> 2)" in again.stdout
-    assert scores_set(run)[runio.SCORES] == first[runio.SCORES]
+    assert scores_set(run)[contracts.SCORES] == first[contracts.SCORES]
     assert json.loads((run / SUMMARY).read_text())["run"]["cached"] == 9  # from the shard cache
 
 
@@ -436,7 +436,7 @@ def annotate_run(tmp_path):
 
     run = tmp_path / "run"
     run.mkdir(parents=True)
-    runio.write_jsonl(run / runio.TO_ANNOTATE, [{"id": f"id{i}", "task": "t", "prompt": f"p{i}"} for i in range(6)])
+    runio.write_jsonl(run / contracts.TO_ANNOTATE, [{"id": f"id{i}", "task": "t", "prompt": f"p{i}"} for i in range(6)])
     answers = {}
     for name, n in (("A", 3), ("B", 6)):  # B answers more of the prompts, the same way
         answers[name] = runio.write_jsonl(tmp_path / f"{name}.jsonl", [{"id": f"id{i}", "response": f"r{i}"} for i in range(n)])
@@ -452,11 +452,11 @@ def test_annotate_failed_at_every_write_point_keeps_one_labeled_set(tmp_path, mo
         annotate(job, answers=answers["A"], log=quiet)
         if not fails(monkeypatch, f"annotate:{n}", lambda: annotate(job, answers=answers["B"], log=quiet)):
             break  # past the last write point
-        manifest.recover(job.run_dir, "annotate", [runio.LABELED])
-        ids = [r["id"] for r in runio.read_jsonl(job.run_path / runio.LABELED)]
+        manifest.recover(job.run_dir, "annotate", [contracts.LABELED])
+        ids = [r["id"] for r in runio.read_jsonl(job.run_path / contracts.LABELED)]
         assert ids in ([f"id{i}" for i in range(3)], [f"id{i}" for i in range(6)]), n
         annotate(job, answers=answers["B"], log=quiet)
-        assert len(runio.read_jsonl(job.run_path / runio.LABELED)) == 6
+        assert len(runio.read_jsonl(job.run_path / contracts.LABELED)) == 6
         said = []
         annotate(job, answers=answers["B"], log=said.append)
         assert "kept" in said[-1]
@@ -475,9 +475,9 @@ def test_train_failed_at_every_write_point_keeps_one_adapter_with_its_summary(tm
 
     def fake_fit(job, run_dir, out_dir, hooks=None, labeled=None, init_adapter=None):
         tag = f"lr={job.train.lr}"
-        (out_dir / runio.ADAPTER).mkdir()
-        (out_dir / runio.ADAPTER / "adapter_config.json").write_text(tag)
-        (out_dir / runio.ADAPTER / "adapter_model.safetensors").write_text(tag)
+        (out_dir / contracts.ADAPTER).mkdir()
+        (out_dir / contracts.ADAPTER / "adapter_config.json").write_text(tag)
+        (out_dir / contracts.ADAPTER / "adapter_model.safetensors").write_text(tag)
         manifest.fault("train")
         for name in (TRAIN_LOG, LOSS_PNG):
             (out_dir / name).write_text(tag)
@@ -491,7 +491,7 @@ def test_train_failed_at_every_write_point_keeps_one_adapter_with_its_summary(tm
         return build(JobConfig, {"run_dir": str(run), "model": {"name": str(tiny_model_dir)}, "train": {"lr": lr}}, "t")
 
     def tags(run):
-        found = {(run / runio.ADAPTER / f).read_text() for f in ("adapter_config.json", "adapter_model.safetensors")}
+        found = {(run / contracts.ADAPTER / f).read_text() for f in ("adapter_config.json", "adapter_model.safetensors")}
         found |= {(run / n).read_text() for n in (TRAIN_LOG, LOSS_PNG)} | {json.loads((run / SUMMARY).read_text())["tag"]}
         assert len(found) == 1, found  # one training's adapter, log, plot and summary
         return found.pop()
@@ -499,7 +499,7 @@ def test_train_failed_at_every_write_point_keeps_one_adapter_with_its_summary(tm
     for n in range(1, 30):
         run = tmp_path / f"n{n}"
         run.mkdir()
-        runio.write_jsonl(run / runio.LABELED, [{"id": "a", "task": "t", "prompt": "p", "response": "r"}])
+        runio.write_jsonl(run / contracts.LABELED, [{"id": "a", "task": "t", "prompt": "p", "response": "r"}])
         stage.train(job(run, 0.001), log=quiet)
         if not fails(monkeypatch, f"train:{n}", lambda: stage.train(job(run, 0.002), log=quiet)):
             break  # past the last write point
@@ -524,31 +524,31 @@ def test_evaluate_failed_at_every_write_point_keeps_metrics_of_one_adapter(tmp_p
         "adapter": (Path(self.spec.adapter) / "adapter_config.json").read_text()})
 
     def adapter(run, tag):
-        (run / runio.ADAPTER).mkdir(exist_ok=True)
-        (run / runio.ADAPTER / "adapter_config.json").write_text(tag)
+        (run / contracts.ADAPTER).mkdir(exist_ok=True)
+        (run / contracts.ADAPTER / "adapter_config.json").write_text(tag)
 
     def metrics(run, name):
         entry = json.loads((run / name).read_text())
-        if name == runio.METRICS:
+        if name == contracts.METRICS:
             entry = entry["adapted"]
         return entry["heldout"]["adapter"]
 
     for n in range(1, 20):
         run = tmp_path / f"n{n}"
         run.mkdir()
-        runio.write_parquet(run / runio.TEST, pd.DataFrame({"id": ["a"], "task": ["t"], "prompt": ["p"], "response": ["r"]}))
+        runio.write_parquet(run / contracts.TEST, pd.DataFrame({"id": ["a"], "task": ["t"], "prompt": ["p"], "response": ["r"]}))
         job = build(JobConfig, {"run_dir": str(run), "model": {"name": str(tiny_model_dir)},
                                 "evaluate": {"benchmarks": ["heldout"], "use_ray": False}}, "t")
         adapter(run, "A")
-        stage.evaluate(job, adapter=run / runio.ADAPTER, label="adapted", log=quiet)
+        stage.evaluate(job, adapter=run / contracts.ADAPTER, label="adapted", log=quiet)
         adapter(run, "B")  # trained again
-        again = lambda: stage.evaluate(job, adapter=run / runio.ADAPTER, label="adapted", log=quiet)  # noqa: E731
+        again = lambda: stage.evaluate(job, adapter=run / contracts.ADAPTER, label="adapted", log=quiet)  # noqa: E731
         if not fails(monkeypatch, f"evaluate-adapted:{n}", again):
             break  # past the last write point
         manifest.recover(run, "evaluate-adapted", [label_file("adapted")])
         assert metrics(run, label_file("adapted")) in ("A", "B"), n
-        got = stage.evaluate(job, adapter=run / runio.ADAPTER, label="adapted", log=quiet)
-        assert got["heldout"]["adapter"] == "B" and metrics(run, runio.METRICS) == "B"
+        got = stage.evaluate(job, adapter=run / contracts.ADAPTER, label="adapted", log=quiet)
+        assert got["heldout"]["adapter"] == "B" and metrics(run, contracts.METRICS) == "B"
         assert metrics(run, label_file("adapted")) == "B"
     assert n == 6  # the staged write, the commit point, the old manifest, the move, the manifest
 
@@ -566,7 +566,7 @@ def test_annotate_sigkill_after_the_move_then_rerun(tmp_path):
     assert killed.returncode == -9, killed.stderr
     again = subprocess.run(cmd + [str(answers["B"])], env=cli_env(), capture_output=True, text=True)
     assert again.returncode == 0 and "[annotate] kept" in again.stderr, again.stderr
-    assert len(runio.read_jsonl(job.run_path / runio.LABELED)) == 6
+    assert len(runio.read_jsonl(job.run_path / contracts.LABELED)) == 6
 
 
 def test_evaluate_sigkill_then_rerun_gives_metrics_of_the_adapter_on_disk(tmp_path, tiny_model_dir):
@@ -581,7 +581,7 @@ def test_evaluate_sigkill_then_rerun_gives_metrics_of_the_adapter_on_disk(tmp_pa
 
     run = tmp_path / "run"
     run.mkdir()
-    runio.write_parquet(run / runio.TEST, pd.DataFrame(
+    runio.write_parquet(run / contracts.TEST, pd.DataFrame(
         {"id": ["a", "b"], "task": ["t", "u"], "prompt": ["Say yes.", "Say no."], "response": ["yes", "no"], "source": "s"}))
     adapters = {}
     for seed in (1, 2):
@@ -595,21 +595,21 @@ def test_evaluate_sigkill_then_rerun_gives_metrics_of_the_adapter_on_disk(tmp_pa
     cfg = tmp_path / "job.yaml"
     cfg.write_text(f"run_dir: {run}\nmodel: {{name: {tiny_model_dir}}}\n"
                    "evaluate: {benchmarks: [heldout], use_ray: false, heldout: {max_new_tokens: 2}}\n")
-    cmd = cli_process.cli_command("evaluate", str(cfg), "--adapter", str(run / runio.ADAPTER))
+    cmd = cli_process.cli_command("evaluate", str(cfg), "--adapter", str(run / contracts.ADAPTER))
 
     def nll(name):
         entry = json.loads((run / name).read_text())
-        return (entry["adapted"] if name == runio.METRICS else entry)["heldout"]["nll_macro"]
+        return (entry["adapted"] if name == contracts.METRICS else entry)["heldout"]["nll_macro"]
 
-    shutil.copytree(adapters[1], run / runio.ADAPTER)
+    shutil.copytree(adapters[1], run / contracts.ADAPTER)
     assert subprocess.run(cmd, env=cli_env(), capture_output=True).returncode == 0
     first = nll(label_file("adapted"))
-    shutil.rmtree(run / runio.ADAPTER)
-    shutil.copytree(adapters[2], run / runio.ADAPTER)  # trained again
+    shutil.rmtree(run / contracts.ADAPTER)
+    shutil.copytree(adapters[2], run / contracts.ADAPTER)  # trained again
     killed = subprocess.run(cmd, env=cli_env(LABELWISE_FAULT="evaluate-adapted:1:kill"), capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr
     assert nll(label_file("adapted")) == first  # the old complete set, until the new one commits
     again = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "input adapter changed" in again.stderr and "reused" in again.stderr  # the finished benchmark is not redone
-    assert nll(label_file("adapted")) == nll(runio.METRICS) != first
+    assert nll(label_file("adapted")) == nll(contracts.METRICS) != first

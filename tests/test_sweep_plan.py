@@ -106,7 +106,7 @@ def test_gpu_trials_are_limited_by_gpus():
 
 
 def test_a_trial_is_finished_only_while_its_manifest_matches(tmp_path):
-    from labelwise import runio
+    from labelwise import contracts, runio
     from labelwise.sweep import trial_manifest
 
     job = job_with({"strategies": ["random"], "budgets": [5]})
@@ -119,7 +119,7 @@ def test_a_trial_is_finished_only_while_its_manifest_matches(tmp_path):
         return plan.build_trial_job(JobConfig, data, trial, str(trial_dir), 100, 1, "test.yaml")
 
     trial_dir.mkdir(parents=True)
-    runio.write_jsonl(trial_dir / runio.LABELED, [{"id": "a", "task": "t", "prompt": "p", "response": "r"}])
+    runio.write_jsonl(trial_dir / contracts.LABELED, [{"id": "a", "task": "t", "prompt": "p", "response": "r"}])
     runio.write_json(trial_dir / "metrics_adapted.json", {"heldout": {"nll_macro": 2.0}})
     runio.write_json(sweep / "metrics_base.json", {"heldout": {"nll_macro": 3.0}})
     assert trial_manifest.finished(trial_job(), sweep) is None  # no manifest yet

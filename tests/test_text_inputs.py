@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from labelwise import config, runio
+from labelwise import config, contracts, runio
 from labelwise.annotate.answers import read_answers
 from labelwise.annotate.stage import annotate
 from labelwise.job import JobConfig, load_job
@@ -51,7 +51,7 @@ def make_run(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     rows = [{"id": f"id{i}", "task": "t", "prompt": f"line one\nline two {i}"} for i in range(3)]
-    runio.write_jsonl(run / runio.TO_ANNOTATE, rows)
+    runio.write_jsonl(run / contracts.TO_ANNOTATE, rows)
     job = config.build(JobConfig, {"run_dir": str(run), "annotate": {"simulate": False}}, "test")
     return job, rows
 
@@ -63,7 +63,7 @@ def test_answers_csv_from_excel_with_a_byte_order_mark(tmp_path):
     path.write_bytes(BOM + body.encode())
     assert [a.id for a in read_answers(path)] == ["id0", "id1", "id2"]
     annotate(job, answers=path)
-    assert [r["response"] for r in runio.read_jsonl(job.run_path / runio.LABELED)] == ["answer id0", "answer id1", "answer id2"]
+    assert [r["response"] for r in runio.read_jsonl(job.run_path / contracts.LABELED)] == ["answer id0", "answer id1", "answer id2"]
 
 
 def test_answers_jsonl_with_a_byte_order_mark(tmp_path):

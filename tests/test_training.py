@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelwise import config, runio
+from labelwise import config, contracts, runio
 from labelwise.job import JobConfig
 from labelwise.training.data import (
     IGNORE,
@@ -39,7 +39,7 @@ def synthetic_rows(n: int, offset: int = 0) -> list[dict]:
 def make_job(tmp_path, model_dir, rows, **train):
     run = tmp_path / "run"
     run.mkdir(exist_ok=True)
-    runio.write_jsonl(run / runio.LABELED, rows)
+    runio.write_jsonl(run / contracts.LABELED, rows)
     train = {"epochs": 2, "batch_size": 4, "max_length": 64, "lora_dropout": 0.0, **train}
     return config.build(JobConfig, {"run_dir": str(run), "seed": 3, "model": {"name": str(model_dir)}, "train": train}, "test")
 
@@ -324,7 +324,7 @@ def test_stale_adapter_is_trained_again_and_says_why(tmp_path, tiny_model_dir, m
     assert "input labeled.jsonl changed" in capsys.readouterr().err
 
     other_seed = config.build(JobConfig, {**config.to_dict(job), "seed": 4}, "test")
-    runio.write_jsonl(job.run_path / runio.LABELED, synthetic_rows(4))
+    runio.write_jsonl(job.run_path / contracts.LABELED, synthetic_rows(4))
     with pytest.raises(WouldTrain):
         stage.train(other_seed)
     assert "setting seed changed (3 -> 4)" in capsys.readouterr().err
@@ -345,7 +345,7 @@ def test_explicit_run_name_refuses_checkpoints_of_other_inputs(tmp_path, tiny_mo
     with pytest.raises(RuntimeError, match=r"train.name='mine'.*another training \(train-000000000000"):
         stage.train(job)
     # checkpoints of these very inputs: resumed (the stage goes on to start training)
-    (ckpt / "train_state.json").write_text(json.dumps({"step": 3, "fingerprint": stage.run_name(job, job.run_path / runio.LABELED)}))
+    (ckpt / "train_state.json").write_text(json.dumps({"step": 3, "fingerprint": stage.run_name(job, job.run_path / contracts.LABELED)}))
     with pytest.raises(WouldTrain):
         stage.train(job)
 

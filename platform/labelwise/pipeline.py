@@ -176,7 +176,7 @@ def _awaiting():
 def read_metrics(run_dir: Path) -> dict:
     from labelwise.report.run_report import flatten_metrics
 
-    path = run_dir / runio.METRICS
+    path = run_dir / contracts.METRICS
     if not path.exists():
         return {}
     return flatten_metrics(json.loads(path.read_text()))
@@ -197,7 +197,7 @@ def summary_text(summary: dict) -> str:
     run_dir = Path(summary["run_dir"])
     lines += ["", f"results: {run_dir}/"]
     curve = f"{contracts.ROUNDS}/{contracts.ROUND_CURVE}"  # a run of several rounds
-    for name in (runio.SELECTION, runio.ALLOCATION, runio.LABELED, runio.ADAPTER, runio.METRICS, curve, SUMMARY):
+    for name in (contracts.SELECTION, contracts.ALLOCATION, contracts.LABELED, contracts.ADAPTER, contracts.METRICS, curve, SUMMARY):
         if (run_dir / name).exists():
             lines.append(f"  {name}")
     if summary.get("report"):

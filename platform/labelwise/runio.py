@@ -1,4 +1,4 @@
-"""Run folders: atomic writes, and the common file names (defined in labelwise.contracts).
+"""Run folders: atomic writes (file names are labelwise.contracts').
 
 Every write goes to a temporary name in the same folder and is renamed into place, so a
 crash never leaves a half-written file; a stage's files commit together through
@@ -12,22 +12,6 @@ import json
 import os
 import uuid
 from pathlib import Path
-
-from labelwise.contracts import (  # noqa: F401  (re-exported: every stage reads them as runio.X)
-    ADAPTER,
-    ALLOCATION,
-    DISCIPLINES,
-    JUDGMENTS,
-    LABELED,
-    METRICS,
-    POOL,
-    POOL_META,
-    SCORE_SHARDS,
-    SCORES,
-    SELECTION,
-    TEST,
-    TO_ANNOTATE,
-)
 
 
 @contextlib.contextmanager

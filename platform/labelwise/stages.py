@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from labelwise import runio
+from labelwise import contracts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,13 +32,13 @@ class Stage:
 
 
 STAGES = [
-    Stage("pool", "labelwise.pool.stage", "build_pool", runio.POOL),
-    Stage("score", "labelwise.scoring.stage", "score_pool", runio.SCORES),
-    Stage("judge", "labelwise.judging.stage", "judge_pool", runio.JUDGMENTS, optional=True),
-    Stage("select", "labelwise.selection.stage", "select", runio.SELECTION),
-    Stage("annotate", "labelwise.annotate.stage", "annotate", runio.LABELED),
-    Stage("train", "labelwise.training.stage", "train", runio.ADAPTER),
-    *[Stage(f"evaluate-{label}", "labelwise.evaluation.stage", "evaluate", runio.METRICS) for label in ("base", "adapted")],
+    Stage("pool", "labelwise.pool.stage", "build_pool", contracts.POOL),
+    Stage("score", "labelwise.scoring.stage", "score_pool", contracts.SCORES),
+    Stage("judge", "labelwise.judging.stage", "judge_pool", contracts.JUDGMENTS, optional=True),
+    Stage("select", "labelwise.selection.stage", "select", contracts.SELECTION),
+    Stage("annotate", "labelwise.annotate.stage", "annotate", contracts.LABELED),
+    Stage("train", "labelwise.training.stage", "train", contracts.ADAPTER),
+    *[Stage(f"evaluate-{label}", "labelwise.evaluation.stage", "evaluate", contracts.METRICS) for label in ("base", "adapted")],
 ]
 NAMES = [s.name for s in STAGES]
 RUNS = [("run", "labelwise.pipeline"), ("sweep", "labelwise.sweep.stage")]  # commands beyond single stages
@@ -60,7 +60,7 @@ def call(name: str, job, **kwargs):
     fn = getattr(importlib.import_module(s.module), s.function)
     if name.startswith("evaluate-"):
         label = name.split("-", 1)[1]
-        adapter = None if label == "base" else Path(job.run_dir) / runio.ADAPTER
+        adapter = None if label == "base" else Path(job.run_dir) / contracts.ADAPTER
         kwargs = {"adapter": adapter, "label": label, **kwargs}
     return fn(job, **kwargs)
 

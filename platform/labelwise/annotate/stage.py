@@ -52,19 +52,19 @@ def add_arguments(parser) -> None:
 
 
 def read_selected(run_dir: Path) -> list[dict]:
-    return contracts.read_to_annotate(run_dir / runio.TO_ANNOTATE)
+    return contracts.read_to_annotate(run_dir / contracts.TO_ANNOTATE)
 
 
 def read_labeled(run_dir: Path) -> list[dict]:
     """The answers collected so far (none before the first merge)."""
-    path = run_dir / runio.LABELED
+    path = run_dir / contracts.LABELED
     return contracts.read_labeled(path) if path.exists() else []
 
 
 def read_gold(run_dir: Path) -> dict[str, str]:
     import pyarrow.parquet as pq
 
-    path = run_dir / runio.POOL
+    path = run_dir / contracts.POOL
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: --simulate takes gold responses from the pool (run `labelwise pool`)")
     table = pq.read_table(path, columns=["id", "response"])
@@ -97,11 +97,11 @@ def annotate(job, simulate: bool | None = None, answers: str | Path | None = Non
         answers = cfg.answers
     if answers is None and simulate is None:
         simulate = cfg.simulate
-    inputs = {runio.TO_ANNOTATE: run_dir / runio.TO_ANNOTATE}
+    inputs = {contracts.TO_ANNOTATE: run_dir / contracts.TO_ANNOTATE}
     if answers is not None:
         inputs["annotate.answers"] = Path(answers)
     elif simulate:
-        inputs[runio.POOL] = run_dir / runio.POOL
+        inputs[contracts.POOL] = run_dir / contracts.POOL
     mode = "answers" if answers is not None else "simulate" if simulate else "none"
     settings = {"annotate": {"answers_from": mode, "allow_partial": allow_partial}}
 
@@ -109,21 +109,21 @@ def annotate(job, simulate: bool | None = None, answers: str | Path | None = Non
         merge(run_dir, staged, simulate, answers, allow_partial)
         manifest.fault(STAGE)
 
-    manifest.run_stage(run_dir, STAGE, inputs, settings, [runio.LABELED], build, log=log)
-    return run_dir / runio.LABELED
+    manifest.run_stage(run_dir, STAGE, inputs, settings, [contracts.LABELED], build, log=log)
+    return run_dir / contracts.LABELED
 
 
 def merge(run_dir: Path, out_dir: Path, simulate: bool, answers, allow_partial: bool) -> None:
     """Merge the new answers with labeled.jsonl's into out_dir/labeled.jsonl."""
     selected = read_selected(run_dir)
     existing = read_labeled(run_dir)
-    out = run_dir / runio.LABELED
+    out = run_dir / contracts.LABELED
 
     if answers is not None:
         source = str(answers)
         new = read_answers(answers)
     elif simulate:
-        source = str(run_dir / runio.POOL)
+        source = str(run_dir / contracts.POOL)
         done = {r["id"] for r in existing}
         todo = [r for r in selected if r["id"] not in done]
         new = gold_answers(todo, read_gold(run_dir) if todo else {}, source)
@@ -138,7 +138,7 @@ def merge(run_dir: Path, out_dir: Path, simulate: bool, answers, allow_partial: 
             f"{len(result.missing)} of {len(selected)} selected prompts have no answer ({hint}); "
             f"nothing written. Missing ids: {listing(result.missing)}"
         )
-    runio.write_jsonl(out_dir / runio.LABELED, result.labeled)
+    runio.write_jsonl(out_dir / contracts.LABELED, result.labeled)
     status = "complete" if result.complete else f"partial, {len(result.missing)} missing"
     if result.blank:
         status += f"; {result.blank} left blank in the file"

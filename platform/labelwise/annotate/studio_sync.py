@@ -84,7 +84,7 @@ def read_greedy(run_dir: Path) -> dict[str, str]:
     scored without answers; rows that failed to score have none)."""
     import pyarrow.parquet as pq
 
-    path = run_dir / runio.SCORES
+    path = run_dir / contracts.SCORES
     if not path.exists():
         return {}
     names = pq.read_schema(path).names

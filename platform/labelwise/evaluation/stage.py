@@ -20,7 +20,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from labelwise import runio
+from labelwise import contracts, runio
 
 HEADLINE = {
     "heldout": ("nll_macro", "em_macro"),
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(job, args) -> int:
-    from labelwise.runio import ADAPTER
+    from labelwise.contracts import ADAPTER
 
     if args.base and args.adapter:
         print("labelwise evaluate: --base and --adapter exclude each other", file=sys.stderr)
@@ -108,7 +108,7 @@ def evaluate(job, adapter=None, label: str | None = None, log=_stderr) -> dict:
     if adapter:
         inputs["adapter"] = Path(adapter)
     if "heldout" in benches:
-        inputs[runio.TEST] = run / runio.TEST
+        inputs[contracts.TEST] = run / contracts.TEST
     if "winrate" in benches and job.evaluate.winrate.reference not in ("dataset", "base"):
         inputs["winrate.reference"] = resolve(job.evaluate.winrate.reference)
     inputs = {k: v for k, v in inputs.items() if isinstance(v, Path)}  # hub names: in the protocol

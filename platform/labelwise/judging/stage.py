@@ -69,15 +69,15 @@ def outputs() -> list[str]:
 def inputs(job) -> dict:
     """pool.parquet, the local judge's model folder, and scores.parquet when the Bloom judge
     sees the greedy answers."""
-    from labelwise import runio
+    from labelwise import contracts
     from labelwise.models import model_inputs
 
     cfg = config_of(job)
-    found = {runio.POOL: job.run_path / runio.POOL}
+    found = {contracts.POOL: job.run_path / contracts.POOL}
     if cfg.kind == "local":
         found.update({f"judge_{k}": v for k, v in model_inputs(cfg.model).items()})
     if cfg.with_answer:
-        found[runio.SCORES] = job.run_path / runio.SCORES
+        found[contracts.SCORES] = job.run_path / contracts.SCORES
     return found
 
 
@@ -139,8 +139,8 @@ def write_judgments(job, cfg, backend, parts: dict, out_dir: Path) -> None:
     from labelwise.scoring.shards import ShardStore, pick_rows, settings_key
     from labelwise.scoring.stage import read_pool
 
-    pool = read_pool(job.run_path / runio.POOL)
-    answers = read_answers(job.run_path / runio.SCORES) if cfg.with_answer else {}
+    pool = read_pool(job.run_path / contracts.POOL)
+    answers = read_answers(job.run_path / contracts.SCORES) if cfg.with_answer else {}
     key = settings_key(parts)
     store = ShardStore(job.run_path / contracts.JUDGE_SHARDS / key, describe=parts, final=schema.replied)
     done, retry = store.id_status()

@@ -63,9 +63,9 @@ STAGE = "pool"
 
 
 def outputs() -> list[str]:
-    from labelwise import runio
+    from labelwise import contracts
 
-    return [runio.TEST, runio.POOL, runio.POOL_META]
+    return [contracts.TEST, contracts.POOL, contracts.POOL_META]
 
 
 def inputs(job) -> dict:
@@ -110,7 +110,7 @@ def settings(job) -> dict:
 def build_pool(job, force: bool = False, log=print, embed=None) -> Path:
     """Build the pool and the held-out test split into ``job.run_dir``; kept when its
     manifest matches the source files, the ``pool:`` settings and the files on disk."""
-    from labelwise import manifest, runio
+    from labelwise import contracts, manifest, runio
 
     run_dir = Path(job.run_dir)
 
@@ -132,16 +132,16 @@ def build_pool(job, force: bool = False, log=print, embed=None) -> Path:
                 + "; ".join(f"{d['count']} {r}" for r, d in meta["dropped"].items())
                 + ")"
             )
-        runio.write_parquet(staged / runio.TEST, test)
+        runio.write_parquet(staged / contracts.TEST, test)
         manifest.fault(STAGE)
-        runio.write_parquet(staged / runio.POOL, pool)
+        runio.write_parquet(staged / contracts.POOL, pool)
         manifest.fault(STAGE)
-        runio.write_json(staged / runio.POOL_META, meta)
+        runio.write_json(staged / contracts.POOL_META, meta)
         manifest.fault(STAGE)
 
     manifest.run_stage(run_dir, STAGE, inputs(job), settings(job), outputs(), build,
                        rerun="--force" if force else None, log=log)
-    return run_dir / runio.POOL
+    return run_dir / contracts.POOL
 
 
 def read_pool(run_dir) -> "pandas.DataFrame":  # noqa: F821
@@ -155,9 +155,9 @@ def read_test(run_dir) -> "pandas.DataFrame":  # noqa: F821
 def read_meta(run_dir) -> dict:
     import json
 
-    from labelwise import runio
+    from labelwise import contracts
 
-    path = Path(run_dir) / runio.POOL_META
+    path = Path(run_dir) / contracts.POOL_META
     if not path.exists():
         raise FileNotFoundError(f"{path}: no pool metadata; run `labelwise pool CONFIG` first")
     try:
@@ -167,21 +167,21 @@ def read_meta(run_dir) -> dict:
 
 
 def _read(run_dir: Path, name: str):
-    from labelwise import contracts, runio
+    from labelwise import contracts
     from labelwise.pool.build import COLUMNS
 
-    return contracts.read_frame(run_dir / getattr(runio, name), COLUMNS, "run `labelwise pool CONFIG` first")
+    return contracts.read_frame(run_dir / getattr(contracts, name), COLUMNS, "run `labelwise pool CONFIG` first")
 
 
 def pool_dataset(run_dir, split: str = "pool"):
     """The pool (or ``split="test"``) as a Ray Dataset (needs a running Ray or starts one)."""
     import ray
 
-    from labelwise import runio
+    from labelwise import contracts
 
     if split not in ("pool", "test"):
         raise ValueError(f"split must be 'pool' or 'test', got {split!r}")
-    path = Path(run_dir) / (runio.POOL if split == "pool" else runio.TEST)
+    path = Path(run_dir) / (contracts.POOL if split == "pool" else contracts.TEST)
     if not path.exists():
         raise FileNotFoundError(f"{path}: not found; run `labelwise pool CONFIG` first")
     return ray.data.read_parquet(str(path.resolve()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from labelwise import contracts, runio
+from labelwise import contracts
 from labelwise.report import plots
 from labelwise.report.document import Document, literal
 
@@ -81,13 +81,13 @@ def build(folder: Path) -> Document:
     if sel_path.exists():
         doc.heading("Selection", 2)
         doc.table(["", ""], selection_rows(json.loads(sel_path.read_text())))
-    metrics_path = folder / runio.METRICS
+    metrics_path = folder / contracts.METRICS
     if metrics_path.exists():
         flat = flatten_metrics(json.loads(metrics_path.read_text()))
         doc.heading("Metrics", 2)
         header, rows = metrics_rows(flat)
         doc.table(header, rows) if rows else doc.paragraph("metrics.json has no numbers yet.")
-    alloc_path = folder / runio.ALLOCATION
+    alloc_path = folder / contracts.ALLOCATION
     if alloc_path.exists():
         alloc = contracts.read_allocation(alloc_path)
         doc.heading("Per-task allocation", 2)

@@ -65,18 +65,18 @@ STAGE = "score"
 
 
 def outputs() -> list[str]:
-    from labelwise import runio
+    from labelwise import contracts
 
-    return [runio.SCORES, SUMMARY]
+    return [contracts.SCORES, SUMMARY]
 
 
 def inputs(job, adapter: Path | None = None) -> dict:
     """pool.parquet, the model's local folder (a hub name has none: its name and
     fingerprint are in the settings) and the LoRA adapter scored with, if any."""
-    from labelwise import runio
+    from labelwise import contracts
     from labelwise.models import model_inputs
 
-    found = {runio.POOL: Path(job.run_dir) / runio.POOL, **model_inputs(job.model.name)}
+    found = {contracts.POOL: Path(job.run_dir) / contracts.POOL, **model_inputs(job.model.name)}
     return {**found, "adapter": Path(adapter)} if adapter is not None else found
 
 
@@ -93,7 +93,7 @@ def score_pool(job, log=print, adapter: Path | None = None) -> Path:
     ``adapter``: score with the base model plus this LoRA adapter (a round r >= 2 of
     labelwise.rounds); its digest is part of the cache key."""
     from labelwise import manifest
-    from labelwise.runio import POOL, SCORES
+    from labelwise.contracts import POOL, SCORES
 
     run = job.run_path
     declared = settings(job, adapter)
@@ -110,7 +110,7 @@ def score_pool(job, log=print, adapter: Path | None = None) -> Path:
 def write_scores(job, pool, parts: dict, out_dir: Path, adapter: Path | None = None) -> None:
     """Score what the shard cache lacks, then write scores.parquet and the summary to out_dir."""
     from labelwise import manifest, runio
-    from labelwise.runio import SCORE_SHARDS, SCORES
+    from labelwise.contracts import SCORE_SHARDS, SCORES
     from labelwise.scoring.shards import ShardStore, settings_key
 
     key = settings_key(parts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labelwise import runio
+from labelwise import contracts, runio
 
 from labelwise.contracts import ALLOCATION_PNG, SELECTION_JSON  # noqa: F401  (stage.py reads them here)
 
@@ -70,14 +70,14 @@ def write_outputs(selection, out_dir: str | Path, pool_path: str | Path, request
     sel_df["rank"] = sel_df["rank"].astype("int64")
     for name, values in getattr(selection, "columns", {}).items():  # the scores behind each pick (thtb, within_task)
         sel_df[name] = values
-    runio.write_parquet(out_dir / runio.SELECTION, sel_df)
+    runio.write_parquet(out_dir / contracts.SELECTION, sel_df)
     fault()
-    runio.write_csv(out_dir / runio.ALLOCATION, selection.allocation)
+    runio.write_csv(out_dir / contracts.ALLOCATION, selection.allocation)
     fault()
-    runio.write_jsonl(out_dir / runio.TO_ANNOTATE, rows)
+    runio.write_jsonl(out_dir / contracts.TO_ANNOTATE, rows)
     fault()
     plot_allocation(selection, out_dir / ALLOCATION_PNG)
     fault()
     runio.write_json(out_dir / SELECTION_JSON, {**selection.record(), "request": request})
     fault()
-    return out_dir / runio.SELECTION
+    return out_dir / contracts.SELECTION

@@ -26,21 +26,21 @@ STAGE = "select"
 
 
 def outputs() -> list[str]:
-    from labelwise import runio
+    from labelwise import contracts
     from labelwise.selection.outputs import ALLOCATION_PNG, SELECTION_JSON
 
-    return [runio.SELECTION, runio.ALLOCATION, runio.TO_ANNOTATE, ALLOCATION_PNG, SELECTION_JSON]
+    return [contracts.SELECTION, contracts.ALLOCATION, contracts.TO_ANNOTATE, ALLOCATION_PNG, SELECTION_JSON]
 
 
 def inputs(job) -> dict:
-    from labelwise import runio
+    from labelwise import contracts
 
     from labelwise.selection.judgments import needs_judgments
 
     run = Path(job.run_dir)
-    files = {runio.SCORES: run / runio.SCORES, runio.POOL: run / runio.POOL}
+    files = {contracts.SCORES: run / contracts.SCORES, contracts.POOL: run / contracts.POOL}
     if needs_judgments(job.select):  # thtb, within_task: hardness: a new judgments file selects again
-        files[runio.JUDGMENTS] = run / runio.JUDGMENTS
+        files[contracts.JUDGMENTS] = run / contracts.JUDGMENTS
     return files
 
 
@@ -61,7 +61,7 @@ def settings(job) -> dict:
 
 def compute(job, service=None):
     """The Selection for ``job.select`` (no files written)."""
-    from labelwise import runio
+    from labelwise import contracts
 
     cfg = job.select
     if service is not None:
@@ -77,41 +77,41 @@ def compute(job, service=None):
     from labelwise.selection.table import load_scores
 
     run = Path(job.run_dir)
-    table = load_scores(run / runio.SCORES)
+    table = load_scores(run / contracts.SCORES)
     if needs_judgments(cfg):
-        attach(table, run / runio.SCORES, run / runio.POOL, run / runio.JUDGMENTS)
+        attach(table, run / contracts.SCORES, run / contracts.POOL, run / contracts.JUDGMENTS)
     return run_selection(table, cfg.strategy, cfg.params, cfg.budget, cfg.seed, cfg.allow_full_pool)
 
 
 def select(job, service=None, force: bool = False, log=print) -> Path:
     """Select ``job.select.budget`` prompts; returns run_dir/selection.parquet. Kept when the
     stage's manifest matches the scores, the pool, the request and the files on disk."""
-    from labelwise import manifest, runio
+    from labelwise import contracts, manifest
     from labelwise.selection.outputs import write_outputs
 
     run = Path(job.run_dir)
     declared = settings(job)
 
     def build(staged: Path) -> None:
-        write_outputs(compute(job, service), staged, run / runio.POOL, declared["select"], fault=lambda: manifest.fault(STAGE))
+        write_outputs(compute(job, service), staged, run / contracts.POOL, declared["select"], fault=lambda: manifest.fault(STAGE))
 
     manifest.run_stage(run, STAGE, inputs(job), declared, outputs(), build, rerun="--force" if force else None, log=log)
-    return run / runio.SELECTION
+    return run / contracts.SELECTION
 
 
 def main(job, args) -> int:
     import pandas as pd
 
-    from labelwise import contracts, manifest, runio
+    from labelwise import contracts, manifest
     from labelwise.selection.outputs import SELECTION_JSON
 
     run = Path(job.run_dir)
     before = manifest.read(run, STAGE)
     select(job, force=bool(getattr(args, "force", False)))
     if manifest.read(run, STAGE) == before:
-        print(f"selection already done for this request: {run / runio.SELECTION} (use --force to redo)")
+        print(f"selection already done for this request: {run / contracts.SELECTION} (use --force to redo)")
     record = json.loads((run / SELECTION_JSON).read_text())
-    alloc = contracts.read_allocation(run / runio.ALLOCATION).sort_values("selected", ascending=False)
+    alloc = contracts.read_allocation(run / contracts.ALLOCATION).sort_values("selected", ascending=False)
     print(
         f"{record['selector']} selected {record['selected']} prompts from "
         f"{int(alloc['pool_size'].sum())} in {len(alloc)} tasks ({record['tasks_selected']} tasks got some), seed {record['seed']}"
@@ -129,6 +129,6 @@ def main(job, args) -> int:
     with pd.option_context("display.width", 120, "display.max_columns", 10):
         print(alloc.head(show).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if len(alloc) > show:
-        print(f"... {len(alloc) - show} more tasks in {run / runio.ALLOCATION}")
-    print(f"wrote {run / runio.SELECTION}, {runio.ALLOCATION}, {runio.TO_ANNOTATE}, allocation.png, {SELECTION_JSON}")
+        print(f"... {len(alloc) - show} more tasks in {run / contracts.ALLOCATION}")
+    print(f"wrote {run / contracts.SELECTION}, {contracts.ALLOCATION}, {contracts.TO_ANNOTATE}, allocation.png, {SELECTION_JSON}")
     return 0

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from labelwise import runio
+from labelwise import contracts, runio
 
 from labelwise.contracts import RESULTS
 from labelwise.contracts import SWEEP_PLAN as PLAN
@@ -120,7 +120,7 @@ def start_service(job):
     be one the trials' training workers cannot have (on 2 CPUs: a deadlock)."""
     from labelwise.selection.service import start_service as start
 
-    return start(Path(job.run_dir) / runio.SCORES, num_cpus=0)
+    return start(Path(job.run_dir) / contracts.SCORES, num_cpus=0)
 
 
 def collect_rows(sweep_dir: Path, trials: list[dict], errors: dict[str, str]) -> list[dict]:

@@ -14,11 +14,11 @@ import shutil
 import time
 from pathlib import Path
 
-from labelwise import runio
+from labelwise import contracts, runio
 
 from labelwise.sweep.trial_manifest import RESULT
 # what every trial shares with the sweep folder (computed once, before the trials)
-SHARED = (runio.POOL, runio.TEST, runio.POOL_META, runio.SCORES, "score_summary.json", runio.JUDGMENTS)
+SHARED = (contracts.POOL, contracts.TEST, contracts.POOL_META, contracts.SCORES, "score_summary.json", contracts.JUDGMENTS)
 
 
 def link_shared(sweep_dir: Path, trial_dir: Path) -> None:
@@ -70,7 +70,7 @@ def base_model_metrics(sweep_dir: Path) -> dict:
     from labelwise.contracts import BASE_PREFIX
     from labelwise.report.run_report import flatten_metrics
 
-    path = sweep_dir / runio.METRICS
+    path = sweep_dir / contracts.METRICS
     if not path.exists():
         return {}
     flat = flatten_metrics(json.loads(path.read_text())).get("base", {})
@@ -89,7 +89,7 @@ def per_task_columns(adapted: dict, trial_dir: Path) -> dict:
             for name, v in numbers.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and name != "n" and not name.startswith("n_"):
                     out[f"{TASK_PREFIX}{task}:{bench}.{name}"] = float(v)
-    alloc = trial_dir / runio.ALLOCATION
+    alloc = trial_dir / contracts.ALLOCATION
     if not alloc.exists():  # a trial of several rounds: every round's allocation
         from labelwise.contracts import ROUND_ALLOCATION, ROUNDS
 
@@ -155,9 +155,9 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
         step()
         times[f"{name}_s"] = round(time.monotonic() - t, 2)
     rounds, last = ({}, trial_dir) if job.rounds is None else round_columns(job)
-    raw_metrics = json.loads((last / runio.METRICS).read_text())
+    raw_metrics = json.loads((last / contracts.METRICS).read_text())
     metrics = flatten_metrics(raw_metrics).get("adapted", {})
-    labeled = [trial_dir / runio.LABELED] if job.rounds is None else sorted(trial_dir.glob("rounds/r*/" + runio.LABELED))
+    labeled = [trial_dir / contracts.LABELED] if job.rounds is None else sorted(trial_dir.glob("rounds/r*/" + contracts.LABELED))
     n_labeled = sum(len(runio.read_jsonl(p)) for p in labeled)
     row = {
         "trial": trial["name"],

@@ -23,12 +23,12 @@ def inputs(trial_dir: Path, sweep_dir: Path, rounds: int | None = None) -> dict:
     from labelwise.evaluation.metrics_file import label_file
 
     if rounds is None:
-        found = {runio.LABELED: Path(trial_dir) / runio.LABELED,
+        found = {contracts.LABELED: Path(trial_dir) / contracts.LABELED,
                  label_file("adapted"): Path(trial_dir) / label_file("adapted")}
     else:
         folders = [contracts.round_folder(r) for r in range(1, rounds + 1)]
         found = {f"{f}/{name}": Path(trial_dir) / f / name
-                 for f in folders for name in (runio.LABELED, label_file("adapted"))}
+                 for f in folders for name in (contracts.LABELED, label_file("adapted"))}
     return {**found, f"sweep/{label_file('base')}": Path(sweep_dir) / label_file("base")}
 
 

@@ -103,7 +103,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from labelwise import runio
+    from labelwise import contracts, runio
     from labelwise.models import ModelConfig, resolve
     from labelwise.ray_start import RayConfig, init_ray
     from labelwise.training.config import TrainConfig
@@ -148,7 +148,7 @@ def main(argv=None) -> int:
     for w in args.workers:
         run = work / f"ray-{w}"
         run.mkdir()
-        runio.write_jsonl(run / runio.LABELED, rows)
+        runio.write_jsonl(run / contracts.LABELED, rows)
         job = bench_job(run, args.seed, model_name, {**base, "num_workers": w, "length_grouping": args.length_grouping})
         t0 = time.perf_counter()
         train(job)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from labelwise import runio
+from labelwise import contracts, runio
 from labelwise.contracts import LOSS_PNG, TRAIN_LOG  # noqa: F401  (stage.py reads them here)
 from labelwise.contracts import TRAIN_LOG_COLUMNS as LOG_COLUMNS
 from labelwise.contracts import TRAIN_SUMMARY as SUMMARY
@@ -51,7 +51,7 @@ def plot_loss(run_dir: Path, log: list[dict], title: str) -> Path:
 
 def install_adapter(checkpoint_dir: Path, out_dir: Path) -> Path:
     """Copy the adapter files of a checkpoint into out_dir/adapter (atomically)."""
-    out = out_dir / runio.ADAPTER
+    out = out_dir / contracts.ADAPTER
     with runio.atomic_path(out) as tmp:
         tmp.mkdir()
         for name in ADAPTER_FILES:

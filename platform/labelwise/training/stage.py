@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from labelwise import runio
+from labelwise import contracts, runio
 from labelwise.contracts import TRAIN_DATA
 from labelwise.training.outputs import LOSS_PNG, SUMMARY, TRAIN_LOG
 
@@ -160,7 +160,7 @@ STAGE = "train"
 
 def outputs(labeled: dict | None = None) -> list[str]:
     """With ``labeled`` files given (a round), the labels trained on are an output too."""
-    return [runio.ADAPTER, TRAIN_LOG, LOSS_PNG, SUMMARY] + ([TRAIN_DATA] if labeled is not None else [])
+    return [contracts.ADAPTER, TRAIN_LOG, LOSS_PNG, SUMMARY] + ([TRAIN_DATA] if labeled is not None else [])
 
 
 def inputs(job, labeled: dict | None = None, init_adapter: Path | None = None) -> dict:
@@ -168,7 +168,7 @@ def inputs(job, labeled: dict | None = None, init_adapter: Path | None = None) -
     none: see settings) and the adapter a warm start begins from."""
     from labelwise.models import model_inputs
 
-    found = dict(labeled) if labeled is not None else {runio.LABELED: Path(job.run_dir) / runio.LABELED}
+    found = dict(labeled) if labeled is not None else {contracts.LABELED: Path(job.run_dir) / contracts.LABELED}
     found.update(model_inputs(job.model.name))
     return {**found, "init_adapter": Path(init_adapter)} if init_adapter is not None else found
 
@@ -198,7 +198,7 @@ def train(job, hooks: dict | None = None, log=_stderr, labeled: dict | None = No
     from labelwise import manifest
 
     run_dir = Path(job.run_dir).resolve()
-    out = run_dir / runio.ADAPTER
+    out = run_dir / contracts.ADAPTER
     kept = manifest.run_stage(run_dir, STAGE, inputs(job, labeled, init_adapter), settings(job), outputs(labeled),
                               lambda staged: fit(job, run_dir, staged, hooks, labeled, init_adapter), log=log) is None
     if kept:
@@ -212,7 +212,7 @@ def fit(job, run_dir: Path, out_dir: Path, hooks: dict | None = None, files: dic
     from labelwise.ray_start import init_ray
     from labelwise.training.data import read_labeled
 
-    labeled = run_dir / runio.LABELED
+    labeled = run_dir / contracts.LABELED
     if files is not None:  # a round: these labels, in this order, are the training data
         labeled = out_dir / TRAIN_DATA
         runio.write_jsonl(labeled, [row for path in files.values() for row in read_labeled(Path(path))])
@@ -296,12 +296,12 @@ def _finish(job, run_dir: Path, out_dir: Path, result, name: str, storage: str, 
         if state.get("fingerprint", fingerprint) != fingerprint:
             raise RuntimeError(
                 f"training run {name} ended on a checkpoint of other inputs ({state['fingerprint']}, "
-                f"expected {fingerprint}); {runio.ADAPTER} is left as it was"
+                f"expected {fingerprint}); {contracts.ADAPTER} is left as it was"
             )
         install_adapter(folder, out_dir)
         checkpoint_path = result.checkpoint.path
     manifest.fault(STAGE)
-    adapter = run_dir / runio.ADAPTER
+    adapter = run_dir / contracts.ADAPTER
     log = state["log"]
     write_log(out_dir, log)
     manifest.fault(STAGE)
