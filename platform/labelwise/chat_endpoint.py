@@ -116,6 +116,26 @@ def reply_content(raw: bytes, url: str) -> str:
     return content
 
 
+def reply_top_logprobs(raw: bytes, url: str) -> list[tuple[str, float]]:
+    """(token, logprob) of the first reply token's ``top_logprobs`` in a chat completion
+    (``choices[0].logprobs.content[0]``; the chosen token itself when no alternatives came)."""
+    reply_content(raw, url)  # a chat completion, or a ReplyError
+    data = json.loads(raw.decode("utf-8"))
+    try:
+        first = data["choices"][0]["logprobs"]["content"][0]
+        top = first.get("top_logprobs") or [first]
+        found = [(str(t["token"]), float(t["logprob"])) for t in top]
+    except (KeyError, IndexError, TypeError, ValueError):
+        shown = raw[:200].decode("utf-8", errors="replace")
+        raise ReplyError(
+            f"judge endpoint {url} returned no logprobs (choices[0].logprobs.content[0].top_logprobs) although "
+            f"they were asked for; judge.mode: choice needs an endpoint that returns them (else use mode: free): {shown!r}"
+        ) from None
+    if not found:
+        raise ReplyError(f"judge endpoint {url}: empty top_logprobs")
+    return found
+
+
 class ChatClient:
     """Asks the endpoint of an :class:`EndpointConfig` (kind openai); ``section`` names the
     config section in error messages (e.g. ``evaluate.winrate.judge``)."""
@@ -138,10 +158,16 @@ class ChatClient:
         """The reply text per prompt, in order, ``concurrency`` requests at a time. A request
         that fails after its retries raises (``on_error="raise"``), or its slot holds the
         exception (``on_error="return"``) so the caller can record it per prompt."""
+        return self._map(lambda p: self.ask(p, max_tokens), prompts, on_error)
 
+    def top_logprobs_all(self, prompts: list[str], k: int, on_error: str = "raise") -> list:
+        """:meth:`top_logprobs` per prompt, as :meth:`ask_all` does."""
+        return self._map(lambda p: self.top_logprobs(p, k), prompts, on_error)
+
+    def _map(self, fn, prompts, on_error):
         def one(prompt):
             try:
-                return self.ask(prompt, max_tokens)
+                return fn(prompt)
             except RuntimeError as e:
                 if on_error == "raise":
                     raise
@@ -151,12 +177,22 @@ class ChatClient:
             return list(pool.map(one, prompts))
 
     def ask(self, prompt: str, max_tokens: int) -> str:
+        raw = self._post({"max_tokens": max_tokens}, prompt)
+        return reply_content(raw, self.url)
+
+    def top_logprobs(self, prompt: str, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most likely first tokens of the reply with their log-probabilities (one
+        token asked, ``logprobs: true, top_logprobs: k``); a reply without them is a ReplyError."""
+        raw = self._post({"max_tokens": 1, "logprobs": True, "top_logprobs": k}, prompt)
+        return reply_top_logprobs(raw, self.url)
+
+    def _post(self, extra: dict, prompt: str) -> bytes:
         body = json.dumps(
             {
                 "model": self.cfg.model,
                 "messages": [{"role": "user", "content": prompt}],
                 "temperature": 0,
-                "max_tokens": max_tokens,
+                **extra,
             }
         ).encode()
         headers = {"Content-Type": "application/json"}
@@ -167,8 +203,7 @@ class ChatClient:
             try:
                 request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
                 with _OPENER.open(request, timeout=self.cfg.timeout_s) as response:
-                    raw = response.read()
-                return reply_content(raw, self.url)
+                    return response.read()
             except ReplyError:
                 raise
             except urllib.error.HTTPError as e:

@@ -60,6 +60,15 @@ JUDGMENTS_COLUMNS = {
     "error": "string",
     "judge": "string",
 }
+# written beside them by the judge stage, not read by selectors: how it judged (judge.mode:
+# free or choice) and, in choice mode, each question's option probabilities (bloom 1..6,
+# quality 0..9, P(yes) per discipline in disciplines.parquet's order); null in free mode
+JUDGMENTS_MODE_COLUMNS = {
+    "mode": "string",
+    "bloom_probs": "list<float64>",
+    "quality_probs": "list<float64>",
+    "discipline_probs": "list<float64>",
+}
 DISCIPLINES = "disciplines.parquet"
 DISCIPLINE_COLUMNS = ["discipline", "description", "embedding"]
 JUDGE_SUMMARY = "judge_summary.json"

@@ -62,6 +62,29 @@ class LocalBackend:
         )
         return [r["text"] for r in results]
 
+    def option_logprobs(self, prompts: list[str], options: list[tuple[str, ...]]) -> list:
+        """Per prompt, the log-likelihood of each option as the start of the judge's reply
+        (the evaluation runner's ``loglik`` requests: one forward pass per prompt when every
+        option is one token after the same context)."""
+        from labelwise.evaluation.execute import run_requests, should_use_ray
+        from labelwise.evaluation.runner import ModelRunner
+        from labelwise.models import load_tokenizer
+        from labelwise.prompting import render_prompt
+
+        if self.tokenizer is None:
+            self.tokenizer = load_tokenizer(self.spec.model)
+        payloads = [{"context": render_prompt(self.tokenizer, p, self.cfg.chat_template), "continuations": list(o)}
+                    for p, o in zip(prompts, options)]
+        use_ray = should_use_ray(self.cfg.use_ray, len(payloads), self.cfg.ray_min_requests)
+        self.where.add("ray data" if use_ray else "in process")
+        if not use_ray and self.runner is None:
+            self.runner = ModelRunner.load(self.spec, self.settings)
+        results = run_requests(
+            "loglik", payloads, self.spec, self.settings, use_ray=use_ray, ray_config=self.job.ray,
+            max_actors=self.cfg.max_actors, runner=self.runner, progress="judge",
+        )
+        return [r["logprobs"] for r in results]
+
 
 class EndpointBackend:
     def __init__(self, cfg):
@@ -80,6 +103,24 @@ class EndpointBackend:
 
     def generate(self, prompts: list[str], max_tokens: int) -> list:
         return self.client.ask_all(prompts, max_tokens, on_error="return")
+
+    def option_logprobs(self, prompts: list[str], options: list[tuple[str, ...]]) -> list:
+        """Per prompt, the options' log-probabilities read from the first reply token's
+        ``top_logprobs`` (judging/choice.py:options_from_top), or the exception of a request
+        that failed (or whose reply has no logprobs, or none of the options)."""
+        from labelwise.judging.choice import options_from_top
+
+        tops = self.client.top_logprobs_all(prompts, self.cfg.top_logprobs, on_error="return")
+        out = []
+        for top, opts in zip(tops, options):
+            if isinstance(top, BaseException):
+                out.append(top)
+                continue
+            try:
+                out.append(options_from_top(top, tuple(opts)))
+            except ValueError as e:
+                out.append(e)
+        return out
 
 
 def make_backend(cfg, job):

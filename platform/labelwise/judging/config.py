@@ -6,6 +6,10 @@
       base_url: https://judge.example/v1
       api_key_env: JUDGE_API_KEY
       with_answer: false                 # show the Bloom judge the base model's greedy answer
+      mode: free                         # or choice: score fixed options by log-likelihood
+
+``mode: choice`` (judging/choice.py) needs the local engine or an endpoint that returns
+``logprobs`` / ``top_logprobs``; ``free`` asks for JSON replies and parses them.
 
 The endpoint fields (kind ... concurrency) are the evaluation judge's
 (labelwise.chat_endpoint.EndpointConfig), with the same security rules.
@@ -22,6 +26,12 @@ from labelwise.config import check
 
 @dataclasses.dataclass
 class JudgeStageConfig(EndpointConfig):
+    mode: Literal["free", "choice"] = "free"
+    """free: the judge writes JSON that is parsed (any chat endpoint); choice: each question's fixed
+    options are scored by log-likelihood and the score is their expected value (every prompt
+    gets a judgment; needs the local engine or an endpoint returning logprobs)."""
+    top_logprobs: int = 20
+    """choice mode on an endpoint: how many first-token alternatives to ask for (OpenAI allows 20)."""
     with_answer: bool = False
     """Show the Bloom judge the base model's greedy answer from scores.parquet (when it exists)."""
     max_new_tokens: int = 256
@@ -47,13 +57,14 @@ class JudgeStageConfig(EndpointConfig):
         for name in ("max_new_tokens", "description_max_new_tokens", "max_prompt_chars", "shard_prompts",
                      "ray_min_requests", "batch_size", "max_batch_tokens"):
             check(getattr(self, name) > 0, name, "must be positive")
+        check(1 <= self.top_logprobs <= 20, "top_logprobs", "must be between 1 and 20")
         check(self.max_actors is None or self.max_actors > 0, "max_actors", "must be positive or null")
         check(self.max_length is None or self.max_length > 16, "max_length", "must be > 16 or null")
 
     def settings(self) -> dict:
         """What a judgment depends on (the cache key, with the judge's fingerprint): not the
         concurrency, batching, timeouts or where it runs."""
-        return {
+        found = {
             "kind": self.kind,
             "model": self.model,
             "base_url": self.base_url if self.kind == "openai" else None,
@@ -63,3 +74,9 @@ class JudgeStageConfig(EndpointConfig):
             "description_max_new_tokens": self.description_max_new_tokens,
             "max_prompt_chars": self.max_prompt_chars,
         }
+        if self.mode == "choice":  # free mode keeps the key it had before modes existed (its caches stay valid)
+            found["mode"] = "choice"
+            found["top_logprobs"] = self.top_logprobs if self.kind == "openai" else None
+            for k in ("max_new_tokens", "description_max_new_tokens"):  # no generation in choice mode
+                found.pop(k)
+        return found

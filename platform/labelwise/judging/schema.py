@@ -15,7 +15,17 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from labelwise.contracts import DISCIPLINE_COLUMNS, judgments_schema  # noqa: F401  (judgments_schema: the stage writes with it)
+from labelwise.contracts import DISCIPLINE_COLUMNS
+
+
+def judgments_schema() -> pa.Schema:
+    """What the stage writes: the contract's columns (contracts.read_judgments reads those),
+    then its mode and, in choice mode, the option probabilities (JUDGMENTS_MODE_COLUMNS)."""
+    from labelwise import contracts
+
+    types = {"string": pa.string(), "list<float64>": pa.list_(pa.float64())}
+    extra = [pa.field(c, types[t]) for c, t in contracts.JUDGMENTS_MODE_COLUMNS.items()]
+    return pa.schema(list(contracts.judgments_schema()) + extra)
 
 
 def disciplines_schema() -> pa.Schema:

@@ -90,6 +90,10 @@ def settings(job, backend=None) -> dict:
     cfg = config_of(job)
     backend = backend or make_backend(cfg, job)
     found = {**cfg.settings(), **backend.identity(), "prompt_version": PROMPT_VERSION}
+    if cfg.mode == "choice":
+        from labelwise.judging.choice import settings as choice_settings
+
+        found.update(choice_settings())
     if cfg.with_answer:  # the answers shown come from these scores (their cache key)
         found["answers_from"] = score_key(job.run_path)
     return {"judge": found, "parser": PARSER_VERSION}  # "judge" is also the reply cache's key
@@ -133,6 +137,10 @@ def judge_pool(job, log=print, backend=None) -> Path:
 
 
 def write_judgments(job, cfg, backend, parts: dict, out_dir: Path) -> None:
+    if cfg.mode == "choice":
+        from labelwise.judging import choice
+
+        return choice.write_judgments(job, cfg, backend, parts, out_dir)
     from labelwise import contracts, manifest, runio
     from labelwise.judging import schema
     from labelwise.judging.prompts import PARTS
@@ -169,6 +177,7 @@ def write_judgments(job, cfg, backend, parts: dict, out_dir: Path) -> None:
     name = backend.name
     for j in judged:
         j["judge"] = name
+        j["mode"] = "free"
         j["error"] = "; ".join(j.pop("errors")) or None
     disc_rows = [{"discipline": d, "description": descriptions[d], "embedding": embeddings[d].tolist()} for d in descriptions]
     import pyarrow.parquet as pq
