@@ -128,11 +128,7 @@ def _unchecked_inputs(args) -> set[str]:
         out.add("annotate.answers")  # the command line replaces the configured answers file
     until = getattr(args, "until", None)
     if args.command == "run" and until:
-        from labelwise.job import READ_BY
-
-        # a group is unread when no stage up to `until` is a command that reads it
-        done = {s.command for s in stages.STAGES[: stages.NAMES.index(until) + 1]}
-        out |= {group for group, commands in READ_BY.items() if not done & commands}
+        out |= stages.unread(until)  # no stage up to `until` reads them
     return out
 
 

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from labelwise import config
+from labelwise import config, stages
 from labelwise.annotate.config import AnnotateConfig
 from labelwise.evaluation.config import EvaluateConfig
 from labelwise.judging.config import JudgeStageConfig
@@ -94,13 +94,9 @@ class JobConfig:
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
-# The inputs checked at load (groups of keys), and the commands whose stages read them.
-READ_BY = {
-    "pool.source": {"pool", "run", "sweep"},
-    "model.name": {"score", "train", "evaluate", "run", "sweep"},
-    "annotate.answers": {"annotate", "run"},
-    "evaluate": {"evaluate", "run", "sweep"},
-}
+# The inputs checked at load (groups of keys), and the commands whose stages read them: what
+# each stage of labelwise.stages declares it reads.
+READ_BY = stages.read_by()
 
 
 def is_uri(value: str) -> bool:

@@ -13,13 +13,11 @@ stage; the run ends with a summary table, ``run_dir/summary.json`` and a report
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Callable
 
 from labelwise import contracts, manifest, runio, stages
 
@@ -45,36 +43,23 @@ def stage_call(name: str, job):
     return stages.call(name, job)
 
 
-@dataclasses.dataclass
-class Step:
-    """One line of the run: a stage whose manifest is ``folder/.manifests/<stage>.json``."""
-
-    name: str  # shown in the table (a round's: "r2/select")
-    folder: Path  # the run folder, or a round's
-    stage: str  # the manifest's name
-    call: Callable[[], object]
-    output: Path
-
-
-def stage_step(name: str, job) -> Step:
-    """A stage of the one-batch pipeline, in the run folder."""
-    run_dir = Path(job.run_dir)
-    return Step(name, run_dir, name, lambda: stage_call(name, job), run_dir / stages.stage(name).output)
-
-
-def plan_steps(job, until: str | None = None, annotate_command: str = "labelwise annotate JOB.yaml") -> list[Step]:
+def plan_steps(job, until: str | None = None, annotate_command: str = "labelwise annotate JOB.yaml") -> list[stages.Step]:
     """The steps of ``job``: the stages in order, or with ``rounds:`` the rounds' stages
     (labelwise.rounds.run); ``until`` stops after a stage (with rounds: pool or score)."""
     if getattr(job, "rounds", None) is None:
         names = STAGE_NAMES[: STAGE_NAMES.index(until) + 1] if until else list(STAGE_NAMES)
-        return [stage_step(name, job) for name in names if stages.wanted(name, job)]  # judge only when wanted
+        return [stages.stage_step(name, job, _call) for name in names if stages.wanted(name, job)]  # judge only when wanted
     from labelwise.rounds.run import steps
 
     if until not in (None, "pool", "score"):
         raise ValueError(f"--until {until}: with a rounds: section, --until takes pool or score "
                          "(every round has its own select ... evaluate)")
-    found = steps(job, annotate_command)
+    found = steps(job, annotate_command, run=_call)
     return found[: [s.name for s in found].index(until) + 1] if until else found
+
+
+def _call(name: str, job):
+    return stage_call(name, job)  # looked up when the step runs: tests replace stage_call
 
 
 def state(run_dir: Path, name: str):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labelwise import contracts, manifest
+from labelwise import contracts, manifest, stages
 
 
 class AwaitingAnswers(Exception):
@@ -26,78 +26,63 @@ class AwaitingAnswers(Exception):
         self.round = round
 
 
-def steps(job, annotate_command: str = "labelwise annotate JOB.yaml") -> list:
-    """The run's steps in order (labelwise.pipeline.Step): the run's pool, scores and base
-    evaluation, then every round's stages. ``annotate_command`` starts the commands the
-    stop-and-continue message prints (the job file and --set options of this run)."""
-    from labelwise.pipeline import Step, stage_step
+def steps(job, annotate_command: str = "labelwise annotate JOB.yaml", run=None) -> list:
+    """The run's steps in order (labelwise.stages.Step): the shared stages in the run folder
+    (pool, scores, base evaluation; ``run(name, job)`` runs them, default stages.call), then
+    every round's stages (:func:`round_steps`)."""
+    shared = [stages.stage_step(s.name, job, run) for s in stages.scoped(stages.SHARED) if s.in_rounds]
+    return shared + round_steps(job, annotate_command)
+
+
+def round_steps(job, annotate_command: str = "labelwise annotate JOB.yaml") -> list:
+    """Every round's steps, in the round's folder, in the order of labelwise.stages (its
+    round, trial stages and the shared ones run again from a later round: score).
+    ``annotate_command`` starts the commands the stop-and-continue message prints (the job
+    file and --set options of this run)."""
     from labelwise.rounds.layout import round_dir, round_job
 
-    out = [stage_step(name, job) for name in ("pool", "score", "evaluate-base")]
+    out = []
     for r in range(1, job.rounds.count + 1):
         rjob, folder = round_job(job, r), round_dir(job, r)
-
-        def step(name: str, stage: str, call, output: str, r=r, folder=folder) -> Step:
-            return Step(f"r{r}/{name}", folder, stage, call, folder / output)
-
-        out.append(step("round", "round", lambda r=r: _prepare(job, r), contracts.POOL))
-        if r >= 2:
-            out.append(step("score", "score", lambda r=r, rjob=rjob: _score(job, rjob, r), contracts.SCORES))
-        out.append(step("select", "select", lambda rjob=rjob: _select(rjob), contracts.SELECTION))
-        out.append(step("annotate", "annotate", lambda r=r, rjob=rjob: annotate_round(job, rjob, r, annotate_command),
-                        contracts.LABELED))
-        out.append(step("train", "train", lambda r=r, rjob=rjob: train_round(job, rjob, r), contracts.ADAPTER))
-        out.append(step("evaluate", "evaluate-adapted", lambda rjob=rjob: _evaluate(rjob), contracts.METRICS))
+        for s in stages.in_round(r):
+            call = _round_call(s.name, job, rjob, r, annotate_command)
+            out.append(stages.Step(f"r{r}/{s.command}", folder, s.name, call, folder / s.output))
     return out
 
 
-def _prepare(job, r: int):
-    from labelwise.rounds.stage import prepare
-
-    return prepare(job, r)
-
-
-def _score(job, rjob, r: int):
-    """Round r's remainder scored by the current model: the base plus round r-1's adapter."""
+def _round_call(name: str, job, rjob, r: int, annotate_command: str):
+    """What runs stage ``name`` in round r: the stage on the round's job, with what rounds add."""
     from labelwise.rounds.layout import round_dir
-    from labelwise.scoring.stage import score_pool
 
-    return score_pool(rjob, adapter=round_dir(job, r - 1) / contracts.ADAPTER)
-
-
-def _select(rjob):
-    from labelwise.selection.stage import select
-
-    return select(rjob)
-
-
-def _evaluate(rjob):
-    from labelwise.evaluation.stage import evaluate
-
-    return evaluate(rjob, adapter=Path(rjob.run_dir) / contracts.ADAPTER, label="adapted")
+    if name == "round":
+        return lambda: stages.call(name, job, r=r)
+    if name == "score":  # round r's remainder scored by the current model: the base plus round r-1's adapter
+        return lambda: stages.call(name, rjob, adapter=round_dir(job, r - 1) / contracts.ADAPTER)
+    if name == "annotate":
+        return lambda: annotate_round(job, rjob, r, annotate_command)
+    if name == "train":
+        return lambda: train_round(job, rjob, r)
+    return lambda: stages.call(name, rjob)
 
 
 def train_round(job, rjob, r: int):
     """``retrain``: from the base model on the labels of rounds 1 .. r; ``continue``: from round
     r-1's adapter on round r's labels."""
     from labelwise.rounds.layout import round_dir
-    from labelwise.training.stage import train
 
     def labels(i: int) -> tuple[str, Path]:
         return f"{contracts.round_folder(i)}/{contracts.LABELED}", round_dir(job, i) / contracts.LABELED
 
     if job.rounds.training == "retrain" or r == 1:
-        return train(rjob, labeled=dict(labels(i) for i in range(1, r + 1)))
-    return train(rjob, labeled=dict([labels(r)]), init_adapter=round_dir(job, r - 1) / contracts.ADAPTER)
+        return stages.call("train", rjob, labeled=dict(labels(i) for i in range(1, r + 1)))
+    return stages.call("train", rjob, labeled=dict([labels(r)]), init_adapter=round_dir(job, r - 1) / contracts.ADAPTER)
 
 
 def annotate_round(job, rjob, r: int, command: str):
     """Simulated: the pool's gold answers (the annotate stage). Real annotators: go on only
     when the round's labels were imported for the current to_annotate.jsonl, else stop."""
-    from labelwise.annotate.stage import annotate
-
     if job.annotate.simulate:
-        return annotate(rjob)
+        return stages.call("annotate", rjob)
     folder = Path(rjob.run_dir)
     missing = unanswered(folder)
     if missing is None:
@@ -122,12 +107,11 @@ def unanswered(folder: Path) -> int | None:
     answers every prompt in it; else how many prompts are without an answer."""
     selected = {row["id"] for row in contracts.read_to_annotate(folder / contracts.TO_ANNOTATE)}
     record = manifest.read(folder, "annotate")
-    labeled = folder / contracts.LABELED
-    if record is None or not labeled.exists():
+    if record is None:
         return len(selected)
-    current = record.get("inputs", {}).get(contracts.TO_ANNOTATE) == manifest.digest(folder / contracts.TO_ANNOTATE)
-    intact = record.get("outputs", {}).get(contracts.LABELED) == manifest.digest(labeled)
-    if not (current and intact):
+    # kept for the current prompts, whatever answers file it merged and however (its own inputs and settings)
+    inputs = {**record.get("inputs", {}), contracts.TO_ANNOTATE: manifest.digest(folder / contracts.TO_ANNOTATE)}
+    if manifest.why_rerun(folder, "annotate", inputs, record.get("settings", {}), [contracts.LABELED]) is not None:
         return len(selected)
-    answered = {row["id"] for row in contracts.read_labeled(labeled)}
+    answered = {row["id"] for row in contracts.read_labeled(folder / contracts.LABELED)}
     return len(selected - answered) or None

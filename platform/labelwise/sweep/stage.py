@@ -90,26 +90,21 @@ def validate_trials(job, trials: list[dict]) -> list:
     return [build_trial_job(type(job), data, t, "/tmp/labelwise-check", 1, job.sweep.worker_cpus, "sweep") for t in trials]
 
 
-def prepare(job, log=print, judge: bool = False) -> int:
-    """Pool, scores (and judgments when ``judge``: a trial's selector reads them) and
-    base-model metrics in the sweep folder (each kept when done); returns the pool size."""
+def prepare(job, log=print, trial_jobs=()) -> int:
+    """The shared stages (labelwise.stages) in the sweep folder, each kept when done: pool,
+    scores, judgments when the trials want them (``trial_jobs``: a judge: section, or a
+    selector that reads them), and the base model's metrics; returns the pool size."""
     from labelwise import stages
     from labelwise.pool.stage import read_pool
 
-    t = time.monotonic()
-    stages.call("pool", job)
-    n = len(read_pool(job.run_dir))
-    log(f"[sweep] pool: {n} prompts ({time.monotonic() - t:.0f}s)")
-    t = time.monotonic()
-    stages.call("score", job)
-    log(f"[sweep] scores ready ({time.monotonic() - t:.0f}s)")
-    if judge:
+    for s in stages.scoped(stages.SHARED):
+        if s.optional and not any(stages.wanted(s.name, j) for j in list(trial_jobs) or [job]):
+            continue
         t = time.monotonic()
-        stages.call("judge", job)
-        log(f"[sweep] judgments ready ({time.monotonic() - t:.0f}s)")
-    t = time.monotonic()
-    stages.call("evaluate-base", job)
-    log(f"[sweep] base model evaluated ({time.monotonic() - t:.0f}s)")
+        stages.call(s.name, job)
+        log(f"[sweep] {s.name}: {s.output} ready ({time.monotonic() - t:.0f}s)")
+    n = len(read_pool(job.run_dir))
+    log(f"[sweep] pool: {n} prompts")
     return n
 
 
@@ -221,10 +216,7 @@ def run_sweep(job, out=None) -> Path:
         print(msg, file=out, flush=True)
 
     ray = init_ray(job.ray)
-    from labelwise.selection import needs_judgments
-
-    judge = getattr(job, "judge", None) is not None or any(needs_judgments(t.select) for t in trial_jobs)
-    pool_size = prepare(job, log, judge=judge)
+    pool_size = prepare(job, log, trial_jobs)
     too_big = [b for b in job.sweep.budgets if b > pool_size]
     if too_big:
         raise ValueError(f"sweep.budgets: {too_big[0]} is more than the {pool_size} prompts of the pool")

@@ -14,11 +14,8 @@ import shutil
 import time
 from pathlib import Path
 
-from labelwise import contracts, runio
-
+from labelwise import contracts, runio, stages
 from labelwise.sweep.trial_manifest import RESULT
-# what every trial shares with the sweep folder (computed once, before the trials)
-SHARED = (contracts.POOL, contracts.TEST, contracts.POOL_META, contracts.SCORES, "score_summary.json", contracts.JUDGMENTS)
 
 
 def link_shared(sweep_dir: Path, trial_dir: Path) -> None:
@@ -26,7 +23,7 @@ def link_shared(sweep_dir: Path, trial_dir: Path) -> None:
 
     A relative symlink where the file system allows it, else a hard link, else a copy."""
     trial_dir.mkdir(parents=True, exist_ok=True)
-    for name in SHARED:
+    for name in stages.SHARED_FILES:  # what every trial shares with the sweep folder
         src = sweep_dir / name
         dst = trial_dir / name
         if not src.exists():
@@ -104,20 +101,15 @@ def per_task_columns(adapted: dict, trial_dir: Path) -> dict:
 
 
 def round_steps(job, trial: dict, service=None) -> list[tuple[str, object]]:
-    """(name, call) of a trial's stages: one batch, or every round's (labelwise.rounds.run;
-    the pool, scores and base evaluation are the sweep's)."""
-    from labelwise import stages
-
+    """(name, call) of a trial's stages (labelwise.stages, scope trial): one batch, or every
+    round's (labelwise.rounds.run; the shared stages, pool, scores and base evaluation, are the
+    sweep's). Select asks the sweep's selection service; annotation takes the gold answers."""
     if job.rounds is None:
-        return [
-            ("select", lambda: stages.call("select", job, service=service)),
-            ("annotate", lambda: stages.call("annotate", job, simulate=True)),
-            ("train", lambda: stages.call("train", job)),
-            ("evaluate", lambda: stages.call("evaluate-adapted", job)),
-        ]
-    from labelwise.rounds.run import steps
+        extra = {"select": {"service": service}, "annotate": {"simulate": True}}
+        return [(s.command, lambda s=s: stages.call(s.name, job, **extra.get(s.name, {}))) for s in stages.scoped(stages.TRIAL)]
+    from labelwise.rounds.run import round_steps as rounds
 
-    return [(s.name, s.call) for s in steps(job) if "/" in s.name]
+    return [(s.name, s.call) for s in rounds(job)]
 
 
 def round_columns(job) -> tuple[dict, Path]:
