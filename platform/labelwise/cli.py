@@ -11,7 +11,7 @@
     labelwise sweep    CONFIG ...      Ray Tune over selector x budget x base x seed
     labelwise report   FOLDER
     labelwise config   CONFIG ...      print the resolved config, every default filled in
-    labelwise bench    {score,select,train,dedup} [...]
+    labelwise bench    {score,select,train,dedup,eval} [...]
 
 A stage module ``labelwise.<package>.stage`` provides ``main(job, args)`` and may provide
 ``add_arguments(parser)`` for options of its own.
@@ -41,12 +41,14 @@ BENCHES = {
     "select": "labelwise.selection.bench",
     "train": "labelwise.training.bench",
     "dedup": "labelwise.pool.bench",
+    "eval": "labelwise.evaluation.bench",
 }
 BENCH_HELP = {
     "score": "the scorer against plain model.generate: same prompts, same batch",
     "select": "time and peak memory of the selectors on synthetic scores",
     "train": "training tokens/s of Ray Train against a plain loop",
     "dedup": "near-duplicate removal on synthetic prompts against exact-hash dedup",
+    "eval": "held-out evaluation from one prefill against separate loglik and generate passes",
 }
 
 

@@ -60,17 +60,22 @@ def short(response: str, max_words: int) -> bool:
 
 
 def build_requests(cfg, rows: list[dict], tokenizer, chat_template: bool):
-    """(loglik payloads, generate payloads, index of each generate payload's row)."""
+    """(``answer`` payloads, one per row, and the rows whose payload also asks for the greedy
+    answer): the gold response's log-likelihood after the rendered prompt, and greedy
+    generation from the same prompt for exact match (one prefill serves both)."""
     from labelwise.prompting import render_example
 
-    nll, gen, gen_rows = [], [], []
+    payloads, gen_rows = [], []
     for i, row in enumerate(rows):
         head, full = render_example(tokenizer, row["prompt"], row["response"], chat_template)
-        nll.append({"context": head, "continuations": [full[len(head):]]})
-        if cfg.exact_match and short(row["response"], cfg.em_max_words):
-            gen.append({"prompt": head, "max_new_tokens": cfg.max_new_tokens, "stop": []})
+        generate = bool(cfg.exact_match and short(row["response"], cfg.em_max_words))
+        payloads.append({
+            "context": head, "continuation": full[len(head):], "generate": generate,
+            "max_new_tokens": cfg.max_new_tokens, "stop": [],
+        })
+        if generate:
             gen_rows.append(i)
-    return nll, gen, gen_rows
+    return payloads, gen_rows
 
 
 def summarize(rows: list[dict], nll_results: list[dict], gen_results: list[dict], gen_rows: list[int]) -> dict:

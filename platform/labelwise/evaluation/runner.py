@@ -5,7 +5,8 @@ Two request kinds cover every benchmark:
 * ``loglik``: ``{"context": str, "continuations": [str, ...]}`` -> ``{"logprobs": [float, ...],
   "n_tokens": [int, ...]}`` (sum of the continuation tokens' log-probabilities);
 * ``generate``: ``{"prompt": str, "max_new_tokens": int, "stop": [str, ...]}`` -> ``{"text": str}``
-  (greedy; the text is cut before the first stop string).
+  (greedy; the text is cut before the first stop string);
+* ``answer``: both of the above for one prompt from a single prefill (``labelwise.evaluation.answer``).
 
 Prompts arrive fully rendered (chat template or plain text); the runner only tokenizes.
 """
@@ -65,7 +66,11 @@ class ModelRunner:
             return self.loglik(payloads, progress)
         if kind == "generate":
             return self.generate(payloads, progress)
-        raise ValueError(f"unknown request kind {kind!r} (known: loglik, generate)")
+        if kind == "answer":
+            from labelwise.evaluation.answer import answer
+
+            return answer(self, payloads, progress)
+        raise ValueError(f"unknown request kind {kind!r} (known: loglik, generate, answer)")
 
     # ---- log-likelihood -------------------------------------------------------------------
     def loglik(self, payloads: list[dict], progress: str | None = None) -> list[dict]:

@@ -50,7 +50,7 @@ def main(job, args) -> int:
     else:
         runs.append((None, args.label or "base"))
         default_adapter = job.run_path / ADAPTER
-        if not args.base and not args.label and (default_adapter / "adapter_config.json").exists():
+        if not args.base and not args.label and (default_adapter / contracts.ADAPTER_CONFIG).exists():
             runs.append((str(default_adapter), "adapted"))
     results = {}
     for adapter, label in runs:
@@ -112,7 +112,7 @@ def evaluate(job, adapter=None, label: str | None = None, log=_stderr) -> dict:
     if "winrate" in benches and job.evaluate.winrate.reference not in ("dataset", "base"):
         inputs["winrate.reference"] = resolve(job.evaluate.winrate.reference)
     inputs = {k: v for k, v in inputs.items() if isinstance(v, Path)}  # hub names: in the protocol
-    outputs = [metrics_file.label_file(label)] + ([f"winrate_{label}.jsonl"] if "winrate" in benches else [])
+    outputs = [metrics_file.label_file(label)] + ([contracts.winrate_file(label)] if "winrate" in benches else [])
     stage = f"evaluate-{label}"
 
     def build(staged: Path) -> None:
@@ -130,7 +130,7 @@ def evaluate(job, adapter=None, label: str | None = None, log=_stderr) -> dict:
                 metrics_file.store(run, label, bench, result)
             results[bench] = result
             if bench == "winrate":
-                shutil.copy2(ctx.winrate_details(label), staged / f"winrate_{label}.jsonl")
+                shutil.copy2(ctx.winrate_details(label), staged / contracts.winrate_file(label))
         runio.write_json(staged / outputs[0], metrics_file.plain(results))
         manifest.fault(stage)
 
@@ -229,7 +229,7 @@ class _Context:
             files = bbh.data_files(self.cfg.bbh, folder)
             return {**bbh.protocol(self.cfg.bbh, seed), "data": str(folder), "data_sha256": _files_hash(folder, files)}
         if bench == "heldout":
-            path = self.job.run_path / "test.parquet"
+            path = self.job.run_path / contracts.TEST
             proto = heldout.protocol(self.cfg.heldout, seed, self.job.model.chat_template, path)
             return {**proto, "split_sha256": _file_hash(path) if path.exists() else None}
         if bench == "winrate":
@@ -271,11 +271,10 @@ class _Context:
         from labelwise.evaluation import heldout
 
         cfg = self.cfg.heldout
-        rows = heldout.read_test(self.job.run_path / "test.parquet", cfg.per_task_cap, self.job.seed)
-        nll, gen, gen_rows = heldout.build_requests(cfg, rows, self.tokenizer, self.job.model.chat_template)
-        nll_results = self.requests("loglik", nll, "heldout nll")
-        gen_results = self.requests("generate", gen, "heldout exact match") if gen else []
-        return heldout.summarize(rows, nll_results, gen_results, gen_rows)
+        rows = heldout.read_test(self.job.run_path / contracts.TEST, cfg.per_task_cap, self.job.seed)
+        payloads, gen_rows = heldout.build_requests(cfg, rows, self.tokenizer, self.job.model.chat_template)
+        results = self.requests("answer", payloads, "heldout nll and exact match")
+        return heldout.summarize(rows, results, [results[i] for i in gen_rows], gen_rows)
 
     def _winrate_protocol(self) -> dict:
         w = self.cfg.winrate
@@ -364,7 +363,7 @@ class _Context:
             {"instruction": r["instruction"], "answer_a": a, "answer_b": b, "a_first": v1, "b_first": v2, "score_a": s}
             for r, a, b, v1, v2, s in zip(rows, answers_a, answers_b, verdicts[:n], verdicts[n:], scores)
         ])
-        result["details"] = str(self.job.run_path / f"winrate_{label}.jsonl")
+        result["details"] = str(self.job.run_path / contracts.winrate_file(label))
         return result
 
     def winrate_details(self, label: str) -> Path:
