@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labelwise import config, contracts, runio
+from labelwise import config, contracts, runio, textio
 from labelwise.annotate.answers import export_for_annotation, read_answers
 from labelwise.annotate.merge import AnnotationError
 from labelwise.annotate.stage import annotate, export, main
@@ -48,7 +48,7 @@ def make_run(tmp_path, n=6, gold=None):
 
 
 def labeled(job):
-    return runio.read_jsonl(job.run_path / contracts.LABELED)
+    return textio.read_jsonl(job.run_path / contracts.LABELED)
 
 
 def write_answers(path, records):

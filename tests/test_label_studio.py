@@ -26,7 +26,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelwise import cli, config, contracts, runio
+from labelwise import cli, config, contracts, runio, textio
 from labelwise.annotate import studio_sync
 from labelwise.annotate.merge import AnnotationError
 from labelwise.annotate.pick import Disagreement, Picked, Vote, normalize, pick
@@ -174,7 +174,7 @@ def answer(sdk, task, text, user=None):
 
 
 def labeled(job):
-    return runio.read_jsonl(job.run_path / contracts.LABELED)
+    return textio.read_jsonl(job.run_path / contracts.LABELED)
 
 
 @pytest.mark.labelstudio

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from labelwise import contracts, runio
+from labelwise import contracts, runio, textio
 from labelwise.config import ConfigError, build
 
 
@@ -193,7 +193,7 @@ def test_real_annotators_stop_the_round_and_importing_answers_continues(tmp_path
 
     monkeypatch.chdir(tmp_path)
     assert run_printed(lines[0]) == 0
-    exported = runio.read_jsonl(tmp_path / "answers_r1.jsonl")
+    exported = textio.read_jsonl(tmp_path / "answers_r1.jsonl")
     assert len(exported) == 4 and all(row["response"] == "" for row in exported)
     runio.write_jsonl(tmp_path / "answers_r1.jsonl", [{**row, "response": f"answer {row['id']}"} for row in exported[:3]])
     assert run_printed(lines[1]) == 1  # one prompt without an answer: nothing imported
@@ -289,7 +289,7 @@ def test_run_stops_for_answers_and_the_rerun_continues_after_the_import(tmp_path
     assert not (run / "report.md").exists()
 
     assert cli.main(["annotate", str(config), "--round", "1", "--export", "answers_r1.jsonl"]) == 0
-    rows = runio.read_jsonl(tmp_path / "answers_r1.jsonl")
+    rows = textio.read_jsonl(tmp_path / "answers_r1.jsonl")
     runio.write_jsonl(tmp_path / "answers_r1.jsonl", [{**r, "response": "yes"} for r in rows])
     assert cli.main(["annotate", str(config), "--answers", "answers_r1.jsonl"]) == 0  # --round: the latest exported
     with pytest.raises(Trained):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelwise import config, contracts, runio
+from labelwise import config, contracts, runio, textio
 from labelwise.job import JobConfig
 from labelwise.scoring.schema import error_row
 from labelwise.selection.registry import NAMES
@@ -67,7 +67,7 @@ def test_stage_writes_every_output(tmp_path):
     alloc = pd.read_csv(run / contracts.ALLOCATION)
     assert list(alloc.columns) == ["task", "pool_size", "confidence", "allocated", "selected"]
     assert alloc["selected"].sum() == 20 and alloc["pool_size"].tolist() == [3, 8, 12, 19]
-    rows = runio.read_jsonl(run / contracts.TO_ANNOTATE)
+    rows = textio.read_jsonl(run / contracts.TO_ANNOTATE)
     assert [r["id"] for r in rows] == sel["id"].tolist()
     assert all(set(r) == {"id", "task", "prompt"} and r["prompt"] == f"prompt {r['id']}" for r in rows)
     record = json.loads((run / "selection.json").read_text())

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelwise import contracts, manifest, runio
+from labelwise import contracts, manifest, runio, textio
 from labelwise.config import build
 
 import cli_process
@@ -259,7 +259,7 @@ def selection_set(run) -> dict:
 
     sel = pd.read_parquet(run / contracts.SELECTION)
     alloc = pd.read_csv(run / contracts.ALLOCATION)
-    rows = runio.read_jsonl(run / contracts.TO_ANNOTATE)
+    rows = textio.read_jsonl(run / contracts.TO_ANNOTATE)
     record = json.loads((run / SELECTION_JSON).read_text())
     assert [r["id"] for r in rows] == sel["id"].tolist()
     assert len(sel) == alloc["selected"].sum() == record["selected"] == record["request"]["budget"]
@@ -453,10 +453,10 @@ def test_annotate_failed_at_every_write_point_keeps_one_labeled_set(tmp_path, mo
         if not fails(monkeypatch, f"annotate:{n}", lambda: annotate(job, answers=answers["B"], log=quiet)):
             break  # past the last write point
         manifest.recover(job.run_dir, "annotate", [contracts.LABELED])
-        ids = [r["id"] for r in runio.read_jsonl(job.run_path / contracts.LABELED)]
+        ids = [r["id"] for r in textio.read_jsonl(job.run_path / contracts.LABELED)]
         assert ids in ([f"id{i}" for i in range(3)], [f"id{i}" for i in range(6)]), n
         annotate(job, answers=answers["B"], log=quiet)
-        assert len(runio.read_jsonl(job.run_path / contracts.LABELED)) == 6
+        assert len(textio.read_jsonl(job.run_path / contracts.LABELED)) == 6
         said = []
         annotate(job, answers=answers["B"], log=said.append)
         assert "kept" in said[-1]
@@ -566,7 +566,7 @@ def test_annotate_sigkill_after_the_move_then_rerun(tmp_path):
     assert killed.returncode == -9, killed.stderr
     again = subprocess.run(cmd + [str(answers["B"])], env=cli_env(), capture_output=True, text=True)
     assert again.returncode == 0 and "[annotate] kept" in again.stderr, again.stderr
-    assert len(runio.read_jsonl(job.run_path / contracts.LABELED)) == 6
+    assert len(textio.read_jsonl(job.run_path / contracts.LABELED)) == 6
 
 
 def test_evaluate_sigkill_then_rerun_gives_metrics_of_the_adapter_on_disk(tmp_path, tiny_model_dir):

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from labelwise import config, contracts, runio
+from labelwise import config, contracts, runio, textio
 from labelwise.annotate.answers import read_answers
 from labelwise.annotate.stage import annotate
 from labelwise.job import JobConfig, load_job
@@ -63,7 +63,7 @@ def test_answers_csv_from_excel_with_a_byte_order_mark(tmp_path):
     path.write_bytes(BOM + body.encode())
     assert [a.id for a in read_answers(path)] == ["id0", "id1", "id2"]
     annotate(job, answers=path)
-    assert [r["response"] for r in runio.read_jsonl(job.run_path / contracts.LABELED)] == ["answer id0", "answer id1", "answer id2"]
+    assert [r["response"] for r in textio.read_jsonl(job.run_path / contracts.LABELED)] == ["answer id0", "answer id1", "answer id2"]
 
 
 def test_answers_jsonl_with_a_byte_order_mark(tmp_path):

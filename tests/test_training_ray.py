@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from labelwise import runio
+from labelwise import runio, textio
 from test_training import make_job, synthetic_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -91,7 +91,7 @@ def test_each_example_seen_once_per_epoch_across_workers(two_workers):
     per_epoch, ranks = {}, set()
     for path in record.glob("rank*.jsonl"):
         ranks.add(path.name)
-        for rec in runio.read_jsonl(path):
+        for rec in textio.read_jsonl(path):
             per_epoch.setdefault(rec["epoch"], []).extend(rec["ids"])
     assert ranks == {"rank0.jsonl", "rank1.jsonl"}
     assert set(per_epoch) == {0, 1}

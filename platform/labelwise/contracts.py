@@ -1,6 +1,6 @@
 """The run folder's files: every name, what each holds, and one reader for the record files
 several stages read. Stages meet only at these files (ARCHITECTURE.md); a name is defined
-here and nowhere else (runio re-exports the common ones).
+here and nowhere else, and read as ``contracts.NAME``. This module imports nothing of ours.
 
 Column types live here too: ``scores_schema()`` is scores.parquet's (the scorer writes it,
 selectors read its ``SCORE_METRICS``), JUDGMENTS_COLUMNS judgments.parquet's (read with
@@ -96,19 +96,26 @@ LABEL_STUDIO_ANSWERS = "label_studio_answers.jsonl"  # what `annotate --pull` re
 
 # train
 ADAPTER = "adapter"
+ADAPTER_CONFIG = "adapter_config.json"  # in an adapter folder: what makes it a PEFT adapter
 TRAIN_LOG = "train_log.csv"
 TRAIN_LOG_COLUMNS = ["step", "epoch", "loss", "lr", "examples", "tokens", "response_tokens", "seconds"]
 LOSS_PNG = "loss.png"
 TRAIN_SUMMARY = "train_summary.json"
 TRAIN_DATA = "train_data.jsonl"  # a round's training labels (labelwise.rounds), as trained on
 
-# evaluate: metrics_<label>.json per label, gathered into metrics.json; the per-benchmark cache
+# evaluate: metrics_<label>.json per label, gathered into metrics.json (winrate_<label>.jsonl
+# beside it when the win rate ran); the per-benchmark cache
 METRICS = "metrics.json"
 EVAL_CACHE = "eval_cache"
 
 
 def metrics_file(label: str) -> str:
     return f"metrics_{label}.json"
+
+
+def winrate_file(label: str) -> str:
+    """The pairwise win rate's per-prompt judgments of evaluate-<label>."""
+    return f"winrate_{label}.jsonl"
 
 
 # run and sweep
@@ -142,13 +149,21 @@ STAGING = ".staging"
 
 def read_records(path: str | Path, fields: list[str], missing: str) -> list[dict]:
     """The records of a JSONL file, each with ``fields`` (ids read as strings); ``missing``
-    is the hint when the file does not exist."""
-    from labelwise.runio import read_jsonl
+    is the hint when the file does not exist. (Read here, not with textio.read_jsonl: this
+    module imports nothing of ours.)"""
+    import json
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: {missing}")
-    rows = read_jsonl(path)
+    with open(path) as f:
+        lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
+    rows = []
+    for n, line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
     for i, row in enumerate(rows, 1):
         lacking = [k for k in fields if k not in row]
         if lacking:

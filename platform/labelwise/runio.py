@@ -84,16 +84,3 @@ def write_csv(path: str | Path, df) -> Path:
         df.to_csv(tmp, index=False)
     return Path(path)
 
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Read JSONL; a malformed line is an error naming the file and the line."""
-    rows = []
-    with open(path) as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-    return rows

@@ -1,4 +1,5 @@
-"""Reading the text files users bring (job YAML, pools, answers): UTF-8 with or without a
+"""Reading text files: JSONL (:func:`read_jsonl`), and the files users bring (job YAML, pools,
+answers): UTF-8 with or without a
 byte-order mark (Excel's "CSV UTF-8" writes one), and bytes that are not UTF-8 are an error
 naming the file, the line and the column, never a bare ``'utf-8' codec can't decode``.
 
@@ -10,6 +11,7 @@ after decoding, where its number is known.
 from __future__ import annotations
 
 import io
+import json
 import re
 from typing import Iterable, Iterator
 
@@ -56,3 +58,17 @@ def text_stream(raw, newline: str | None = None) -> io.TextIOWrapper:
 def open_text(path, newline: str | None = None):
     """Open a local text file for :func:`check_lines`."""
     return open(path, encoding=ENCODING, errors="surrogateescape", newline=newline)
+
+
+def read_jsonl(path) -> list[dict]:
+    """Read JSONL; a malformed line is an error naming the file and the line."""
+    rows = []
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+    return rows

@@ -32,7 +32,7 @@ def read_prompts(path: Path) -> list[dict]:
         raise missing("winrate", path)
     text = path.read_text()
     if path.suffix == ".jsonl":
-        from labelwise.runio import read_jsonl
+        from labelwise.textio import read_jsonl
 
         rows = read_jsonl(path)
     else:

@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from labelwise import contracts, runio, stages
+from labelwise import contracts, stages, textio
 from labelwise.sweep.trial_manifest import RESULT
 
 
@@ -150,7 +150,7 @@ def run_trial(job, trial: dict, sweep_dir: str | Path, service=None, log=print) 
     raw_metrics = json.loads((last / contracts.METRICS).read_text())
     metrics = flatten_metrics(raw_metrics).get("adapted", {})
     labeled = [trial_dir / contracts.LABELED] if job.rounds is None else sorted(trial_dir.glob("rounds/r*/" + contracts.LABELED))
-    n_labeled = sum(len(runio.read_jsonl(p)) for p in labeled)
+    n_labeled = sum(len(textio.read_jsonl(p)) for p in labeled)
     row = {
         "trial": trial["name"],
         "selector": selector_of(trial),

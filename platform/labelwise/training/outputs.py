@@ -10,7 +10,7 @@ from labelwise.contracts import LOSS_PNG, TRAIN_LOG  # noqa: F401  (stage.py rea
 from labelwise.contracts import TRAIN_LOG_COLUMNS as LOG_COLUMNS
 from labelwise.contracts import TRAIN_SUMMARY as SUMMARY
 
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
+ADAPTER_FILES = (contracts.ADAPTER_CONFIG, "adapter_model.safetensors", "README.md")
 
 
 def write_log(run_dir: Path, log: list[dict]) -> Path:
@@ -57,8 +57,8 @@ def install_adapter(checkpoint_dir: Path, out_dir: Path) -> Path:
         for name in ADAPTER_FILES:
             if (checkpoint_dir / name).exists():
                 shutil.copy2(checkpoint_dir / name, tmp / name)
-        if not (tmp / "adapter_config.json").exists():
-            raise FileNotFoundError(f"checkpoint {checkpoint_dir} holds no adapter_config.json")
+        if not (tmp / contracts.ADAPTER_CONFIG).exists():
+            raise FileNotFoundError(f"checkpoint {checkpoint_dir} holds no {contracts.ADAPTER_CONFIG}")
         if out.exists():
             shutil.rmtree(out)
     return out
