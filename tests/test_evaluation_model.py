@@ -51,7 +51,7 @@ def smol_runner():
 def test_letter_loglik_matches_a_hand_computed_forward_pass(smol_runner, shared_data):
     import torch
 
-    from labelwise.evaluation import mmlu
+    from labelwise.evaluation.benchmarks import mmlu
     from labelwise.evaluation.config import MMLUConfig
 
     items, payloads = mmlu.build_requests(
@@ -111,7 +111,8 @@ BBH_TASKS = ["sports_understanding", "object_counting"]  # the two shortest stan
 def test_bbh_real_data_direct_answers_extracted_and_scored(tmp_path, shared_data, monkeypatch):
     """Direct answers with enough tokens: every generation yields an answer, and the stage's
     per-task numbers are those of its own generations extracted and matched here."""
-    from labelwise.evaluation import bbh, stage
+    from labelwise.evaluation import stage
+    from labelwise.evaluation.benchmarks import bbh
     from labelwise.evaluation.runner import ModelRunner
 
     texts = []
@@ -145,7 +146,8 @@ def test_bbh_real_data_direct_answers_extracted_and_scored(tmp_path, shared_data
 def test_bbh_real_data_chain_of_thought_counts_missing_answers(tmp_path, shared_data):
     """8 new tokens are too few for a rationale and 'So the answer is': every example is
     counted as having no answer (and scores 0); a full chain of thought is extracted."""
-    from labelwise.evaluation import bbh, stage
+    from labelwise.evaluation import stage
+    from labelwise.evaluation.benchmarks import bbh
 
     job = make_job(tmp_path, {"benchmarks": ["bbh"], "use_ray": False, "bbh": {"tasks": BBH_TASKS, "per_task_cap": 1, "cot": True, "max_new_tokens": 8}})
     got = stage.evaluate(job)["bbh"]

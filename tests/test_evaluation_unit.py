@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from labelwise import runio
 from labelwise.config import ConfigError, build
-from labelwise.evaluation import bbh, heldout, metrics_file, mmlu, winrate
+from labelwise.evaluation import metrics_file
+from labelwise.evaluation.benchmarks import bbh, heldout, mmlu, winrate
 from labelwise.evaluation.config import BBHConfig, EvaluateConfig, JudgeConfig, MMLUConfig
 from labelwise.evaluation.data import sample
 from labelwise.evaluation.judge import OpenAIJudge, judge_prompt, verdict_from_logprobs, verdict_from_text
@@ -383,14 +384,14 @@ def _mmlu_folder(root: Path, subjects=("alpha", "beta")) -> Path:
 
 
 def test_mmlu_protocol_has_a_digest_of_the_files_it_reads(tmp_path):
-    from labelwise.evaluation.stage import _Context
+    from labelwise.evaluation.context import Context
     from labelwise.evaluation.runner import ModelSpec
 
     folder = _mmlu_folder(tmp_path / "mmlu")
 
     def digest(**mmlu_cfg):
         job = _job(tmp_path / "run", {"benchmarks": ["mmlu"], "mmlu": {"path": str(folder), **mmlu_cfg}})
-        proto = _Context(job, ModelSpec(job.model)).protocol("mmlu")
+        proto = mmlu.protocol(Context(job, ModelSpec(job.model)))
         assert proto["data"] == str(folder)
         return proto["data_sha256"]
 
@@ -415,7 +416,7 @@ def test_mmlu_protocol_has_a_digest_of_the_files_it_reads(tmp_path):
 
 
 def test_bbh_protocol_has_a_digest_of_the_files_it_reads(tmp_path):
-    from labelwise.evaluation.stage import _Context
+    from labelwise.evaluation.context import Context
     from labelwise.evaluation.runner import ModelSpec
 
     folder = tmp_path / "bbh"
@@ -424,7 +425,7 @@ def test_bbh_protocol_has_a_digest_of_the_files_it_reads(tmp_path):
     (folder / "tasks" / "t1.json").write_text(json.dumps({"examples": [{"input": "q", "target": "a"}]}))
     (folder / "cot-prompts" / "t1.txt").write_text("Describe.\n\nQ: x\nA: Let's think step by step.\nSo the answer is y.")
     job = _job(tmp_path / "run", {"benchmarks": ["bbh"], "bbh": {"path": str(folder)}})
-    proto = lambda: _Context(job, ModelSpec(job.model)).protocol("bbh")  # noqa: E731
+    proto = lambda: bbh.protocol(Context(job, ModelSpec(job.model)))  # noqa: E731
     before = proto()["data_sha256"]
     (folder / "cot-prompts" / "t1.txt").write_text("Describe it.\n\nQ: x\nA: Let's think step by step.\nSo the answer is y.")
     assert proto()["data_sha256"] != before
@@ -533,11 +534,11 @@ def test_evaluation_ray_options_reach_the_actor_pool(monkeypatch):
 
 def test_evaluate_stage_passes_its_retry_settings(tmp_path, monkeypatch):
     from labelwise.evaluation import execute
+    from labelwise.evaluation.context import Context
     from labelwise.evaluation.runner import ModelSpec
-    from labelwise.evaluation.stage import _Context
 
     job = _job(tmp_path, {"use_ray": True, "max_restarts": 2, "max_task_retries": 1})
-    ctx = _Context(job, ModelSpec(job.model))
+    ctx = Context(job, ModelSpec(job.model))
     seen = {}
 
     def fake(kind, payloads, spec, settings, **kw):

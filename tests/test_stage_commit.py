@@ -517,11 +517,12 @@ def test_train_failed_at_every_write_point_keeps_one_adapter_with_its_summary(tm
 def test_evaluate_failed_at_every_write_point_keeps_metrics_of_one_adapter(tmp_path, tiny_model_dir, monkeypatch):
     """The benchmark run is replaced by a stand-in whose number names the adapter it saw."""
     from labelwise.evaluation import stage
+    from labelwise.evaluation.benchmarks import heldout
     from labelwise.evaluation.metrics_file import label_file
     from labelwise.job import JobConfig
 
-    monkeypatch.setattr(stage._Context, "run", lambda self, bench, label: {
-        "adapter": (Path(self.spec.adapter) / "adapter_config.json").read_text()})
+    monkeypatch.setattr(heldout, "run", lambda ctx, label: {
+        "adapter": (Path(ctx.spec.adapter) / "adapter_config.json").read_text()})
 
     def adapter(run, tag):
         (run / contracts.ADAPTER).mkdir(exist_ok=True)

@@ -67,7 +67,7 @@ def two_passes(runner, payloads: list[dict]) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    from labelwise.evaluation import heldout
+    from labelwise.evaluation.benchmarks import heldout
     from labelwise.evaluation.config import HeldoutConfig
     from labelwise.evaluation.runner import ModelRunner, RunSettings
     from labelwise.scoring.bench import load

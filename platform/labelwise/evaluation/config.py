@@ -19,8 +19,7 @@ from typing import Literal
 
 from labelwise.chat_endpoint import EndpointConfig
 from labelwise.config import check
-
-KNOWN_BENCHMARKS = ("heldout", "mmlu", "bbh", "winrate")
+from labelwise.evaluation.benchmarks import NAMES as KNOWN_BENCHMARKS
 
 
 @dataclasses.dataclass

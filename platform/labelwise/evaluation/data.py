@@ -1,4 +1,5 @@
-"""Where benchmark data lives, and the error that shows the expected layout when it is missing."""
+"""Where benchmark data lives, the error that shows the expected layout when it is missing, and
+the short digests of data files that benchmark protocols record."""
 
 from __future__ import annotations
 
@@ -51,3 +52,22 @@ def sample(rows: list[dict], cap: int | None, seed: int, key: str) -> list[dict]
     digest = hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
     picked = sorted(random.Random(int(digest[:16], 16)).sample(range(len(rows)), cap))
     return [rows[i] for i in picked]
+
+
+def file_hash(path: Path) -> str:
+    from labelwise.runio import sha256_file
+
+    return sha256_file(path)[:16]
+
+
+def files_hash(root: Path, files: list[Path]) -> str:
+    """Content hash of a benchmark's data files (names relative to ``root``, and bytes)."""
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(str(Path(f).relative_to(root)).encode())
+        h.update(file_hash(f).encode())
+    return h.hexdigest()[:16]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

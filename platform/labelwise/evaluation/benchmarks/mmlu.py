@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from labelwise.evaluation.data import missing, sample
+from labelwise.evaluation.data import files_hash, missing, sample
 
 LETTERS = ("A", "B", "C", "D")
 PROMPT_FORMAT = (
@@ -197,15 +197,31 @@ def summarize(items: list[dict], results: list[dict]) -> dict:
     }
 
 
-def protocol(cfg, seed: int) -> dict:
+def folder_of(ctx) -> Path:
+    """evaluate.mmlu.path (a folder or hf:<dataset>), else <data_dir>/mmlu."""
+    path = ctx.cfg.mmlu.path
+    return resolve_folder(path) if path else ctx.root / "mmlu"
+
+
+def protocol(ctx) -> dict:
+    cfg, folder = ctx.cfg.mmlu, folder_of(ctx)
+    files = data_files(cfg, folder)
     return {
         "shots": cfg.shots,
         "shot_source": "dev split, first k",
         "split": cfg.split,
         "per_subject_cap": cfg.per_subject_cap,
-        "cap_seed": seed if cfg.per_subject_cap else None,
+        "cap_seed": ctx.job.seed if cfg.per_subject_cap else None,
         "subjects": cfg.subjects or "all",
         "prompt_format": PROMPT_FORMAT,
         "chat_template": cfg.chat_template,
         "average": "acc: micro over questions; acc_macro: mean over subjects",
+        "data": cfg.path or str(ctx.root / "mmlu"),
+        "data_sha256": files_hash(folder, files),
     }
+
+
+def run(ctx, label: str) -> dict:
+    cfg = ctx.cfg.mmlu
+    items, payloads = build_requests(cfg, folder_of(ctx), ctx.job.seed, lambda t: ctx.render_chat(t, cfg.chat_template))
+    return summarize(items, ctx.requests("loglik", payloads, "mmlu"))

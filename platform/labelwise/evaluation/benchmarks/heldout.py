@@ -18,7 +18,8 @@ import re
 import string
 from pathlib import Path
 
-from labelwise.evaluation.data import sample
+from labelwise import contracts
+from labelwise.evaluation.data import file_hash, sample
 
 REQUIRED = ("id", "task", "prompt", "response")
 
@@ -115,16 +116,36 @@ def summarize(rows: list[dict], nll_results: list[dict], gen_results: list[dict]
     return out
 
 
-def protocol(cfg, seed: int, chat_template: bool, test_path: Path) -> dict:
+def split_path(ctx) -> Path:
+    return ctx.job.run_path / contracts.TEST
+
+
+def inputs(ctx) -> dict:
+    return {contracts.TEST: split_path(ctx)}
+
+
+def protocol(ctx) -> dict:
+    cfg, path = ctx.cfg.heldout, split_path(ctx)
     return {
-        "split": str(test_path),
+        "split": str(path),
         "per_task_cap": cfg.per_task_cap,
-        "cap_seed": seed if cfg.per_task_cap else None,
-        "prompt_format": "labelwise.prompting.render_example (chat template)" if chat_template else "labelwise.prompting.render_example (plain template)",
+        "cap_seed": ctx.job.seed if cfg.per_task_cap else None,
+        "prompt_format": "labelwise.prompting.render_example (chat template)" if ctx.job.model.chat_template else "labelwise.prompting.render_example (plain template)",
         "nll": "mean per response token (EOS included) of the gold response after the rendered prompt",
         "exact_match": (
             f"greedy, max_new_tokens={cfg.max_new_tokens}, on gold responses of <= {cfg.em_max_words} words, "
             "SQuAD normalization" if cfg.exact_match else None
         ),
         "average": "macro: mean over tasks; micro: pooled over tokens (nll) or examples (em)",
+        "split_sha256": file_hash(path) if path.exists() else None,
     }
+
+
+def run(ctx, label: str) -> dict:
+    """One ``answer`` request per row: the gold response's log-likelihood, and the greedy
+    answer where exact match applies."""
+    cfg = ctx.cfg.heldout
+    rows = read_test(split_path(ctx), cfg.per_task_cap, ctx.job.seed)
+    payloads, gen_rows = build_requests(cfg, rows, ctx.tokenizer, ctx.job.model.chat_template)
+    results = ctx.requests("answer", payloads, "heldout nll and exact match")
+    return summarize(rows, results, [results[i] for i in gen_rows], gen_rows)

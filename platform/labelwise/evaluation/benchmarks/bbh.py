@@ -25,7 +25,7 @@ import json
 import re
 from pathlib import Path
 
-from labelwise.evaluation.data import missing, sample
+from labelwise.evaluation.data import files_hash, missing, sample
 
 N_TASKS = 27
 COT_TRIGGER = "Let's think step by step."
@@ -176,17 +176,32 @@ def data_files(cfg, folder: Path) -> list[Path]:
     return files
 
 
-def protocol(cfg, seed: int) -> dict:
+def folder_of(ctx) -> Path:
+    """evaluate.bbh.path, else <data_dir>/bbh."""
+    return Path(ctx.cfg.bbh.path) if ctx.cfg.bbh.path else ctx.root / "bbh"
+
+
+def protocol(ctx) -> dict:
+    cfg, folder = ctx.cfg.bbh, folder_of(ctx)
+    files = data_files(cfg, folder)
     return {
         "shots": cfg.shots,
         "prompt_format": ("3-shot chain of thought (Suzgun et al. cot-prompts)" if cfg.cot else "direct answers (cot-prompt shots without rationale)"),
         "cot": cfg.cot,
         "per_task_cap": cfg.per_task_cap,
-        "cap_seed": seed if cfg.per_task_cap else None,
+        "cap_seed": ctx.job.seed if cfg.per_task_cap else None,
         "tasks": cfg.tasks or "all",
         "max_new_tokens": cfg.generation_tokens,
         "decoding": "greedy, stop at blank line",
         "chat_template": cfg.chat_template,
         "answer_extraction": "text after 'the answer is' (cot) or first line (direct); '(X)' targets match '(X)' or bare X; else case-insensitive",
         "average": "em: macro over tasks; em_micro: over examples",
+        "data": str(folder),
+        "data_sha256": files_hash(folder, files),
     }
+
+
+def run(ctx, label: str) -> dict:
+    cfg = ctx.cfg.bbh
+    items, payloads = build_requests(cfg, folder_of(ctx), ctx.job.seed, lambda t: ctx.render_chat(t, cfg.chat_template))
+    return summarize(items, ctx.requests("generate", payloads, "bbh"), cfg.cot)
