@@ -11,7 +11,7 @@
     labelwise sweep    CONFIG ...      Ray Tune over selector x budget x base x seed
     labelwise report   FOLDER
     labelwise config   CONFIG ...      print the resolved config, every default filled in
-    labelwise bench    {score,select,train,dedup,eval} [...]
+    labelwise bench    {score,select,train,dedup,eval,judge,judge-agreement} [...]
 
 A stage module ``labelwise.<package>.stage`` provides ``main(job, args)`` and may provide
 ``add_arguments(parser)`` for options of its own.
@@ -42,6 +42,8 @@ BENCHES = {
     "train": "labelwise.training.bench",
     "dedup": "labelwise.pool.bench",
     "eval": "labelwise.evaluation.bench",
+    "judge": "labelwise.judging.bench",
+    "judge-agreement": "labelwise.judging.agreement",
 }
 BENCH_HELP = {
     "score": "the scorer against plain model.generate: same prompts, same batch",
@@ -49,6 +51,8 @@ BENCH_HELP = {
     "train": "training tokens/s of Ray Train against a plain loop",
     "dedup": "near-duplicate removal on synthetic prompts against exact-hash dedup",
     "eval": "held-out evaluation from one prefill against separate loglik and generate passes",
+    "judge": "judge prompts/s in choice mode (options scored by log-likelihood) against free-text mode",
+    "judge-agreement": "the judge's Bloom levels against a hand-labelled set, both modes, beside prompt length",
 }
 
 
