@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labelwise.scoring.greedy import greedy_score, step_metrics
-from labelwise.scoring.plan import encode_prompt, plan_batches, prompt_limit
+from labelwise.prompting import prompt_limit
+from labelwise.scoring.plan import encode_prompt, plan_batches
 
 PROMPTS = [
     "What is the capital of France?",
@@ -32,7 +33,7 @@ def tiny(tiny_model_dir):
 
 
 def token_ids(tok, prompts):
-    from labelwise.scoring.plan import prompt_ids
+    from labelwise.prompting import prompt_ids
 
     return [prompt_ids(tok, p, True) for p in prompts]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from labelwise.scoring.greedy import greedy_score
-from labelwise.scoring.plan import prompt_ids
+from labelwise.prompting import prompt_ids
 from labelwise.scoring.scorer import Scorer, make_batch
 
 PROMPTS = [

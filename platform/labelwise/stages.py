@@ -88,8 +88,8 @@ def scoped(scope: str) -> list[Stage]:
 
 def in_round(r: int) -> list[Stage]:
     """The stages of round ``r``, in order, in the round's folder."""
-    return [s for s in STAGES
-            if s.scope in (ROUND, TRIAL) or (s.again_from_round is not None and r >= s.again_from_round)]
+    return [s for s in STAGES if s.in_rounds
+            and (s.scope in (ROUND, TRIAL) or (s.again_from_round is not None and r >= s.again_from_round))]
 
 
 def call(name: str, job, **kwargs):

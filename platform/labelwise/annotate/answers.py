@@ -21,10 +21,21 @@ import dataclasses
 import json
 from pathlib import Path
 
-from labelwise import runio, textio
+from labelwise import contracts, runio, textio
 
 RESPONSE_KEYS = ("response", "answer")
 EXPORT_COLUMNS = ("id", "task", "prompt", "response")
+
+
+def read_selected(run_dir: Path) -> list[dict]:
+    """The selected prompts to answer (to_annotate.jsonl)."""
+    return contracts.read_to_annotate(run_dir / contracts.TO_ANNOTATE)
+
+
+def read_labeled(run_dir: Path) -> list[dict]:
+    """The answers collected so far (none before the first merge)."""
+    path = run_dir / contracts.LABELED
+    return contracts.read_labeled(path) if path.exists() else []
 
 
 @dataclasses.dataclass(frozen=True)

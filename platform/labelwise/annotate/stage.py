@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from labelwise import contracts, runio
-from labelwise.annotate.answers import export_for_annotation, read_answers
+from labelwise.annotate.answers import export_for_annotation, read_answers, read_labeled, read_selected
 from labelwise.annotate.merge import (
     AnnotationError,
     gold_answers,
@@ -49,16 +49,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--force", action="store_true", help="with --export: overwrite FILE even if it holds answers not yet imported")
     parser.add_argument("--round", type=int, default=None, metavar="N",
                         help="with a rounds: section: the round whose prompts these are (default: the latest exported)")
-
-
-def read_selected(run_dir: Path) -> list[dict]:
-    return contracts.read_to_annotate(run_dir / contracts.TO_ANNOTATE)
-
-
-def read_labeled(run_dir: Path) -> list[dict]:
-    """The answers collected so far (none before the first merge)."""
-    path = run_dir / contracts.LABELED
-    return contracts.read_labeled(path) if path.exists() else []
 
 
 def read_gold(run_dir: Path) -> dict[str, str]:

@@ -23,7 +23,8 @@ import csv
 import sys
 from pathlib import Path
 
-from labelwise import contracts, runio
+from labelwise import contracts, runio, stages
+from labelwise.annotate.answers import read_labeled, read_selected
 from labelwise.annotate.merge import AnnotationError, listing
 from labelwise.annotate.studio_tasks import pulled_answers, plan_push, textarea_result
 
@@ -104,8 +105,6 @@ def connect(job):
 
 def push(job, log=_stderr) -> dict:
     """Bring the Label Studio project in line with to_annotate.jsonl; returns the counts."""
-    from labelwise.annotate.stage import read_selected
-
     run_dir = Path(job.run_dir)
     selected = read_selected(run_dir)
     allocation = read_allocation(run_dir)
@@ -145,8 +144,6 @@ def push(job, log=_stderr) -> dict:
 
 def pull(job, allow_partial: bool = False, log=_stderr) -> Path:
     """Read the submitted answers and merge them into labeled.jsonl (as --answers does)."""
-    from labelwise.annotate.stage import annotate, read_labeled
-
     run_dir = Path(job.run_dir)
     cfg = settings(job)
     allow_partial = bool(allow_partial or job.annotate.allow_partial)
@@ -171,4 +168,4 @@ def pull(job, allow_partial: bool = False, log=_stderr) -> Path:
         if not allow_partial:
             raise AnnotationError(f"{message}; nothing written. Ask another annotator, use pick: latest, or pass --allow-partial")
         log(f"annotate: {message}; they stay unanswered")
-    return annotate(job, answers=path, allow_partial=allow_partial)
+    return stages.call("annotate", job, answers=path, allow_partial=allow_partial)  # the annotate stage, as --answers

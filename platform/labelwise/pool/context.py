@@ -18,7 +18,7 @@ def overlong_by_task(job, prompts: Iterable[str], tasks: Iterable[str]) -> tuple
     from transformers import AutoConfig
 
     from labelwise.models import load_tokenizer, resolve
-    from labelwise.scoring.plan import prompt_ids, prompt_limit
+    from labelwise.prompting import prompt_ids, prompt_limit
 
     tokenizer = load_tokenizer(job.model)
     model_cfg = AutoConfig.from_pretrained(resolve(job.model.name), trust_remote_code=job.model.trust_remote_code)

@@ -103,7 +103,8 @@ def load(args):
 
 
 def make_batches(tok, batch_size: int, n: int) -> list[list[list[int]]]:
-    from labelwise.scoring.plan import plan_batches, prompt_ids
+    from labelwise.prompting import prompt_ids
+    from labelwise.scoring.plan import plan_batches
 
     prompts = [PROMPTS[i % len(PROMPTS)] + (" " + "please " * (i // len(PROMPTS))) for i in range(batch_size * n)]
     ids = [prompt_ids(tok, p, True) for p in prompts]

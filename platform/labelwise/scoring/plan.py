@@ -1,10 +1,9 @@
 """Turning pool prompts into token ids and length-bucketed batches (no model needed).
 
 The driver does this once, with the tokenizer only: prompts are rendered with
-``labelwise.prompting.render_prompt`` (the same text training and evaluation use), checked
-against the prompt length limit (truncated, keeping the end, or rejected per
-``score.overlong``), sorted by
-length and cut into batches. The batches depend only on the pool and the settings, so a rerun
+``labelwise.prompting`` (the same text training and evaluation use), checked against the
+prompt length limit (``prompting.prompt_limit``; truncated, keeping the end, or rejected per
+``score.overlong``), sorted by length and cut into batches. The batches depend only on the pool and the settings, so a rerun
 after a crash plans exactly the same batches and recomputes exactly the same numbers.
 """
 
@@ -12,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from labelwise.prompting import render_prompt
+from labelwise.prompting import prompt_ids
 
 
 @dataclasses.dataclass
@@ -22,33 +21,6 @@ class Encoded:
     input_ids: list[int] | None  # None when the prompt cannot be scored
     error: str | None = None
     truncated: bool = False
-
-
-def uses_chat_template(tokenizer, chat_template: bool) -> bool:
-    return bool(chat_template and getattr(tokenizer, "chat_template", None))
-
-
-def prompt_ids(tokenizer, prompt: str, chat_template: bool) -> list[int]:
-    """Token ids of the rendered prompt (a chat template already holds its special tokens)."""
-    text = render_prompt(tokenizer, prompt, chat_template)
-    special = not uses_chat_template(tokenizer, chat_template)
-    return tokenizer(text, add_special_tokens=special).input_ids
-
-
-def prompt_limit(max_prompt_tokens: int | None, context: int | None, max_new_tokens: int) -> int:
-    """Longest prompt that leaves room for the answer in the model's context."""
-    room = None if context is None else context - max_new_tokens
-    if max_prompt_tokens is None:
-        if room is None:
-            raise ValueError("the model config has no max_position_embeddings: set score.max_prompt_tokens")
-        limit = room
-    else:
-        limit = max_prompt_tokens if room is None else min(max_prompt_tokens, room)
-    if limit < 1:
-        raise ValueError(
-            f"score.max_new_tokens={max_new_tokens} leaves no room for a prompt in the model context ({context})"
-        )
-    return limit
 
 
 def encode_prompt(tokenizer, id_, task, prompt, *, chat_template, limit, overlong) -> Encoded:

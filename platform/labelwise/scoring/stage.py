@@ -279,7 +279,8 @@ def score_pending(job, pool, pending_ids: set[str], store, adapter: Path | None 
     from transformers import AutoConfig
 
     from labelwise.models import load_tokenizer, resolve
-    from labelwise.scoring.plan import encode_prompts, plan_batches, prompt_limit
+    from labelwise.prompting import prompt_limit
+    from labelwise.scoring.plan import encode_prompts, plan_batches
     from labelwise.scoring.schema import error_row, to_table
     from labelwise.scoring.scorer import make_batch
 
