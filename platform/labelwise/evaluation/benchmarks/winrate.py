@@ -12,6 +12,10 @@ with itself across orders), 0 = a loss.
   model p(A preferred) = sigmoid(theta + phi * tanh(dlen / sd(dlen))) fitted to the judgments
   (dlen = characters of A - characters of B, soft labels, small L2 penalty), read at dlen = 0:
   sigmoid(theta). It says how often A would win were both answers equally long.
+
+Model B is the prompt file's own outputs (``reference: dataset``), the base model or a named
+model, each model answering in its own prompt format; the per-prompt answers and verdicts go
+to run_dir/winrate_<label>.jsonl (``contracts.winrate_file``).
 """
 
 from __future__ import annotations
