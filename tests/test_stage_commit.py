@@ -471,7 +471,8 @@ def test_train_failed_at_every_write_point_keeps_one_adapter_with_its_summary(tm
     adapter folder, the log, the plot, the summary) with a write point after each."""
     from labelwise.job import JobConfig
     from labelwise.training import stage
-    from labelwise.training.outputs import LOSS_PNG, SUMMARY, TRAIN_LOG
+    from labelwise.contracts import LOSS_PNG, TRAIN_LOG
+    from labelwise.contracts import TRAIN_SUMMARY as SUMMARY
 
     def fake_fit(job, run_dir, out_dir, hooks=None, labeled=None, init_adapter=None):
         tag = f"lr={job.train.lr}"

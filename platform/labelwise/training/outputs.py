@@ -6,9 +6,6 @@ import shutil
 from pathlib import Path
 
 from labelwise import contracts, runio
-from labelwise.contracts import LOSS_PNG, TRAIN_LOG  # noqa: F401  (stage.py reads them here)
-from labelwise.contracts import TRAIN_LOG_COLUMNS as LOG_COLUMNS
-from labelwise.contracts import TRAIN_SUMMARY as SUMMARY
 
 ADAPTER_FILES = (contracts.ADAPTER_CONFIG, "adapter_model.safetensors", "README.md")
 
@@ -17,10 +14,10 @@ def write_log(run_dir: Path, log: list[dict]) -> Path:
     import pandas as pd
 
     df = pd.DataFrame(log)
-    for col in LOG_COLUMNS:
+    for col in contracts.TRAIN_LOG_COLUMNS:
         if col not in df:
             df[col] = None
-    return runio.write_csv(run_dir / TRAIN_LOG, df[LOG_COLUMNS])
+    return runio.write_csv(run_dir / contracts.TRAIN_LOG, df[contracts.TRAIN_LOG_COLUMNS])
 
 
 def plot_loss(run_dir: Path, log: list[dict], title: str) -> Path:
@@ -42,7 +39,7 @@ def plot_loss(run_dir: Path, log: list[dict], title: str) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    out = run_dir / LOSS_PNG
+    out = run_dir / contracts.LOSS_PNG
     with runio.atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)

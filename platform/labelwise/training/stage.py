@@ -25,7 +25,6 @@ from pathlib import Path
 
 from labelwise import contracts, runio
 from labelwise.contracts import TRAIN_DATA
-from labelwise.training.outputs import LOSS_PNG, SUMMARY, TRAIN_LOG
 
 
 # train.* keys that do not change what is learned (where and how robustly it runs)
@@ -160,7 +159,7 @@ STAGE = "train"
 
 def outputs(labeled: dict | None = None) -> list[str]:
     """With ``labeled`` files given (a round), the labels trained on are an output too."""
-    return [contracts.ADAPTER, TRAIN_LOG, LOSS_PNG, SUMMARY] + ([TRAIN_DATA] if labeled is not None else [])
+    return [contracts.ADAPTER, contracts.TRAIN_LOG, contracts.LOSS_PNG, contracts.TRAIN_SUMMARY] + ([TRAIN_DATA] if labeled is not None else [])
 
 
 def inputs(job, labeled: dict | None = None, init_adapter: Path | None = None) -> dict:
@@ -336,7 +335,7 @@ def _finish(job, run_dir: Path, out_dir: Path, result, name: str, storage: str, 
         "ray_run": {"name": name, "storage": storage, "checkpoint": checkpoint_path},
         "config": config.to_dict(job.train),
     }
-    runio.write_json(out_dir / SUMMARY, summary)
+    runio.write_json(out_dir / contracts.TRAIN_SUMMARY, summary)
     manifest.fault(STAGE)
     print(
         f"train: done, {state['step']} steps, loss {summary['first_loss']:.4f} -> {summary['last_loss']:.4f} "
