@@ -69,3 +69,20 @@ class Progress:
 
     def message(self, text: str) -> None:
         print(f"[{self.prefix}] {text}", file=self.stream, flush=True)
+
+
+class BatchProgress:
+    """A line per ~10% of batches on stderr (long CPU evaluations show they are alive)."""
+
+    def __init__(self, label: str | None, total: int):
+        self.label, self.total, self.done, self.start = label, total, 0, time.time()
+        self.every = max(1, total // 10)
+
+    def step(self):
+        self.done += 1
+        if self.label and (self.done % self.every == 0 or self.done == self.total):
+            print(
+                f"  {self.label}: {self.done}/{self.total} batches ({time.time() - self.start:.0f}s)",
+                file=sys.stderr,
+                flush=True,
+            )

@@ -22,6 +22,7 @@ import copy
 import dataclasses
 
 from labelwise.evaluation import tokens as tok_mod
+from labelwise.progress import BatchProgress
 from labelwise.scoring.greedy import kv_cache_argument, kv_cache_of
 
 
@@ -37,15 +38,13 @@ class _Item:
 
 def answer(runner, payloads: list[dict], progress=None) -> list[dict]:
     """Results for ``payloads`` in order, on ``runner`` (a :class:`runner.ModelRunner`)."""
-    from labelwise.evaluation.runner import _Progress
-
     out: list[dict | None] = [None] * len(payloads)
     shared, alone = [], []
     for i, p in enumerate(payloads):
         item = _plan(runner, i, p)
         (shared if item is not None else alone).append(item if item is not None else i)
     batches = _batches(shared, runner.settings.batch_size, runner.settings.max_batch_tokens)
-    ticker = _Progress(progress, len(batches) + (1 if alone else 0))
+    ticker = BatchProgress(progress, len(batches) + (1 if alone else 0))
     for batch in batches:
         for item, result in zip(batch, _answer_batch(runner, batch)):
             out[item.index] = result
@@ -143,8 +142,6 @@ def _teacher_forced(model, batch, ids, mask, positions, cache, pad) -> list[floa
 
 def _generate(runner, batch, ids, mask, cache, pad) -> list[str]:
     """Greedy continuations from the prefilled cache (generate feeds only the last column)."""
-    from labelwise.evaluation.runner import cut_at_stop
-
     max_new = max(it.max_new for it in batch)
     stops = sorted({s for it in batch for s in it.stop})
     kwargs = {"stop_strings": stops, "tokenizer": runner.tokenizer} if stops else {}
@@ -156,7 +153,7 @@ def _generate(runner, batch, ids, mask, cache, pad) -> list[str]:
     texts = []
     for b, it in enumerate(batch):
         text = runner.tokenizer.decode(generated[b, width:][: it.max_new].tolist(), skip_special_tokens=True)
-        texts.append(cut_at_stop(text, it.stop))
+        texts.append(tok_mod.cut_at_stop(text, it.stop))
     return texts
 
 

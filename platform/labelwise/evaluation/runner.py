@@ -14,13 +14,12 @@ Prompts arrive fully rendered (chat template or plain text); the runner only tok
 from __future__ import annotations
 
 import dataclasses
-import sys
-import time
 from pathlib import Path
 
 from labelwise import config as config_mod
 from labelwise.evaluation import tokens as tok_mod
 from labelwise.models import ModelConfig
+from labelwise.progress import BatchProgress
 
 
 @dataclasses.dataclass
@@ -82,7 +81,7 @@ class ModelRunner:
             for p in payloads
         ]
         batches = tok_mod.pack(units, self.settings.batch_size, self.settings.max_batch_tokens)
-        ticker = _Progress(progress, len(batches))
+        ticker = BatchProgress(progress, len(batches))
         for batch in batches:
             for unit, sums in zip(batch, self._forward(batch)):
                 for j, total, targets in zip(unit.continuations, sums, unit.targets):
@@ -147,7 +146,7 @@ class ModelRunner:
         if current:
             batches.append(current)
         out: list[dict | None] = [None] * len(payloads)
-        ticker = _Progress(progress, len(batches))
+        ticker = BatchProgress(progress, len(batches))
         for batch in batches:
             texts = self._generate_batch([encoded[i] for i in batch], [payloads[i] for i in batch])
             for i, text in zip(batch, texts):
@@ -186,35 +185,8 @@ class ModelRunner:
         for b, p in enumerate(payloads):
             new = generated[b, width:][: int(p["max_new_tokens"])].tolist()
             text = self.tokenizer.decode(new, skip_special_tokens=True)
-            texts.append(cut_at_stop(text, p.get("stop") or []))
+            texts.append(tok_mod.cut_at_stop(text, p.get("stop") or []))
         return texts
-
-
-def cut_at_stop(text: str, stops: list[str]) -> str:
-    """``text`` before the first occurrence of any stop string."""
-    cut = len(text)
-    for s in stops:
-        k = text.find(s)
-        if k >= 0:
-            cut = min(cut, k)
-    return text[:cut]
-
-
-class _Progress:
-    """A line per ~10% of batches on stderr (long CPU evaluations show they are alive)."""
-
-    def __init__(self, label: str | None, total: int):
-        self.label, self.total, self.done, self.start = label, total, 0, time.time()
-        self.every = max(1, total // 10)
-
-    def step(self):
-        self.done += 1
-        if self.label and (self.done % self.every == 0 or self.done == self.total):
-            print(
-                f"  {self.label}: {self.done}/{self.total} batches ({time.time() - self.start:.0f}s)",
-                file=sys.stderr,
-                flush=True,
-            )
 
 
 def resolve_adapter(adapter) -> str | None:

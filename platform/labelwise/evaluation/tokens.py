@@ -1,4 +1,5 @@
-"""Tokenization for log-likelihood requests, and packing them into forward passes.
+"""Tokenization for log-likelihood requests, packing them into forward passes, and cutting
+generated text at stop strings.
 
 A log-likelihood request is a context and candidate continuations. As in lm-evaluation-harness,
 context + continuation is tokenized as one text, and the continuation's tokens are those after
@@ -101,3 +102,13 @@ def pack(units: list[Unit], batch_size: int, max_batch_tokens: int, max_targets:
     if current:
         batches.append(current)
     return batches
+
+
+def cut_at_stop(text: str, stops: list[str]) -> str:
+    """``text`` before the first occurrence of any stop string."""
+    cut = len(text)
+    for s in stops:
+        k = text.find(s)
+        if k >= 0:
+            cut = min(cut, k)
+    return text[:cut]
