@@ -100,6 +100,14 @@ def test_concurrency_follows_the_resources(cpus, workers, trial_cpus, cap, expec
     assert expected == 1 or expected * trial_cpus_needed(job) <= cpus
 
 
+def test_a_cluster_that_can_grow_takes_max_concurrent_trials_as_it_is():
+    # an autoscaling cluster whose workers start at zero has no CPUs when the sweep starts
+    job = job_with({"max_concurrent_trials": 3}, train={"num_workers": 1, "batch_size": 8})
+    assert concurrency(job, 0, can_grow=True) == 3
+    assert concurrency(job, 0) == 1  # a local Ray cannot grow: what its CPUs hold
+    assert concurrency(job_with({}), 0, can_grow=True) == 1  # no cap given: what is up now
+
+
 def test_gpu_trials_are_limited_by_gpus():
     job = job_with({}, train={"num_workers": 2, "batch_size": 8})
     assert concurrency(job, 64, cluster_gpus=4, use_gpu=True) == 2

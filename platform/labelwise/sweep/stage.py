@@ -51,8 +51,15 @@ def trial_cpus_needed(job, trial_jobs=()) -> float:
     return job.sweep.trial_cpus + workers
 
 
-def concurrency(job, cluster_cpus: float, cluster_gpus: float = 0, use_gpu: bool = False, trial_jobs=()) -> int:
-    """How many trials may run at once so that none waits on another's CPUs (or GPUs)."""
+def concurrency(job, cluster_cpus: float, cluster_gpus: float = 0, use_gpu: bool = False, trial_jobs=(),
+                can_grow: bool = False) -> int:
+    """How many trials may run at once so that none waits on another's CPUs (or GPUs).
+
+    ``can_grow`` (a joined cluster, which an autoscaler may grow): ``max_concurrent_trials``
+    is taken as it is, so the queued trials ask for the nodes they need (an autoscaling
+    cluster whose workers start at zero has no CPUs when the sweep starts)."""
+    if can_grow and job.sweep.max_concurrent_trials is not None:
+        return job.sweep.max_concurrent_trials
     need = trial_cpus_needed(job, trial_jobs)
     n = max(1, int(math.floor(cluster_cpus / need))) if need > 0 else 1
     if use_gpu:
@@ -225,7 +232,10 @@ def run_sweep(job, out=None) -> Path:
     progress.skipped = len(finished)
     resources = ray.cluster_resources()
     use_gpu = job.model.device == "cuda" or (job.model.device == "auto" and resources.get("GPU", 0) > 0)
-    n_parallel = concurrency(job, resources.get("CPU", 1), resources.get("GPU", 0), use_gpu, trial_jobs)
+    from labelwise.ray_start import started_locally
+
+    n_parallel = concurrency(job, resources.get("CPU", 1), resources.get("GPU", 0), use_gpu, trial_jobs,
+                             can_grow=not started_locally())
     if job.ray.address is None and not os.environ.get("RAY_ADDRESS") and need > resources.get("CPU", 1):
         raise ValueError(
             f"sweep: a trial needs {need:g} CPUs (sweep.trial_cpus + train.num_workers x "
