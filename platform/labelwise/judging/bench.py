@@ -10,7 +10,8 @@ model, same prompts, one process.
 
 Both run in this process on one loaded model (the stage's in-process path), on the first
 ``--prompts`` prompts of the packaged pool ``builtin:multitask`` spread over its tasks
-(``--free-prompts`` of them for the slow free mode); the ratio is choice / free prompts/s.
+(``--free-prompts`` of them, spread over the list, for the slow free mode); the ratio is choice /
+free prompts/s, overall and on the free mode's prompts alone.
 
     labelwise bench judge                                  # SmolLM2-135M on this machine's CPU
     labelwise bench judge --prompts 40 --free-prompts 8 --json judge_bench.json
@@ -113,19 +114,31 @@ def main(argv=None) -> int:
     rows = pool_prompts(args.prompts)
     prompts = [r["prompt"] for r in rows]
     n_free = len(prompts) if args.free_prompts is None else min(args.free_prompts, len(prompts))
+    if n_free < 1:
+        raise SystemExit("--prompts and --free-prompts must be at least 1")
     t0 = time.perf_counter()
     runner, _ = load_runner(args.model, args.device, args.dtype, args.batch_size, args.threads)
     load_s = time.perf_counter() - t0
     print(f"[bench judge] {args.model} on {runner.device}, loaded in {load_s:.1f}s; {len(prompts)} prompts of "
           f"builtin:multitask over {len({r['task'] for r in rows})} tasks", file=sys.stderr)
 
+    # free mode judges a subset spread over the list (so over the tasks); choice mode times that
+    # subset first, then the rest, so that both modes are also compared on the same prompts
+    step = len(prompts) / max(1, n_free)
+    subset = sorted({int(i * step) for i in range(n_free)})
+    rest = [i for i in range(len(prompts)) if i not in set(subset)]
     t0 = time.perf_counter()
-    lps = choice_logprobs(runner, prompts)
-    choice_s = time.perf_counter() - t0
+    lps = choice_logprobs(runner, [prompts[i] for i in subset])
+    choice_subset_s = time.perf_counter() - t0
+    print(f"[bench judge] choice: {len(subset)} prompts in {choice_subset_s:.1f}s", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    lps += choice_logprobs(runner, [prompts[i] for i in rest])
+    choice_s = choice_subset_s + time.perf_counter() - t0
+    print(f"[bench judge] choice: {len(prompts)} prompts in {choice_s:.1f}s", file=sys.stderr, flush=True)
     judged = [judge_from_logprobs(lp) for lp in lps]
 
     t0 = time.perf_counter()
-    replies = free_replies(runner, prompts[:n_free], PARTS, args.max_new_tokens)
+    replies = free_replies(runner, [prompts[i] for i in subset], PARTS, args.max_new_tokens)
     free_s = time.perf_counter() - t0
     parsers = {"bloom": parse_bloom, "disciplines": parse_disciplines, "quality": parse_quality}
     parsed = {p: sum(parsers[p](r[p])[1] is None for r in replies) for p in PARTS}
@@ -141,6 +154,8 @@ def main(argv=None) -> int:
                  "requests_per_prompt": len(PARTS), "max_new_tokens": args.max_new_tokens, "parsed": parsed,
                  "note": "without the discipline-description requests free mode also makes"},
         "ratio_choice_over_free": choice_rate / free_rate,
+        "same_prompts": {"prompts": len(subset), "choice_seconds": round(choice_subset_s, 2),
+                         "free_seconds": round(free_s, 2), "ratio_choice_over_free": free_s / choice_subset_s},
     }
     print(f"choice: {len(prompts)} prompts in {choice_s:.1f}s = {choice_rate:.3f} prompts/s "
           f"({2 + len(discipline_names())} forward passes a prompt; every prompt judged)")
@@ -148,7 +163,8 @@ def main(argv=None) -> int:
           f"(3 replies of up to {args.max_new_tokens} tokens; fully parsed {parsed['all']}/{n_free}: "
           f"bloom {parsed['bloom']}, disciplines {parsed['disciplines']}, quality {parsed['quality']}; "
           "descriptions not counted)")
-    print(f"ratio choice / free: {result['ratio_choice_over_free']:.1f}x")
+    print(f"ratio choice / free: {result['ratio_choice_over_free']:.1f}x; on the same {len(subset)} prompts: "
+          f"{result['same_prompts']['ratio_choice_over_free']:.1f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
