@@ -33,9 +33,14 @@ class ScoreConfig:
     threads: int | None = None
     """Torch threads per actor / in-process (None: from the actor plan, or all cores)."""
     max_restarts: int = 3
-    """Ray: times a crashed scoring actor is restarted."""
-    max_task_retries: int = 3
-    """Ray: times a batch whose actor died is retried."""
+    """Ray: times a crashed scoring actor is restarted (on another node when its node is
+    lost; an autoscaler starts one when none is free). -1: forever."""
+    max_task_retries: int = -1
+    """Ray: times a batch whose actor died or became unreachable is retried; -1 (default):
+    until the actor is gone for good (after max_restarts restarts). A lost node makes its
+    actor unreachable for some seconds before Ray declares it dead, and every call in that
+    window uses up a retry: 3 retries were not enough to survive one node loss
+    (tests/test_autoscaling.py). A batch that raises is not retried (it becomes error rows)."""
 
     def __post_init__(self):
         check(self.max_new_tokens > 0, "max_new_tokens", "must be positive")

@@ -109,8 +109,12 @@ class SweepConfig:
     """CPUs per Ray Train worker of a trial (train.cpus_per_worker when that is null)."""
     max_concurrent_trials: int | None = None
     """null: as many as the cluster's CPUs hold (trial + its training workers)."""
-    max_failures: int = 0
-    """Retries of a failed trial inside one sweep run (a rerun retries failed trials anyway)."""
+    max_failures: int = 1
+    """Retries of a failed trial inside one sweep run (Ray Tune's FailureConfig.max_failures;
+    -1: retry forever). A retried trial goes on from what its folder holds: the committed
+    selection and labels, and training from its last checkpoint. The default survives losing
+    the node a trial runs on once (tests/test_autoscaling.py); a trial that fails for a reason
+    of its own fails once more, then is reported in results.csv (a rerun retries it too)."""
     report: bool = True
     """Write report.md / report.html in run_dir at the end."""
     rounds: list[int] | None = None
@@ -156,7 +160,7 @@ class SweepConfig:
         check(self.trial_gpus >= 0, "trial_gpus", "must be >= 0")
         check(self.worker_cpus > 0, "worker_cpus", "must be positive")
         check(self.max_concurrent_trials is None or self.max_concurrent_trials > 0, "max_concurrent_trials", "must be positive or null")
-        check(self.max_failures >= 0, "max_failures", "must be >= 0")
+        check(self.max_failures >= -1, "max_failures", "must be >= 0, or -1: retry forever")
         if self.rounds is not None:
             check(len(self.rounds) > 0, "rounds", "must list at least one number of rounds (or be null)")
             check(all(n >= 1 for n in self.rounds), "rounds", "every number of rounds must be >= 1")
