@@ -31,13 +31,9 @@ def _payloads(runner, generate_every: int = 2, stop=()):
     return out
 
 
-def _separately(runner, payloads):
-    nll = runner.loglik([{"context": p["context"], "continuations": [p["continuation"]]} for p in payloads])
-    gen = [p for p in payloads if p["generate"]]
-    texts = iter(r["text"] for r in runner.generate([
-        {"prompt": p["context"], "max_new_tokens": p["max_new_tokens"], "stop": p["stop"]} for p in gen
-    ]))
-    return [(n["logprobs"][0], n["n_tokens"][0], next(texts) if p["generate"] else None) for n, p in zip(nll, payloads)]
+def _reference(runner, payloads):
+    """(log-likelihood, tokens, greedy text) per payload from a loglik and a generate pass."""
+    return [(r["logprobs"][0], r["n_tokens"][0], r["text"]) for r in answer_mod.separately(runner, payloads)]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +45,7 @@ def tiny_runner(tiny_model_dir):
 def test_answer_equals_loglik_and_generate(tiny_runner, stop):
     payloads = _payloads(tiny_runner, stop=stop)
     got = tiny_runner.run("answer", payloads)
-    want = _separately(tiny_runner, payloads)
+    want = _reference(tiny_runner, payloads)
     assert len(got) == len(payloads)
     for g, (logprob, n_tokens, text) in zip(got, want):
         assert g["logprobs"][0] == pytest.approx(logprob, abs=1e-4, rel=1e-5)
@@ -68,7 +64,7 @@ def test_answer_falls_back_where_one_prefill_cannot_serve(tiny_runner):
     planned = [answer_mod._plan(runner, i, p) for i, p in enumerate(payloads)]
     assert any(p is None for p in planned) and any(p is not None for p in planned)  # both paths run
     got = runner.run("answer", payloads)
-    want = _separately(runner, payloads)
+    want = _reference(runner, payloads)
     for g, (logprob, n_tokens, text) in zip(got, want):
         assert g["logprobs"][0] == pytest.approx(logprob, abs=1e-4, rel=1e-5)
         assert g["text"] == text
@@ -80,6 +76,6 @@ def test_answer_matches_on_the_packaged_model():
     runner = ModelRunner.load(ModelSpec(ModelConfig()), RunSettings(batch_size=4))
     payloads = _payloads(runner, generate_every=1)
     got = runner.run("answer", payloads)
-    for g, (logprob, _, text) in zip(got, _separately(runner, payloads)):
+    for g, (logprob, _, text) in zip(got, _reference(runner, payloads)):
         assert g["logprobs"][0] == pytest.approx(logprob, abs=1e-3, rel=1e-5)
         assert g["text"] == text

@@ -50,7 +50,7 @@ def answer(runner, payloads: list[dict], progress=None) -> list[dict]:
             out[item.index] = result
         ticker.step()
     if alone:
-        for i, result in zip(alone, _separately(runner, [payloads[i] for i in alone])):
+        for i, result in zip(alone, separately(runner, [payloads[i] for i in alone])):
             out[i] = result
         ticker.step()
     return out
@@ -157,8 +157,9 @@ def _generate(runner, batch, ids, mask, cache, pad) -> list[str]:
     return texts
 
 
-def _separately(runner, payloads: list[dict]) -> list[dict]:
-    """The two separate requests, for requests one prefill cannot serve."""
+def separately(runner, payloads: list[dict]) -> list[dict]:
+    """The same results from the two separate requests (a ``loglik`` pass, then a ``generate``
+    pass): for requests one prefill cannot serve, and as the baseline of ``labelwise bench eval``."""
     nll = runner.loglik([{"context": p["context"], "continuations": [p["continuation"]]} for p in payloads])
     gen_index = [i for i, p in enumerate(payloads) if p.get("generate")]
     gen = runner.generate([

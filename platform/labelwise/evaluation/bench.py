@@ -54,19 +54,8 @@ def held_out_rows(per_task: int) -> list[dict]:
     return [row for task in sorted(by_task) for row in by_task[task][-per_task:]]
 
 
-def two_passes(runner, payloads: list[dict]) -> list[dict]:
-    """The baseline: a ``loglik`` pass, then a ``generate`` pass for the rows that ask for it."""
-    nll = runner.loglik([{"context": p["context"], "continuations": [p["continuation"]]} for p in payloads])
-    gen_index = [i for i, p in enumerate(payloads) if p["generate"]]
-    gen = runner.generate([
-        {"prompt": payloads[i]["context"], "max_new_tokens": payloads[i]["max_new_tokens"], "stop": payloads[i]["stop"]}
-        for i in gen_index
-    ])
-    texts = {i: g["text"] for i, g in zip(gen_index, gen)}
-    return [{**n, "text": texts.get(i)} for i, n in enumerate(nll)]
-
-
 def main(argv=None) -> int:
+    from labelwise.evaluation.answer import separately
     from labelwise.evaluation.benchmarks import heldout
     from labelwise.evaluation.config import HeldoutConfig
     from labelwise.evaluation.runner import ModelRunner, RunSettings
@@ -78,7 +67,7 @@ def main(argv=None) -> int:
     rows = held_out_rows(args.per_task)
     cfg = HeldoutConfig(max_new_tokens=args.max_new_tokens, em_max_words=args.em_max_words)
     payloads, gen_rows = heldout.build_requests(cfg, rows, tok, True)
-    methods = {"loglik + generate": lambda: two_passes(runner, payloads), "answer (one prefill)": lambda: runner.run("answer", payloads)}
+    methods = {"loglik + generate": lambda: separately(runner, payloads), "answer (one prefill)": lambda: runner.run("answer", payloads)}
     times: dict[str, list[float]] = {name: [] for name in methods}
     results: dict[str, list[dict]] = {}
     for _ in range(args.repeats):

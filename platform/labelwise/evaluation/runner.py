@@ -17,6 +17,7 @@ import dataclasses
 from pathlib import Path
 
 from labelwise import config as config_mod
+from labelwise import contracts
 from labelwise.evaluation import tokens as tok_mod
 from labelwise.models import ModelConfig
 from labelwise.progress import BatchProgress
@@ -193,6 +194,6 @@ def resolve_adapter(adapter) -> str | None:
     if adapter is None:
         return None
     path = Path(adapter)
-    if not (path / "adapter_config.json").exists():
-        raise FileNotFoundError(f"adapter {path}: no adapter_config.json (expected a PEFT LoRA adapter folder)")
+    if not (path / contracts.ADAPTER_CONFIG).exists():
+        raise FileNotFoundError(f"adapter {path}: no {contracts.ADAPTER_CONFIG} (expected a PEFT LoRA adapter folder)")
     return str(path.resolve())
