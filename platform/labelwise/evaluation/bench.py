@@ -21,15 +21,10 @@ import time
 
 
 def parse_args(argv):
-    from labelwise.scoring.bench import PRESETS
+    from labelwise.scoring.bench import add_model_arguments
 
     p = argparse.ArgumentParser(prog="labelwise bench eval", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="smollm2-135m-instruct", help="model name (ignored with --random)")
-    p.add_argument("--random", choices=sorted(PRESETS), help="a random-weight Llama of this shape instead")
-    p.add_argument("--vocab", type=int, help="override the random model's vocabulary size")
-    p.add_argument("--tokenizer", default="smollm2-135m-instruct", help="tokenizer for --random (a model name or folder)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    add_model_arguments(p)
     p.add_argument("--per-task", type=int, default=4, help="rows per task of the packaged pool (default 4)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=32, help="greedy tokens for exact match (the held-out default)")

@@ -51,14 +51,19 @@ PROMPTS = [
 ]
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="labelwise bench score", description=__doc__.split("\n\n")[0])
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that pick the model :func:`load` loads (the packaged one, or a random shape)."""
     p.add_argument("--model", default="smollm2-135m-instruct", help="model name (ignored with --random)")
     p.add_argument("--random", choices=sorted(PRESETS), help="a random-weight Llama of this shape instead")
     p.add_argument("--vocab", type=int, help="override the random model's vocabulary size")
     p.add_argument("--tokenizer", default="smollm2-135m-instruct", help="tokenizer for --random (a model name or folder)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="labelwise bench score", description=__doc__.split("\n\n")[0])
+    add_model_arguments(p)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--batches", type=int, default=2, help="batches per timing repeat")
     p.add_argument("--repeats", type=int, default=3, help="interleaved timing repeats (median reported)")
