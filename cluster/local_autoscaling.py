@@ -19,8 +19,11 @@ shared machine and from a pip-installed Ray:
   *every* Ray on the machine; here only our own processes are stopped (cluster/local_cluster.py).
 - its config is built from ``fake_multi_node/example.yaml``, which the Ray wheel does not
   ship (the ``fake_multinode`` provider type loads it as its defaults too, so the autoscaler
-  cannot start with it); here the same provider class is named as an ``external`` provider
-  and the config is complete.
+  cannot start with it); here the provider class is named as an ``external`` provider and
+  the config is complete.
+- a node whose raylet is killed stays in Ray's fake provider as "pending": the autoscaler
+  waits for it instead of replacing it (about 3 minutes, see ``LostNodesProvider``); here
+  the provider stops listing it, as a cloud provider does with a lost VM.
 - its head and the provider's nodes use the default GCS port 6379; here every server gets
   a free port, the provider is told the head's address (``provider.gcs_address``), and the
   cluster lives in its own temp dir, with token authentication (Ray 2.60 joins a second
@@ -44,9 +47,40 @@ from local_cluster import LocalCluster, free_port  # noqa: E402
 
 sys.path.pop(0)
 
-PROVIDER = "ray.autoscaler._private.fake_multi_node.node_provider.FakeMultiNodeProvider"
+PROVIDER = "local_autoscaling.LostNodesProvider"  # imported by the autoscaler (PYTHONPATH: this folder)
 HEAD_TYPE = "ray.head.default"  # the provider's name for the head's type
 MB = 1024 * 1024
+
+
+def _fake_provider():
+    from ray.autoscaler._private.fake_multi_node.node_provider import FakeMultiNodeProvider
+
+    return FakeMultiNodeProvider
+
+
+def __getattr__(name):  # the provider class, defined on first use (only the autoscaler imports Ray here)
+    if name != "LostNodesProvider":
+        raise AttributeError(name)
+
+    class LostNodesProvider(_fake_provider()):
+        """Ray's fake multi-node provider, except that a node whose raylet has died is no
+        longer listed, as a cloud provider stops listing a VM that is gone. Ray's own keeps
+        such a node as "pending, uninitialized": the autoscaler counts its CPUs as coming and
+        starts no replacement until it drops the node as idle, which Ray Data's and Ray
+        Train's resource requests (180 s expiry) put off for about 3 minutes."""
+
+        def non_terminated_nodes(self, tag_filters):
+            with self.lock:
+                for node_id, info in list(self._nodes.items()):
+                    node = info.get("node")
+                    raylets = node.all_processes.get("raylet", []) if node is not None else []
+                    if raylets and any(p.process.poll() is not None for p in raylets):
+                        self._nodes.pop(node_id)
+                        node.kill_all_processes(check_alive=False, allow_graceful=False)
+            return super().non_terminated_nodes(tag_filters)
+
+    globals()["LostNodesProvider"] = LostNodesProvider
+    return LostNodesProvider
 
 
 def default_worker_types() -> dict:
@@ -118,6 +152,8 @@ class LocalAutoscalingCluster(LocalCluster):
     def node_env(self) -> dict[str, str]:
         env = super().node_env()
         env["RAY_FAKE_CLUSTER"] = "1"  # the provider refuses to run without it
+        here = str(Path(__file__).resolve().parent)  # the autoscaler imports LostNodesProvider from here
+        env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["AUTOSCALER_UPDATE_INTERVAL_S"] = str(int(self.update_interval_s))
         if not self._metric_port:
             self._metric_port = free_port()
