@@ -184,7 +184,7 @@ def reply_schema():
 def ask(backend, records: list[dict], cfg, answers: dict) -> list[dict]:
     """Cache rows (id, task, logprobs as JSON {question: [option log-probs]}, error) for
     ``records`` (dicts with id, task, prompt)."""
-    from labelwise.judging.stage import one_line
+    from labelwise.judging.schema import one_line
 
     asks = []
     for r in records:
@@ -213,7 +213,9 @@ def write_judgments(job, cfg, backend, parts: dict, out_dir: Path) -> None:
 
     from labelwise import contracts, manifest, runio
     from labelwise.judging import schema
-    from labelwise.judging.stage import STAGE, embed, read_answers
+    from labelwise.judging import STAGE
+    from labelwise.judging.prompts import read_answers
+    from labelwise.judging.spread import embed
     from labelwise.scoring.shards import ShardStore, pick_rows, settings_key
     from labelwise.scoring.stage import read_pool
 

@@ -70,3 +70,15 @@ def part_prompt(part: str, prompt: str, max_chars: int, answer: str | None = Non
 
 def description_prompt(discipline: str) -> str:
     return DESCRIPTION.format(discipline=discipline)
+
+
+def read_answers(path: Path) -> dict[str, str]:
+    """id -> the base model's greedy answer from scores.parquet ({} when there is none)."""
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        return {}
+    t = pq.read_table(path)
+    if "answer" not in t.column_names:
+        return {}
+    return {str(i): a for i, a in zip(t.column("id").to_pylist(), t.column("answer").to_pylist()) if a}

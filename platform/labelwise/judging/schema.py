@@ -66,3 +66,8 @@ def read_disciplines(path: str | Path):
     from labelwise.contracts import read_typed
 
     return read_typed(path, disciplines_schema(), "run `labelwise judge` first").to_pandas()
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line without "; " (which separates the parts in an error column)."""
+    return " ".join(f"{type(error).__name__}: {error}".split()).replace("; ", ", ")

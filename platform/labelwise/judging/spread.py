@@ -16,3 +16,14 @@ def discipline_spread(vectors) -> float:
     sims = v @ v.T
     i, j = np.triu_indices(len(v), k=1)
     return float(np.mean(1.0 - np.clip(sims[i, j], -1.0, 1.0)))
+
+
+def embed(descriptions: dict[str, str]) -> dict:
+    """Discipline -> unit-length MiniLM embedding of its description (pool/infer.py's model)."""
+    if not descriptions:
+        return {}
+    from labelwise.pool.infer import embed_texts
+
+    names = list(descriptions)
+    vectors = embed_texts([descriptions[n] for n in names])
+    return dict(zip(names, vectors))

@@ -27,7 +27,11 @@ import sys
 import time
 from pathlib import Path
 
-STAGE = "judge"
+from labelwise.judging import STAGE
+from labelwise.judging.prompts import read_answers
+from labelwise.judging.schema import one_line
+from labelwise.judging.spread import embed
+
 HELP = "ask an LLM judge about every pool prompt: Bloom level, disciplines, quality (cached, resumable)"
 DESCRIPTION_PART = ("description",)
 
@@ -210,17 +214,6 @@ def latest_rows(store, ids: set[str]) -> dict[str, dict]:
     return {i: row for i, row in zip(sorted(ids), t.take([picked[i] for i in sorted(ids)]).to_pylist())}
 
 
-def read_answers(path: Path) -> dict[str, str]:
-    """id -> the base model's greedy answer from scores.parquet ({} when there is none)."""
-    import pyarrow.parquet as pq
-
-    if not path.exists():
-        return {}
-    t = pq.read_table(path)
-    if "answer" not in t.column_names:
-        return {}
-    return {str(i): a for i, a in zip(t.column("id").to_pylist(), t.column("answer").to_pylist()) if a}
-
 
 def ask_prompts(cfg, backend, pending, answers: dict, store, earlier: dict) -> None:
     """Ask the parts each pending prompt lacks (all three, or those whose request failed last
@@ -256,10 +249,6 @@ def ask_prompts(cfg, backend, pending, answers: dict, store, earlier: dict) -> N
         manifest.fault(STAGE)
         print(f"judge: {min(lo + len(chunk), len(records))}/{len(records)} prompts", file=sys.stderr, flush=True)
 
-
-def one_line(error: BaseException) -> str:
-    """An exception as one line without "; " (which separates the parts in an error column)."""
-    return " ".join(f"{type(error).__name__}: {error}".split()).replace("; ", ", ")
 
 
 def judge_row(row: dict, parts) -> dict:
@@ -327,16 +316,6 @@ def read_descriptions(store, names: list[str]) -> tuple[dict[str, str], dict[str
             texts[n] = text
     return texts, errors
 
-
-def embed(descriptions: dict[str, str]) -> dict:
-    """Discipline -> unit-length MiniLM embedding of its description (pool/infer.py's model)."""
-    if not descriptions:
-        return {}
-    from labelwise.pool.infer import embed_texts
-
-    names = list(descriptions)
-    vectors = embed_texts([descriptions[n] for n in names])
-    return dict(zip(names, vectors))
 
 
 def add_spread(judged: list[dict], embeddings: dict, desc_errors: dict[str, str]) -> None:
