@@ -123,23 +123,26 @@ class Timeline:
 def cluster(tmp_path_factory):
     c = LocalAutoscalingCluster(worker_types=WORKER_TYPES, idle_timeout_minutes=IDLE_TIMEOUT_MIN, env=ENV)
     t0 = time.time()
-    c.start()
+    c.start()  # stops what it started when it fails
     timeline_path = tmp_path_factory.mktemp("autoscaling") / "nodes.jsonl"
-    poller_log = open(timeline_path.with_suffix(".log"), "w")
-    poller = subprocess.Popen([sys.executable, "-c", POLLER, c.address, str(timeline_path)],
-                              env=c.node_env(), stdout=poller_log, stderr=subprocess.STDOUT)
     c.timeline = Timeline(timeline_path, t0)
+    poller = None
     try:
+        with open(timeline_path.with_suffix(".log"), "w") as poller_log:
+            poller = subprocess.Popen([sys.executable, "-c", POLLER, c.address, str(timeline_path)],
+                                      env=c.node_env(), stdout=poller_log, stderr=subprocess.STDOUT)
         assert c.timeline.wait_for(lambda r: True, 60), timeline_path.with_suffix(".log").read_text()[-3000:]
         yield c
     finally:
-        poller.kill()
-        poller.wait(timeout=30)
-        poller_log.close()
-        (timeline_path.parent / "monitor.log").write_text(c.monitor_log())
-        print("\nnode counts over time (worker nodes by type; the head is always there):")
-        print("\n".join(c.timeline.changes()))
-        c.stop()
+        try:
+            if poller is not None:
+                poller.kill()
+                poller.wait(timeout=30)
+            (timeline_path.parent / "monitor.log").write_text(c.monitor_log())
+            print("\nnode counts over time (worker nodes by type; the head is always there):")
+            print("\n".join(c.timeline.changes()))
+        finally:  # whatever failed above, the cluster is stopped
+            c.stop()
         assert not c._our_pids(), "processes of the test cluster survived stop()"
 
 
