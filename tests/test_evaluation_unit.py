@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelwise import runio
+from labelwise import contracts, runio
 from labelwise.config import ConfigError, build
 from labelwise.evaluation import metrics_file
 from labelwise.evaluation.benchmarks import bbh, heldout, mmlu, winrate
@@ -347,8 +347,8 @@ def test_metrics_file_caches_by_protocol_and_gathers_labels(tmp_path):
     assert metrics_file.cached(tmp_path, "base", "mmlu", proto) == {"acc": 0.3, "protocol": {"shots": 5, "subjects": ["a", "b"]}}
     assert metrics_file.cached(tmp_path, "base", "mmlu", {**proto, "shots": 0}) is None
     assert metrics_file.cached(tmp_path, "other", "mmlu", proto) is None
-    runio.write_json(tmp_path / metrics_file.label_file("base"), {"mmlu": {"acc": 0.3}})
-    runio.write_json(tmp_path / metrics_file.label_file("adapted"), {"mmlu": {"acc": 0.4}})
+    runio.write_json(tmp_path / contracts.metrics_file("base"), {"mmlu": {"acc": 0.3}})
+    runio.write_json(tmp_path / contracts.metrics_file("adapted"), {"mmlu": {"acc": 0.4}})
     data = metrics_file.gather(tmp_path)
     assert data == {"adapted": {"mmlu": {"acc": 0.4}}, "base": {"mmlu": {"acc": 0.3}}}
     assert json.loads((tmp_path / "metrics.json").read_text()) == data

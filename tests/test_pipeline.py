@@ -34,8 +34,8 @@ class FakeStages:
 
             label = name.split("-")[1]
             acc = 0.25 if label == "base" else 0.5
-            manifest.run_stage(run, name, {}, {}, [metrics_file.label_file(label)], lambda staged: runio.write_json(
-                staged / metrics_file.label_file(label), {"heldout": {"accuracy": acc, "protocol": {"n": 4}}}),
+            manifest.run_stage(run, name, {}, {}, [contracts.metrics_file(label)], lambda staged: runio.write_json(
+                staged / contracts.metrics_file(label), {"heldout": {"accuracy": acc, "protocol": {"n": 4}}}),
                 log=lambda *_: None)
             return metrics_file.gather(run)[label]
         extra = {"select": [contracts.ALLOCATION], "train": ["train_log.csv"]}.get(name, [])

@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from labelwise import contracts
 from labelwise.scoring import stage
 from labelwise.scoring.shards import ShardStore
 
@@ -64,7 +65,7 @@ def test_scores_follow_the_contract(tmp_path, tiny_model_dir):
     assert (df["n_tokens"].between(1, 5)).all()
     assert (df["logconf"] <= 0).all() and (df["min_margin"] <= df["mean_margin"] + 1e-12).all()
     assert all(len(e) == 32 for e in df["embedding"])
-    summary = json.loads((tmp_path / stage.SUMMARY).read_text())
+    summary = json.loads((tmp_path / contracts.SCORE_SUMMARY).read_text())
     tasks = {t["task"]: t for t in summary["tasks"]}
     assert set(tasks) == set(PROMPTS)
     for task, rows in df.groupby("task"):
@@ -106,7 +107,7 @@ def test_new_pool_rows_are_scored_alone(tmp_path, tiny_model_dir):
     extra = [{"id": "new-0", "task": "color", "prompt": "Is red warm?", "response": "", "source": "t"}]
     make_pool(tmp_path, extra)
     stage.score_pool(job)
-    summary = json.loads((tmp_path / stage.SUMMARY).read_text())
+    summary = json.loads((tmp_path / contracts.SCORE_SUMMARY).read_text())
     assert summary["run"]["scored_now"] == 1 and summary["run"]["cached"] == 8
     assert read_scores(tmp_path)["id"].iloc[-1] == "new-0"
 
@@ -137,7 +138,7 @@ def test_crash_then_rerun_gives_exactly_the_same_scores(tmp_path, tiny_model_dir
 
     monkeypatch.setattr(ShardStore, "write", real_write)
     stage.score_pool(make_job(run, tiny_model_dir, batch_size=2))
-    summary = json.loads((run / stage.SUMMARY).read_text())
+    summary = json.loads((run / contracts.SCORE_SUMMARY).read_text())
     assert summary["run"]["cached"] == 4 and summary["run"]["scored_now"] == 4
     pd.testing.assert_frame_equal(read_scores(run), clean, check_exact=True)
 
@@ -148,7 +149,7 @@ def test_overlong_prompts(tmp_path, tiny_model_dir, mode):
     make_pool(tmp_path, [long])
     stage.score_pool(make_job(tmp_path, tiny_model_dir, overlong=mode))  # tiny model context: 512
     df = read_scores(tmp_path).set_index("id")
-    summary = json.loads((tmp_path / stage.SUMMARY).read_text())
+    summary = json.loads((tmp_path / contracts.SCORE_SUMMARY).read_text())
     others = df.drop(index="long-0")
     assert others["error"].isna().all()
     row = df.loc["long-0"]
@@ -213,7 +214,7 @@ def test_failed_prompts_are_scored_again_and_finished_shards_kept(tmp_path, tiny
     df = read_scores(tmp_path).set_index("id")
     assert df.loc["story-0", "error"].startswith("RuntimeError: CUDA out of memory")
     assert df.loc["long-0", "error"].startswith("overlong:")
-    summary = json.loads((tmp_path / stage.SUMMARY).read_text())
+    summary = json.loads((tmp_path / contracts.SCORE_SUMMARY).read_text())
     assert summary["run"]["errors"] == 2 and summary["run"]["retryable_errors"] == 1
     shards = {p: p.read_bytes() for p in (tmp_path / "score_shards").glob("*/part-*.parquet")}
     first = df.drop(index="story-0")
@@ -232,7 +233,7 @@ def test_failed_prompts_are_scored_again_and_finished_shards_kept(tmp_path, tiny
     assert df.loc["long-0", "error"].startswith("overlong:")
     pd.testing.assert_frame_equal(df.drop(index="story-0"), first)  # the rest comes from the cache
     assert all(p.read_bytes() == b for p, b in shards.items())  # finished shards untouched
-    summary = json.loads((tmp_path / stage.SUMMARY).read_text())
+    summary = json.loads((tmp_path / contracts.SCORE_SUMMARY).read_text())
     assert summary["run"]["retried"] == 1 and summary["run"]["scored_now"] == 1 and summary["run"]["cached"] == 8
     assert summary["run"]["errors"] == 1 and summary["run"]["retryable_errors"] == 0
 
@@ -314,5 +315,5 @@ def test_scorers_run_in_the_dtype_of_the_cache_key(tmp_path, tiny_model_dir, mon
     assert made == [("bfloat16", "bfloat16", "cpu")]
     settings = json.loads(next((tmp_path / "score_shards").glob("*/settings.json")).read_text())
     assert settings["dtype"] == "bfloat16" and settings["device"] == "cpu"
-    summary = json.loads((tmp_path / stage.SUMMARY).read_text())
+    summary = json.loads((tmp_path / contracts.SCORE_SUMMARY).read_text())
     assert summary["settings"]["dtype"] == "bfloat16"

@@ -345,10 +345,10 @@ def write_pool(run: Path) -> None:
 
 def scores_set(run) -> dict:
     """scores.parquet and score_summary.json on disk, checked to come from one setting."""
-    from labelwise.scoring.stage import SUMMARY, outputs
+    from labelwise.scoring.stage import outputs
 
     scores = pd.read_parquet(run / contracts.SCORES)
-    summary = json.loads((run / SUMMARY).read_text())
+    summary = json.loads((run / contracts.SCORE_SUMMARY).read_text())
     assert len(scores) == summary["prompts"]
     assert scores["n_tokens"].max() == summary["settings"]["max_new_tokens"]  # the tiny model never stops early
     return manifest.digests({n: run / n for n in outputs()})
@@ -408,8 +408,6 @@ def test_a_changed_model_file_rescores(tmp_path, tiny_model_dir):
 def test_score_sigkill_between_moves_then_rerun(tmp_path, tiny_model_dir):
     """`labelwise score` with another setting, SIGKILLed after scores.parquet is moved into
     place but before score_summary.json; the rerun with the first setting gives its set."""
-    from labelwise.scoring.stage import SUMMARY
-
     run = tmp_path / "run"
     write_pool(run)
     cfg = tmp_path / "job.yaml"
@@ -425,7 +423,7 @@ def test_score_sigkill_between_moves_then_rerun(tmp_path, tiny_model_dir):
     assert again.returncode == 0, again.stderr
     assert "setting score.max_new_tokens changed (4 -> 2)" in again.stdout
     assert scores_set(run)[contracts.SCORES] == first[contracts.SCORES]
-    assert json.loads((run / SUMMARY).read_text())["run"]["cached"] == 9  # from the shard cache
+    assert json.loads((run / contracts.SCORE_SUMMARY).read_text())["run"]["cached"] == 9  # from the shard cache
 
 
 # ------------------------------------------------------------------ the annotate stage
@@ -519,7 +517,6 @@ def test_evaluate_failed_at_every_write_point_keeps_metrics_of_one_adapter(tmp_p
     """The benchmark run is replaced by a stand-in whose number names the adapter it saw."""
     from labelwise.evaluation import stage
     from labelwise.evaluation.benchmarks import heldout
-    from labelwise.evaluation.metrics_file import label_file
     from labelwise.job import JobConfig
 
     monkeypatch.setattr(heldout, "run", lambda ctx, label: {
@@ -547,11 +544,11 @@ def test_evaluate_failed_at_every_write_point_keeps_metrics_of_one_adapter(tmp_p
         again = lambda: stage.evaluate(job, adapter=run / contracts.ADAPTER, label="adapted", log=quiet)  # noqa: E731
         if not fails(monkeypatch, f"evaluate-adapted:{n}", again):
             break  # past the last write point
-        manifest.recover(run, "evaluate-adapted", [label_file("adapted")])
-        assert metrics(run, label_file("adapted")) in ("A", "B"), n
+        manifest.recover(run, "evaluate-adapted", [contracts.metrics_file("adapted")])
+        assert metrics(run, contracts.metrics_file("adapted")) in ("A", "B"), n
         got = stage.evaluate(job, adapter=run / contracts.ADAPTER, label="adapted", log=quiet)
         assert got["heldout"]["adapter"] == "B" and metrics(run, contracts.METRICS) == "B"
-        assert metrics(run, label_file("adapted")) == "B"
+        assert metrics(run, contracts.metrics_file("adapted")) == "B"
     assert n == 6  # the staged write, the commit point, the old manifest, the move, the manifest
 
 
@@ -579,7 +576,6 @@ def test_evaluate_sigkill_then_rerun_gives_metrics_of_the_adapter_on_disk(tmp_pa
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from labelwise.evaluation.metrics_file import label_file
 
     run = tmp_path / "run"
     run.mkdir()
@@ -605,13 +601,13 @@ def test_evaluate_sigkill_then_rerun_gives_metrics_of_the_adapter_on_disk(tmp_pa
 
     shutil.copytree(adapters[1], run / contracts.ADAPTER)
     assert subprocess.run(cmd, env=cli_env(), capture_output=True).returncode == 0
-    first = nll(label_file("adapted"))
+    first = nll(contracts.metrics_file("adapted"))
     shutil.rmtree(run / contracts.ADAPTER)
     shutil.copytree(adapters[2], run / contracts.ADAPTER)  # trained again
     killed = subprocess.run(cmd, env=cli_env(LABELWISE_FAULT="evaluate-adapted:1:kill"), capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr
-    assert nll(label_file("adapted")) == first  # the old complete set, until the new one commits
+    assert nll(contracts.metrics_file("adapted")) == first  # the old complete set, until the new one commits
     again = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "input adapter changed" in again.stderr and "reused" in again.stderr  # the finished benchmark is not redone
-    assert nll(label_file("adapted")) == nll(contracts.METRICS) != first
+    assert nll(contracts.metrics_file("adapted")) == nll(contracts.METRICS) != first

@@ -142,7 +142,7 @@ def test_a_trial_is_finished_only_while_its_manifest_matches(tmp_path):
     runio.write_json(sweep / "metrics_base.json", {"heldout": {"nll_macro": 3.5}})
     assert trial_manifest.why_not_finished(trial_job(), sweep) == "input sweep/metrics_base.json changed"
     trial_manifest.discard(trial_dir)
-    assert not (trial_dir / trial_manifest.RESULT).exists()
+    assert not (trial_dir / contracts.TRIAL_RESULT).exists()
 
 
 def test_trial_threads_use_the_whole_reservation_and_grid_worker_counts_size_the_trials(tmp_path):

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from labelwise.contracts import EVAL_CACHE as CACHE
-from labelwise.contracts import METRICS
-from labelwise.contracts import metrics_file as label_file
+from labelwise import contracts
 from labelwise.runio import write_json
 
 
@@ -37,7 +35,7 @@ def plain(obj):
 
 
 def cache_path(run_dir: Path, label: str, benchmark: str) -> Path:
-    return Path(run_dir) / CACHE / label / f"{benchmark}.json"
+    return Path(run_dir) / contracts.EVAL_CACHE / label / f"{benchmark}.json"
 
 
 def cached(run_dir: Path, label: str, benchmark: str, protocol: dict) -> dict | None:
@@ -59,7 +57,7 @@ def gather(run_dir: Path) -> dict:
     from filelock import FileLock
 
     run_dir = Path(run_dir)
-    with FileLock(str(run_dir / METRICS) + ".lock"):
-        data = {p.stem.removeprefix("metrics_"): read(p) for p in sorted(run_dir.glob(label_file("*")))}
-        write_json(run_dir / METRICS, data)
+    with FileLock(str(run_dir / contracts.METRICS) + ".lock"):
+        data = {p.stem.removeprefix("metrics_"): read(p) for p in sorted(run_dir.glob(contracts.metrics_file("*")))}
+        write_json(run_dir / contracts.METRICS, data)
     return data

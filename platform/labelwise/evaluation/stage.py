@@ -110,7 +110,7 @@ def evaluate(job, adapter=None, label: str | None = None, log=_stderr) -> dict:
     inputs.update(benchmarks.inputs(ctx, benches))
     inputs = {k: v for k, v in inputs.items() if isinstance(v, Path)}  # hub names: in the protocol
     extra = {bench: benchmarks.outputs(ctx, bench, label) for bench in benches}  # name -> where its run leaves it
-    outputs = [metrics_file.label_file(label)] + [name for files in extra.values() for name in files]
+    outputs = [contracts.metrics_file(label)] + [name for files in extra.values() for name in files]
     stage = f"evaluate-{label}"
 
     def build(staged: Path) -> None:
@@ -121,7 +121,7 @@ def evaluate(job, adapter=None, label: str | None = None, log=_stderr) -> dict:
         for bench, protocol in protocols.items():
             result = metrics_file.cached(run, label, bench, protocol)
             if result is not None:
-                log(f"evaluate [{label}] {bench}: done earlier with the same protocol ({metrics_file.CACHE}), reused")
+                log(f"evaluate [{label}] {bench}: done earlier with the same protocol ({contracts.EVAL_CACHE}), reused")
             else:
                 log(f"evaluate [{label}] {bench} ...")
                 result = {**benchmarks.benchmark(bench).run(ctx, label), "protocol": protocol}

@@ -29,7 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from labelwise.contracts import SCORE_SUMMARY as SUMMARY
+from labelwise import contracts
+
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ STAGE = "score"
 def outputs() -> list[str]:
     from labelwise import contracts
 
-    return [contracts.SCORES, SUMMARY]
+    return [contracts.SCORES, contracts.SCORE_SUMMARY]
 
 
 def inputs(job, adapter: Path | None = None) -> dict:
@@ -144,7 +145,7 @@ def write_scores(job, pool, parts: dict, out_dir: Path, adapter: Path | None = N
         stats["tokens_per_s"] = stats["generated_tokens"] / stats["seconds"]
         stats["prompts_per_s"] = stats["scored_now"] / stats["seconds"]
     runio.write_json(
-        out_dir / SUMMARY,
+        out_dir / contracts.SCORE_SUMMARY,
         {
             "settings_key": key,
             "settings": parts,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from labelwise.contracts import FULL, TRIALS  # noqa: F401  (sweep.plan.TRIALS, as before)
+from labelwise.contracts import FULL
 
 WTD = "weighted_task_diversity"
 

@@ -127,7 +127,7 @@ def start_service(job):
 
 def collect_rows(sweep_dir: Path, trials: list[dict], errors: dict[str, str]) -> list[dict]:
     """One row per planned trial: its result when finished, else a failed/pending row."""
-    from labelwise.sweep.plan import TRIALS
+    from labelwise.contracts import TRIALS
     from labelwise.sweep.trial import read_result, selector_of
 
     rows = []
@@ -185,7 +185,8 @@ def split_finished(job, trials: list[dict], sweep_dir: Path, pool_size: int, log
     files (sweep/trial_manifest.py); a pending trial's old row is removed, saying why."""
     from labelwise import config
     from labelwise.sweep import trial_manifest
-    from labelwise.sweep.plan import TRIALS, build_trial_job
+    from labelwise.contracts import TRIALS
+    from labelwise.sweep.plan import build_trial_job
 
     data = config.to_dict(job)
     finished, pending = [], []
@@ -196,7 +197,7 @@ def split_finished(job, trials: list[dict], sweep_dir: Path, pool_size: int, log
         if reason is None:
             finished.append(t)
             continue
-        if (trial_dir / trial_manifest.RESULT).exists():
+        if (trial_dir / contracts.TRIAL_RESULT).exists():
             log(f"[sweep] trial {t['name']} runs again: {reason}")
         trial_manifest.discard(trial_dir)
         pending.append(t)
@@ -208,7 +209,7 @@ def run_sweep(job, out=None) -> Path:
     from labelwise import config
     from labelwise.progress import Progress
     from labelwise.ray_start import init_ray
-    from labelwise.sweep.plan import TRIALS
+    from labelwise.contracts import TRIALS
 
     out = out or sys.stdout
     sweep_dir = Path(job.run_dir).resolve()

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from labelwise import contracts, stages, textio
-from labelwise.sweep.trial_manifest import RESULT
 
 
 def link_shared(sweep_dir: Path, trial_dir: Path) -> None:
@@ -42,7 +41,7 @@ def link_shared(sweep_dir: Path, trial_dir: Path) -> None:
 
 
 def read_result(trial_dir: Path) -> dict | None:
-    path = trial_dir / RESULT
+    path = trial_dir / contracts.TRIAL_RESULT
     if not path.exists():
         return None
     try:
@@ -182,7 +181,8 @@ def tune_trainable(config: dict, job_data: dict, sweep_dir: str, cwd: str, pool_
     """Tune function trainable: one trial, reported once as a flat row."""
     from ray import tune
 
-    from labelwise.sweep.plan import TRIALS, build_trial_job
+    from labelwise.contracts import TRIALS
+    from labelwise.sweep.plan import build_trial_job
 
     if cwd and os.path.isdir(cwd):
         os.chdir(cwd)  # relative paths in the job (models, data) mean what they meant to the driver

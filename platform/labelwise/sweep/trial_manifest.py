@@ -14,22 +14,20 @@ from pathlib import Path
 from labelwise import contracts, manifest, runio
 
 STAGE = "trial"
-RESULT = contracts.TRIAL_RESULT
 
 
 def inputs(trial_dir: Path, sweep_dir: Path, rounds: int | None = None) -> dict:
     """``rounds``: a trial of that many rounds (labelwise.rounds): every round's labels and
     the last round's metrics."""
-    from labelwise.evaluation.metrics_file import label_file
 
     if rounds is None:
         found = {contracts.LABELED: Path(trial_dir) / contracts.LABELED,
-                 label_file("adapted"): Path(trial_dir) / label_file("adapted")}
+                 contracts.metrics_file("adapted"): Path(trial_dir) / contracts.metrics_file("adapted")}
     else:
         folders = [contracts.round_folder(r) for r in range(1, rounds + 1)]
         found = {f"{f}/{name}": Path(trial_dir) / f / name
-                 for f in folders for name in (contracts.LABELED, label_file("adapted"))}
-    return {**found, f"sweep/{label_file('base')}": Path(sweep_dir) / label_file("base")}
+                 for f in folders for name in (contracts.LABELED, contracts.metrics_file("adapted"))}
+    return {**found, f"sweep/{contracts.metrics_file('base')}": Path(sweep_dir) / contracts.metrics_file("base")}
 
 
 def _rounds(job) -> int | None:
@@ -46,24 +44,24 @@ def settings(job) -> dict:
 def why_not_finished(job, sweep_dir: Path) -> str | None:
     trial_dir = Path(job.run_dir)
     found = manifest.digests(inputs(trial_dir, sweep_dir, _rounds(job)))
-    return manifest.why_rerun(trial_dir, STAGE, found, settings(job), [RESULT])
+    return manifest.why_rerun(trial_dir, STAGE, found, settings(job), [contracts.TRIAL_RESULT])
 
 
 def finished(job, sweep_dir: Path) -> dict | None:
     """The trial's row when it is finished, else None."""
     if why_not_finished(job, sweep_dir) is not None:
         return None
-    return json.loads((Path(job.run_dir) / RESULT).read_text())
+    return json.loads((Path(job.run_dir) / contracts.TRIAL_RESULT).read_text())
 
 
 def discard(trial_dir: Path) -> None:
     """Forget an unfinished trial's old row (its stages' files stay, kept or rerun by theirs)."""
     manifest.manifest_path(trial_dir, STAGE).unlink(missing_ok=True)
-    (Path(trial_dir) / RESULT).unlink(missing_ok=True)
+    (Path(trial_dir) / contracts.TRIAL_RESULT).unlink(missing_ok=True)
 
 
 def commit(job, sweep_dir: Path, row: dict) -> None:
     """Write the trial's row and its manifest (inputs digested now: the files it was made from)."""
     trial_dir = Path(job.run_dir)
-    manifest.run_stage(trial_dir, STAGE, inputs(trial_dir, sweep_dir, _rounds(job)), settings(job), [RESULT],
-                       lambda staged: runio.write_json(staged / RESULT, row), rerun="the trial ran", log=lambda *_: None)
+    manifest.run_stage(trial_dir, STAGE, inputs(trial_dir, sweep_dir, _rounds(job)), settings(job), [contracts.TRIAL_RESULT],
+                       lambda staged: runio.write_json(staged / contracts.TRIAL_RESULT, row), rerun="the trial ran", log=lambda *_: None)
