@@ -11,14 +11,17 @@ RAY_ADDRESS pointing at the job server, then stops exactly the processes it star
 Everything it starts lives in its own ``--temp-dir`` and its own process groups, with free
 ports for every server, so it does not touch another Ray on the machine (``ray stop`` would
 stop all of them: never used here). Ray 2.60 joins a second node only with token
-authentication, so the nodes and the commands run with RAY_AUTH_MODE=token and the token
-Ray keeps in ~/.ray/auth_token (created by the head when missing).
+authentication, so the nodes and the commands run with RAY_AUTH_MODE=token and a token of the
+cluster's own in RAY_AUTH_TOKEN (``RAY_AUTH_TOKEN`` from the environment when set): nothing is
+read from or written to ~/.ray/auth_token, so a machine with an empty home works too (a head
+started with an autoscaler does not create the file).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -66,6 +69,7 @@ class LocalCluster:
         self.gcs_port = 0
         self.dashboard_port = 0
         self._groups: list[int] = []  # process-group ids of the `ray start` sessions
+        self.token = os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32)  # as `ray get-auth-token --generate`
 
     # ---------------------------------------------------------------- addresses
     @property
@@ -91,6 +95,7 @@ class LocalCluster:
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # `labelwise` and `ray` for jobs
         env["RAY_AUTH_MODE"] = "token"
+        env["RAY_AUTH_TOKEN"] = self.token
         env["RAY_USAGE_STATS_ENABLED"] = "0"
         # Processes on the nodes that look for "the" cluster (Ray Train's placement-group
         # cleaner, a bare ray.init()) must find this one, not another Ray on the machine.

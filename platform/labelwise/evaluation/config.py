@@ -131,8 +131,10 @@ class EvaluateConfig:
     max_restarts: int = 3
     """Ray: times a crashed evaluation actor is restarted (-1: forever, Ray Data's own
     default, which never gives up on a batch that kills its actor every time)."""
-    max_task_retries: int = 3
-    """Ray: times a batch whose actor died is retried (-1: forever)."""
+    max_task_retries: int = -1
+    """Ray: times a batch whose actor died or became unreachable is retried; -1 (default):
+    until the actor is gone for good (after max_restarts restarts), as score.max_task_retries
+    (a lost node's calls use up a finite count before Ray declares the node dead)."""
     batch_size: int = 8
     max_batch_tokens: int = 16384
     """Cap on padded tokens per forward pass (batch rows x longest row)."""
