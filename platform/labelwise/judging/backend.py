@@ -41,49 +41,38 @@ class LocalBackend:
         return f"local:{self.cfg.model}@{self.identity()['fingerprint']}"
 
     def generate(self, prompts: list[str], max_tokens: int) -> list:
-        from labelwise.evaluation.execute import run_requests, should_use_ray
-        from labelwise.evaluation.runner import ModelRunner
-        from labelwise.models import load_tokenizer
-        from labelwise.prompting import render_prompt
-
-        if self.tokenizer is None:
-            self.tokenizer = load_tokenizer(self.spec.model)
-        payloads = [
-            {"prompt": render_prompt(self.tokenizer, p, self.cfg.chat_template), "max_new_tokens": max_tokens, "stop": []}
-            for p in prompts
-        ]
-        use_ray = should_use_ray(self.cfg.use_ray, len(payloads), self.cfg.ray_min_requests)
-        self.where.add("ray data" if use_ray else "in process")
-        if not use_ray and self.runner is None:
-            self.runner = ModelRunner.load(self.spec, self.settings)
-        results = run_requests(
-            "generate", payloads, self.spec, self.settings, use_ray=use_ray, ray_config=self.job.ray,
-            max_actors=self.cfg.max_actors, runner=self.runner, progress="judge",
-        )
-        return [r["text"] for r in results]
+        payloads = [{"prompt": p, "max_new_tokens": max_tokens, "stop": []} for p in self._render(prompts)]
+        return [r["text"] for r in self._requests("generate", payloads)]
 
     def option_logprobs(self, prompts: list[str], options: list[tuple[str, ...]]) -> list:
         """Per prompt, the log-likelihood of each option as the start of the judge's reply
         (the evaluation runner's ``loglik`` requests: one forward pass per prompt when every
         option is one token after the same context)."""
-        from labelwise.evaluation.execute import run_requests, should_use_ray
-        from labelwise.evaluation.runner import ModelRunner
+        payloads = [{"context": p, "continuations": list(o)} for p, o in zip(self._render(prompts), options)]
+        return [r["logprobs"] for r in self._requests("loglik", payloads)]
+
+    def _render(self, prompts: list[str]) -> list[str]:
+        """The prompts in the judge's prompt format (its chat template, or plain)."""
         from labelwise.models import load_tokenizer
         from labelwise.prompting import render_prompt
 
         if self.tokenizer is None:
             self.tokenizer = load_tokenizer(self.spec.model)
-        payloads = [{"context": render_prompt(self.tokenizer, p, self.cfg.chat_template), "continuations": list(o)}
-                    for p, o in zip(prompts, options)]
+        return [render_prompt(self.tokenizer, p, self.cfg.chat_template) for p in prompts]
+
+    def _requests(self, kind: str, payloads: list[dict]) -> list[dict]:
+        """Answer runner requests in process (one model kept across calls) or on Ray Data."""
+        from labelwise.evaluation.execute import run_requests, should_use_ray
+        from labelwise.evaluation.runner import ModelRunner
+
         use_ray = should_use_ray(self.cfg.use_ray, len(payloads), self.cfg.ray_min_requests)
         self.where.add("ray data" if use_ray else "in process")
         if not use_ray and self.runner is None:
             self.runner = ModelRunner.load(self.spec, self.settings)
-        results = run_requests(
-            "loglik", payloads, self.spec, self.settings, use_ray=use_ray, ray_config=self.job.ray,
+        return run_requests(
+            kind, payloads, self.spec, self.settings, use_ray=use_ray, ray_config=self.job.ray,
             max_actors=self.cfg.max_actors, runner=self.runner, progress="judge",
         )
-        return [r["logprobs"] for r in results]
 
 
 class EndpointBackend:
