@@ -10,6 +10,9 @@ import pytest
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# engine: auto means hf in the tests (labelwise/engines.py): only the tests written for vLLM
+# (tests/test_vllm_*.py, which set engine: vllm) start vLLM engines
+os.environ.setdefault("LABELWISE_ENGINE", "hf")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LABELWISE_DATA_DIR", REPO.parent / "shared" / "data"))

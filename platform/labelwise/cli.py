@@ -147,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.target is None:  # bare `labelwise bench`: its own help, listing the targets
                 args.bench_parser.print_help()
                 return 2
-            return int(importlib.import_module(BENCHES[args.target]).main(args.bench_args) or 0)
+            module = BENCHES[args.target]
+            if args.target == "score" and any(a == "--engine" or a.startswith("--engine=") for a in args.bench_args):
+                module = "labelwise.engine_bench"  # the score stage on each engine, side by side
+            return int(importlib.import_module(module).main(args.bench_args) or 0)
         if args.command == "config":
             return print_config(args.config, args.overrides)
         if args.command == "report":

@@ -13,6 +13,8 @@ CUDA: torch.cuda.max_memory_allocated). A third method, ``generate+scores``
 
     labelwise bench score                                    # packaged SmolLM2-135M on CPU
     labelwise bench score --random 1b --dtype bfloat16 --device cuda --batch-size 32
+    labelwise bench score --engine hf,vllm                   # the score stage on each engine
+                                                             # (labelwise/engine_bench.py)
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def parse_args(argv):
     p.add_argument("--no-embeddings", action="store_true", help="scorer without the pooled embedding")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--engine", help="hf,vllm: instead, run the score stage on each engine side by side "
+                   "(labelwise/engine_bench.py; labelwise bench score --engine hf,vllm --help)")
     p.add_argument("--_child", help=argparse.SUPPRESS)  # method:max_new_tokens, internal
     return p.parse_args(argv)
 

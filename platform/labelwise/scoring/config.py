@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 from labelwise.config import check
 
 
 @dataclasses.dataclass
 class ScoreConfig:
+    engine: Literal["auto", "hf", "vllm"] = "auto"
+    """hf: labelwise's HF loop (the reference); vllm: vLLM through ray.data.llm; auto: vllm
+    when installed (LABELWISE_ENGINE=hf|vllm decides instead). See labelwise/engines.py."""
+    engine_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """vllm: engine arguments passed through (tensor_parallel_size, max_model_len,
+    gpu_memory_utilization, kv_cache_memory_bytes, ...); on CPU the defaults are eager mode
+    and a 1 GiB KV cache."""
+    top_logprobs: int = 20
+    """vllm: log-probabilities returned per generated token; mean_entropy is estimated from
+    them (scoring/vllm_scorer.py). Part of the cache key with engine vllm."""
     max_new_tokens: int = 32
     """Greedy answer length limit (the answer also stops at EOS)."""
     batch_size: int = 16
@@ -43,6 +53,9 @@ class ScoreConfig:
     (tests/test_autoscaling.py). A batch that raises is not retried (it becomes error rows)."""
 
     def __post_init__(self):
+        check(self.engine in ("auto", "hf", "vllm"), "engine", "must be auto, hf or vllm")
+        check(isinstance(self.engine_kwargs, dict), "engine_kwargs", "must be a mapping")
+        check(2 <= self.top_logprobs <= 100, "top_logprobs", "must be between 2 and 100")
         check(self.max_new_tokens > 0, "max_new_tokens", "must be positive")
         check(self.batch_size > 0, "batch_size", "must be positive")
         check(

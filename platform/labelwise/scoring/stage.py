@@ -127,6 +127,12 @@ def write_scores(job, pool, parts: dict, out_dir: Path, adapter: Path | None = N
         stats.update(score_pending(job, pool, set(pool.loc[pending, "id"]), store, adapter))
 
     table = assemble(store, pool, job.score.embeddings)
+    # which engine made the scores and how mean_entropy was computed (exact in the HF loop, an
+    # estimate from vLLM's top-k log-probabilities), for whoever reads the file alone
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), b"labelwise.engine": parts.get("engine", "hf"),
+         b"labelwise.mean_entropy": parts.get("entropy", "exact")}
+    )
     with runio.atomic_path(out_dir / SCORES) as tmp:
         import pyarrow.parquet as pq
 
@@ -149,6 +155,8 @@ def write_scores(job, pool, parts: dict, out_dir: Path, adapter: Path | None = N
         {
             "settings_key": key,
             "settings": parts,
+            "engine": parts.get("engine", "hf"),
+            "mean_entropy": parts.get("entropy", "exact"),
             "prompts": int(len(scores)),
             "log_mean_conf": _overall(scores),
             "run": stats,
@@ -215,8 +223,22 @@ def cache_key_parts(job, adapter: Path | None = None) -> dict:
         "dtype": dtype,
         "chat_template": job.model.chat_template,
         **job.score.settings(),
+        **engine_key(job, device, adapter),
         **({"adapter": digest(adapter)} if adapter is not None else {}),
     }
+
+
+def engine_key(job, device: str, adapter=None) -> dict:
+    """The engine's part of the cache key: nothing for hf (the keys of scores made before
+    the engine choice stay valid), the engine and its entropy estimate for vllm."""
+    from labelwise import engines
+
+    engine = engines.with_adapter(engines.resolve(job.score.engine, "score.engine"), device, adapter)
+    if engine == "hf":
+        return {}
+    from labelwise.scoring.vllm_scorer import entropy_kind
+
+    return {"engine": "vllm", "entropy": entropy_kind(job.score.top_logprobs)}
 
 
 def resolved_model(job) -> tuple[str, str]:
@@ -315,12 +337,23 @@ def score_pending(job, pool, pending_ids: set[str], store, adapter: Path | None 
         return stats
     n = sum(len(b["ids"]) for b in batches)
     start = time.perf_counter()
-    if want_ray(job, n):
+    if store.describe.get("engine") == "vllm":  # always on Ray Data (ray.data.llm)
+        from labelwise.scoring.scorer import stop_token_ids
+        from labelwise.scoring.vllm_scorer import score_on_vllm
+
+        stop = stop_token_ids(_generation_config_of(job), tokenizer)
+        device, dtype = key_model(store)
+        executor = {"where": "ray data"}
+        tokens = score_on_vllm(
+            job, batches, _Flusher(store, n, executor), stop_ids=stop, device=device, dtype=dtype,
+            model_config=scorer_model_config(job, dtype), executor=executor, adapter=adapter,
+        )
+    elif want_ray(job, n):
         executor = {"where": "ray data"}
         tokens = score_on_ray(job, batches, store, executor=executor, adapter=adapter)
     else:
         executor = {"where": "in process"}
-        tokens = score_in_process(job, batches, store, adapter=adapter)
+        tokens = score_in_process(job, batches, store, adapter=adapter, executor=executor)
     stats.update(
         executor=executor,
         scored_now=stats["scored_now"] + n,
@@ -330,21 +363,42 @@ def score_pending(job, pool, pending_ids: set[str], store, adapter: Path | None 
     return stats
 
 
+def _generation_config_of(job):
+    """An object with the model's ``generation_config`` (its EOS ids), read from the model
+    folder without loading the weights (None when the folder has none)."""
+    import types
+
+    from transformers import GenerationConfig
+
+    from labelwise.models import resolve
+
+    try:
+        gc = GenerationConfig.from_pretrained(resolve(job.model.name))
+    except OSError:  # no generation_config.json: the tokenizer's EOS alone
+        gc = None
+    return types.SimpleNamespace(generation_config=gc)
+
+
 class _Flusher:
     """Buffers result tables and writes a shard every SHARD_ROWS rows or SHARD_SECONDS."""
 
-    def __init__(self, store, total: int):
-        self.store, self.total = store, total
+    def __init__(self, store, total: int, record: dict | None = None):
+        self.store, self.total, self.record = store, total, record
         self.buffer, self.rows, self.done, self.tokens = [], 0, 0, 0
         self.last = self.start = time.perf_counter()
         self.last_report = self.start
 
     def add(self, table) -> None:
+        now = time.perf_counter()
+        new_tokens = int(sum(table.column("n_tokens").to_pylist()))
+        if self.done == 0 and self.record is not None:
+            # the first result comes after the model load / engine start; what comes after
+            # it is the steady rate (labelwise bench score --engine)
+            self.record.update(first_result_seconds=now - self.start, first_result_tokens=new_tokens)
         self.buffer.append(table)
         self.rows += table.num_rows
         self.done += table.num_rows
-        self.tokens += int(sum(table.column("n_tokens").to_pylist()))
-        now = time.perf_counter()
+        self.tokens += new_tokens
         if self.rows >= SHARD_ROWS or now - self.last >= SHARD_SECONDS:
             self.flush()
         if now - self.last_report >= 10 or self.done == self.total:
@@ -360,7 +414,8 @@ class _Flusher:
         self.buffer, self.rows, self.last = [], 0, time.perf_counter()
 
 
-def score_in_process(job, batches: list[dict], store, scorer=None, adapter: Path | None = None) -> int:
+def score_in_process(job, batches: list[dict], store, scorer=None, adapter: Path | None = None,
+                     executor: dict | None = None) -> int:
     """Score batches in this process (no Ray); returns the number of generated tokens."""
     from labelwise.scoring.schema import to_table
     from labelwise.scoring.scorer import Scorer
@@ -377,7 +432,7 @@ def score_in_process(job, batches: list[dict], store, scorer=None, adapter: Path
             expect_device=device,
             adapter=None if adapter is None else str(adapter),
         )
-    flusher = _Flusher(store, sum(len(b["ids"]) for b in batches))
+    flusher = _Flusher(store, sum(len(b["ids"]) for b in batches), executor)
     for batch in batches:
         flusher.add(to_table(scorer.score_batch(batch), cfg.embeddings))
     flusher.flush()
@@ -422,7 +477,7 @@ def score_on_ray(job, batches: list[dict], store, scorer_cls=None, executor: dic
         max_restarts=cfg.max_restarts,
         max_task_retries=cfg.max_task_retries,
     )
-    flusher = _Flusher(store, sum(len(b["ids"]) for b in batches))
+    flusher = _Flusher(store, sum(len(b["ids"]) for b in batches), executor)
     for block in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         flusher.add(block)
     flusher.flush()
