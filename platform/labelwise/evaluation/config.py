@@ -15,7 +15,7 @@ metrics.json; a rerun skips a benchmark whose stored protocol is the same.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 from labelwise.chat_endpoint import EndpointConfig
 from labelwise.config import check
@@ -122,6 +122,12 @@ class WinrateConfig:
 @dataclasses.dataclass
 class EvaluateConfig:
     benchmarks: list[str] = dataclasses.field(default_factory=lambda: ["heldout"])
+    engine: Literal["auto", "hf", "vllm"] = "auto"
+    """hf: labelwise's HF runner; vllm: vLLM through ray.data.llm (log-likelihoods from
+    prompt_logprobs, answers from greedy generation; an adapter is a LoRA request); auto: vllm
+    when installed (LABELWISE_ENGINE decides instead). labelwise/engines.py."""
+    engine_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """vllm: engine arguments passed through (see score.engine_kwargs)."""
     data_dir: str | None = None
     """Root of the benchmark data (null: $LABELWISE_DATA_DIR, else <repo>/../shared/data)."""
     use_ray: bool | Literal["auto"] = "auto"

@@ -18,6 +18,11 @@ class Context:
         self.settings = RunSettings(self.cfg.batch_size, self.cfg.max_batch_tokens, self.cfg.max_length)
         self._tokenizer = None
         self._runner = None
+        from labelwise import engines
+        from labelwise.models import pick_device
+
+        device = spec.model.device if spec.model.device != "auto" else pick_device("auto")
+        self.engine = engines.with_adapter(engines.resolve(self.cfg.engine, "evaluate.engine"), device, spec.adapter)
 
     @property
     def tokenizer(self):
@@ -39,6 +44,10 @@ class Context:
 
         spec = spec or self.spec
         options = self.run_options(len(payloads))
+        if self.engine == "vllm":
+            print(f"  {progress}: {len(payloads)} {kind} requests, vLLM on Ray Data", file=sys.stderr, flush=True)
+            return run_requests(kind, payloads, spec, self.settings, engine="vllm",
+                                engine_kwargs=self.cfg.engine_kwargs, **options)
         runner = None
         if not options["use_ray"] and spec is self.spec:
             if self._runner is None:

@@ -52,14 +52,22 @@ def run_requests(
     max_restarts: int = 3,
     max_task_retries: int = 3,
     actor_cls=None,
+    engine: str = "hf",
+    engine_kwargs: dict | None = None,
 ) -> list[dict]:
     """Answer ``payloads`` (all of one ``kind``) with the model of ``spec``; results in order.
 
     In process, an already loaded ``runner`` is reused when given. On Ray, an actor whose
     process dies is restarted up to ``max_restarts`` times and its batch retried up to
-    ``max_task_retries`` times (as the scoring stage's actors). ``actor_cls`` is for tests."""
+    ``max_task_retries`` times (as the scoring stage's actors). ``actor_cls`` is for tests.
+    ``engine="vllm"``: the requests run on vLLM through ray.data.llm (evaluation/vllm_requests.py)."""
     if not payloads:
         return []
+    if engine == "vllm":  # always on Ray Data (ray.data.llm)
+        from labelwise.evaluation.vllm_requests import run_on_vllm
+
+        return run_on_vllm(kind, payloads, spec, settings, ray_config=ray_config, engine_kwargs=engine_kwargs,
+                           max_replicas=max_actors)
     if not use_ray:
         runner = runner or ModelRunner.load(spec, settings)
         return runner.run(kind, payloads, progress=progress)

@@ -102,7 +102,8 @@ def evaluate(job, adapter=None, label: str | None = None, log=_stderr) -> dict:
     protocols, identity = {}, None
     for bench in benches:
         protocol = benchmarks.benchmark(bench).protocol(ctx)
-        identity = identity or model_identity(spec)
+        # the engine is part of the protocol when it is vllm (hf protocols stay as they were)
+        identity = identity or {**model_identity(spec), **({"engine": "vllm"} if ctx.engine == "vllm" else {})}
         protocols[bench] = {**protocol, "model": identity}
     inputs = {"model": resolve(job.model.name)}
     if adapter:

@@ -65,13 +65,18 @@ class LocalBackend:
         from labelwise.evaluation.execute import run_requests, should_use_ray
         from labelwise.evaluation.runner import ModelRunner
 
-        use_ray = should_use_ray(self.cfg.use_ray, len(payloads), self.cfg.ray_min_requests)
-        self.where.add("ray data" if use_ray else "in process")
+        from labelwise import engines
+
+        engine = engines.with_adapter(engines.resolve(self.cfg.engine, "judge.engine"), self.spec.model.device,
+                                      self.spec.adapter)
+        use_ray = engine == "vllm" or should_use_ray(self.cfg.use_ray, len(payloads), self.cfg.ray_min_requests)
+        self.where.add(("vllm on " if engine == "vllm" else "") + ("ray data" if use_ray else "in process"))
         if not use_ray and self.runner is None:
             self.runner = ModelRunner.load(self.spec, self.settings)
         return run_requests(
             kind, payloads, self.spec, self.settings, use_ray=use_ray, ray_config=self.job.ray,
             max_actors=self.cfg.max_actors, runner=self.runner, progress="judge",
+            engine=engine, engine_kwargs=self.cfg.engine_kwargs,
         )
 
 

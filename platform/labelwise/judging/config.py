@@ -18,7 +18,7 @@ The endpoint fields (kind ... concurrency) are the evaluation judge's
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 from labelwise.chat_endpoint import EndpointConfig
 from labelwise.config import check
@@ -51,6 +51,11 @@ class JudgeStageConfig(EndpointConfig):
     max_batch_tokens: int = 16384
     max_length: int | None = None
     """local judge: longest input in tokens (null: the model's limit)."""
+    engine: Literal["auto", "hf", "vllm"] = "auto"
+    """local judge: hf (labelwise's HF runner), vllm (ray.data.llm), or auto: vllm when installed
+    (LABELWISE_ENGINE decides instead). labelwise/engines.py."""
+    engine_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """local judge on vllm: engine arguments passed through."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -74,6 +79,11 @@ class JudgeStageConfig(EndpointConfig):
             "description_max_new_tokens": self.description_max_new_tokens,
             "max_prompt_chars": self.max_prompt_chars,
         }
+        if self.kind == "local":  # the engine joins the key only as vllm (hf keys stay valid)
+            from labelwise import engines
+
+            if engines.resolve(self.engine, "judge.engine") == "vllm":
+                found["engine"] = "vllm"
         if self.mode == "choice":  # free mode keeps the key it had before modes existed (its caches stay valid)
             found["mode"] = "choice"
             found["top_logprobs"] = self.top_logprobs if self.kind == "openai" else None
