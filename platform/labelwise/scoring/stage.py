@@ -233,8 +233,7 @@ def engine_key(job, device: str, adapter=None) -> dict:
     the engine choice stay valid), the engine and its entropy estimate for vllm."""
     from labelwise import engines
 
-    engine = engines.with_adapter(engines.resolve(job.score.engine, "score.engine"), device, adapter)
-    if engine == "hf":
+    if engines.resolve(job.score.engine, "score.engine", device=device, adapter=adapter) == "hf":
         return {}
     from labelwise.scoring.vllm_scorer import entropy_kind
 

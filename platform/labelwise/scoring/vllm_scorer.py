@@ -163,15 +163,8 @@ def score_on_vllm(job, batches: list[dict], flusher, *, stop_ids: list[int], dev
 
     cfg = job.score
     ray = init_ray(job.ray)
-    extra = {"max_logprobs": max(20, cfg.top_logprobs)}
-    lora = None
-    if adapter is not None:
-        import json
-        from pathlib import Path
-
-        rank = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("r", 16)
-        extra.update(enable_lora=True, max_lora_rank=max(8, int(rank)), max_loras=1)
-        lora = str(adapter)
+    lora_kwargs, lora = engines.lora(adapter)
+    extra = {"max_logprobs": max(20, cfg.top_logprobs), **lora_kwargs}
     kwargs = engines.engine_kwargs(cfg.engine_kwargs, device=device, dtype=dtype, extra=extra)
     replicas = engines.replicas(device, kwargs, cfg.max_actors)
     config = engines.processor_config(
