@@ -118,6 +118,16 @@ def processor_config(
     )
 
 
+def light_map_kwargs() -> dict:
+    """Ray Data arguments for the request and row conversions around the engine: light Python
+    that reserves no CPU (so that an engine replica's CPU bundle and the embedder fit on a
+    2-CPU machine), run by at most 2 tasks at a time (0-CPU tasks are otherwise not bounded by
+    the cluster's CPUs: Ray started 26 workers for them in a quickstart run on 2 cores)."""
+    from ray.data import TaskPoolStrategy
+
+    return {"num_cpus": 0, "compute": TaskPoolStrategy(size=2)}
+
+
 def replicas(device: str, kwargs: dict, max_replicas: int | None) -> int:
     """Engine replicas: on GPUs, as many as the cluster's GPUs hold (tensor_parallel_size x
     pipeline_parallel_size GPUs each), at most ``max_replicas``; on CPUs one (vLLM's CPU

@@ -161,8 +161,8 @@ def run_on_vllm(kind: str, payloads: list[dict], spec, settings, *, ray_config=N
         config,
         preprocess=functools.partial(_request, lora=lora),
         postprocess=_result,
-        preprocess_map_kwargs={"num_cpus": 0},
-        postprocess_map_kwargs={"num_cpus": 0},
+        preprocess_map_kwargs=engines.light_map_kwargs(),
+        postprocess_map_kwargs=engines.light_map_kwargs(),
     )
     ds = processor(ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // max(settings.batch_size, 1), 64))))
     results = {r["key"]: r for r in ds.take_all()}

@@ -183,10 +183,8 @@ def score_on_vllm(job, batches: list[dict], flusher, *, stop_ids: list[int], dev
             lora=lora,
         ),
         postprocess=functools.partial(score_row, stop_ids=stop_ids, keep_ids=cfg.embeddings),
-        # the request and row conversions are light Python: they reserve no CPU, so that the
-        # engine replica's CPU bundle and the embedder fit on a 2-CPU machine
-        preprocess_map_kwargs={"num_cpus": 0},
-        postprocess_map_kwargs={"num_cpus": 0},
+        preprocess_map_kwargs=engines.light_map_kwargs(),
+        postprocess_map_kwargs=engines.light_map_kwargs(),
     )
     rows = [
         {"id": i, "task": t, "input_ids": s}
@@ -199,7 +197,7 @@ def score_on_vllm(job, batches: list[dict], flusher, *, stop_ids: list[int], dev
             PromptEmbedder,
             batch_size=cfg.batch_size,
             batch_format="numpy",
-            concurrency=1,
+            compute=ray.data.ActorPoolStrategy(size=1),
             num_cpus=0,  # beside the engine on its node (it waits for the engine's outputs)
             fn_constructor_kwargs={"model": model_config, "threads": cfg.threads},
         )
