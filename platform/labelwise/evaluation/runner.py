@@ -18,6 +18,7 @@ from pathlib import Path
 
 from labelwise import config as config_mod
 from labelwise import contracts
+from labelwise.evaluation import shared_prefix
 from labelwise.evaluation import tokens as tok_mod
 from labelwise.models import ModelConfig
 from labelwise.progress import BatchProgress
@@ -43,6 +44,7 @@ class RunSettings:
     batch_size: int = 8
     max_batch_tokens: int = 16384
     max_length: int | None = None
+    shared_prefix: bool = True  # loglik units that begin alike are prefilled once (shared_prefix.py)
 
 
 class ModelRunner:
@@ -81,40 +83,74 @@ class ModelRunner:
             {"logprobs": [None] * len(p["continuations"]), "n_tokens": [0] * len(p["continuations"])}
             for p in payloads
         ]
-        batches = tok_mod.pack(units, self.settings.batch_size, self.settings.max_batch_tokens)
+        groups, alone = shared_prefix.groups(units) if self.settings.shared_prefix else ([], units)
+        batches = [(0, b) for b in tok_mod.pack(alone, self.settings.batch_size, self.settings.max_batch_tokens)]
+        for shared, group in groups:
+            chunks = shared_prefix.chunks(group, shared, self.settings.batch_size, self.settings.max_batch_tokens)
+            batches += [(shared, c) for c in chunks]
         ticker = BatchProgress(progress, len(batches))
-        for batch in batches:
-            for unit, sums in zip(batch, self._forward(batch)):
+        cache, cached_ids = None, None
+        for shared, batch in batches:
+            if shared and batch[0].ids[:shared] != cached_ids:
+                cached_ids = batch[0].ids[:shared]
+                cache = self._prefill(cached_ids)
+            for unit, sums in zip(batch, self._forward(batch, (shared, cache) if shared else None)):
                 for j, total, targets in zip(unit.continuations, sums, unit.targets):
                     out[unit.request]["logprobs"][j] = total
                     out[unit.request]["n_tokens"][j] = len(targets)
             ticker.step()
         return out
 
-    def _forward(self, batch: list[tok_mod.Unit]) -> list[list[float]]:
-        """Per unit, per target list: the summed log-probs (right padding, one forward pass)."""
+    def _prefill(self, ids: list[int]):
+        """The KV cache of ``ids`` (one row), for the units that begin with them."""
         import torch
 
-        width = max(len(u.ids) for u in batch)
+        from labelwise.scoring.greedy import kv_cache_of
+
+        with torch.no_grad():
+            return kv_cache_of(self.model(
+                input_ids=torch.tensor([ids], device=self.device), use_cache=True, logits_to_keep=1,
+            ))
+
+    def _forward(self, batch: list[tok_mod.Unit], prefix=None) -> list[list[float]]:
+        """Per unit, per target list: the summed log-probs (right padding, one forward pass).
+        ``prefix``: (n, cache) when every unit begins with the n tokens held in ``cache``
+        (shared_prefix.py): only the tokens after them are run, on a copy of the cache."""
+        import copy
+
+        import torch
+
+        from labelwise.scoring.greedy import kv_cache_argument
+
+        start = prefix[0] if prefix else 0
+        width = max(len(u.ids) for u in batch) - start
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         keep = torch.zeros((len(batch), width), dtype=torch.bool)
         for b, u in enumerate(batch):
-            ids[b, : len(u.ids)] = torch.tensor(u.ids)
-            mask[b, : len(u.ids)] = 1
+            ids[b, : len(u.ids) - start] = torch.tensor(u.ids[start:])
+            mask[b, : len(u.ids) - start] = 1
             for targets in u.targets:
                 for pos, _ in targets:
-                    keep[b, pos] = True
+                    keep[b, pos - start] = True
         # Logits only at the columns some row needs: a 1-D index tensor for logits_to_keep
         # works on every transformers release that has the argument (a 2-D mask does not).
         cols = keep.any(dim=0).nonzero().flatten()
         col_of = {int(c): j for j, c in enumerate(cols.tolist())}
+        extra = {}
+        if prefix:
+            cache = copy.deepcopy(prefix[1])
+            cache.batch_repeat_interleave(len(batch))
+            extra = {kv_cache_argument(self.model): cache, "use_cache": True,
+                     "position_ids": (start + torch.arange(width)).expand(len(batch), -1).to(self.device)}
+            mask = torch.cat([torch.ones((len(batch), start), dtype=torch.long), mask], dim=1)
         with torch.no_grad():
             logits = self.model(
                 input_ids=ids.to(self.device),
                 attention_mask=mask.to(self.device),
                 logits_to_keep=cols.to(self.device),
+                **extra,
             ).logits
         if logits.shape[1] != len(cols):  # a model that ignores logits_to_keep: all positions
             logits = logits[:, cols.to(logits.device)]
@@ -126,7 +162,7 @@ class ModelRunner:
         result = []
         for b, u in enumerate(batch):
             result.append(
-                [float(sum(logprobs[row_of[(b, p)], t].item() for p, t in targets)) for targets in u.targets]
+                [float(sum(logprobs[row_of[(b, p - start)], t].item() for p, t in targets)) for targets in u.targets]
             )
         return result
 
