@@ -6,7 +6,10 @@ model, same prompts, one process.
   default, 256). The discipline descriptions the free mode then asks for are not counted, so
   free mode is slower than shown.
 * choice: the 2 + D questions of judging/choice.py (Bloom 1-6, quality 0-9, one yes/no per
-  shipped discipline), each one forward pass (the evaluation runner's ``loglik`` requests).
+  shipped discipline), the evaluation runner's ``loglik`` requests: questions that begin alike
+  (a prompt's D discipline questions; the Bloom and quality instructions) are prefilled once
+  (evaluation/shared_prefix.py). On the free mode's prompts, choice mode also runs with every
+  question prefilled on its own, the plain baseline of that sharing.
 
 Both run in this process on one loaded model (the stage's in-process path), on the first
 ``--prompts`` prompts of the packaged pool ``builtin:multitask`` spread over its tasks
@@ -136,6 +139,14 @@ def main(argv=None) -> int:
     choice_s = choice_subset_s + time.perf_counter() - t0
     print(f"[bench judge] choice: {len(prompts)} prompts in {choice_s:.1f}s", file=sys.stderr, flush=True)
     judged = [judge_from_logprobs(lp) for lp in lps]
+    runner.settings.shared_prefix = False
+    t0 = time.perf_counter()
+    alone = choice_logprobs(runner, [prompts[i] for i in subset])
+    alone_s = time.perf_counter() - t0
+    runner.settings.shared_prefix = True
+    gap = max(abs(a - b) for x, y in zip(lps, alone) for k in x for a, b in zip(x[k], y[k]))
+    print(f"[bench judge] choice, each question prefilled alone: {len(subset)} prompts in {alone_s:.1f}s",
+          file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
     replies = free_replies(runner, [prompts[i] for i in subset], PARTS, args.max_new_tokens)
@@ -149,20 +160,25 @@ def main(argv=None) -> int:
         "model": args.model, "device": str(runner.device), "threads": __import__("torch").get_num_threads(),
         "pool": "builtin:multitask", "load_seconds": round(load_s, 2),
         "choice": {"prompts": len(prompts), "seconds": round(choice_s, 2), "prompts_per_second": choice_rate,
-                   "forward_passes_per_prompt": 2 + len(discipline_names()), "judged": len(judged)},
+                   "questions_per_prompt": 2 + len(discipline_names()), "judged": len(judged)},
         "free": {"prompts": n_free, "seconds": round(free_s, 2), "prompts_per_second": free_rate,
                  "requests_per_prompt": len(PARTS), "max_new_tokens": args.max_new_tokens, "parsed": parsed,
                  "note": "without the discipline-description requests free mode also makes"},
         "ratio_choice_over_free": choice_rate / free_rate,
+        "shared_prefixes": {"prompts": len(subset), "seconds": round(choice_subset_s, 2),
+                            "each_alone_seconds": round(alone_s, 2), "ratio": alone_s / choice_subset_s,
+                            "max_abs_logprob_difference": gap},
         "same_prompts": {"prompts": len(subset), "choice_seconds": round(choice_subset_s, 2),
                          "free_seconds": round(free_s, 2), "ratio_choice_over_free": free_s / choice_subset_s},
     }
     print(f"choice: {len(prompts)} prompts in {choice_s:.1f}s = {choice_rate:.3f} prompts/s "
-          f"({2 + len(discipline_names())} forward passes a prompt; every prompt judged)")
+          f"({2 + len(discipline_names())} questions a prompt; every prompt judged)")
     print(f"free:   {n_free} prompts in {free_s:.1f}s = {free_rate:.4f} prompts/s "
           f"(3 replies of up to {args.max_new_tokens} tokens; fully parsed {parsed['all']}/{n_free}: "
           f"bloom {parsed['bloom']}, disciplines {parsed['disciplines']}, quality {parsed['quality']}; "
           "descriptions not counted)")
+    print(f"choice, shared prefixes against each question prefilled alone, same {len(subset)} prompts: "
+          f"{alone_s / choice_subset_s:.2f}x (option log-probs within {gap:.1e})")
     print(f"ratio choice / free: {result['ratio_choice_over_free']:.1f}x; on the same {len(subset)} prompts: "
           f"{result['same_prompts']['ratio_choice_over_free']:.1f}x")
     if args.json:
