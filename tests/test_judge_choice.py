@@ -101,14 +101,20 @@ def direct_option_probs(model, tokenizer, text: str, options) -> np.ndarray:
     return np.exp(lp - lp.max()) / np.exp(lp - lp.max()).sum()
 
 
-def test_choice_judgments_match_a_direct_forward_pass(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("use_ray", [False, pytest.param(True, marks=[pytest.mark.ray, pytest.mark.slow])],
+                         ids=["in-process", "ray-data"])
+def test_choice_judgments_match_a_direct_forward_pass(tmp_path, tiny_model_dir, use_ray, request):
+    """In this process and on Ray Data model actors (requests in text order, so that a prompt's
+    discipline questions share their prefill inside an actor's batch)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if use_ray:
+        request.getfixturevalue("local_ray")
     run = tmp_path / "run"
     ids = write_pool(run, PROMPTS)
     job = config.build(JobConfig, {"run_dir": str(run), "model": {"device": "cpu", "dtype": "float32"},
                                    "judge": {"kind": "local", "model": str(tiny_model_dir), "mode": "choice",
-                                             "use_ray": False, "batch_size": 8}}, "job.yaml")
+                                             "use_ray": use_ray, "batch_size": 8}}, "job.yaml")
     judge_pool(job, log=lambda *a: None)
 
     j = pd.read_parquet(run / contracts.JUDGMENTS).set_index("id")
@@ -133,6 +139,7 @@ def test_choice_judgments_match_a_direct_forward_pass(tmp_path, tiny_model_dir):
         assert (j.loc[i, "discipline_spread"] == 0.0) == (len(chosen) <= 1)
     summary = json.loads((run / contracts.JUDGE_SUMMARY).read_text())
     assert summary["mode"] == "choice" and summary["parsed"]["all"] == 3 and summary["request_errors"] == 0
+    assert summary["run"]["where"] == (["ray data"] if use_ray else ["in process"])
     disc = schema.read_disciplines(run / contracts.DISCIPLINES)
     assert list(disc["discipline"]) == names and {len(e) for e in disc["embedding"]} == {384}
 

@@ -82,8 +82,13 @@ def _run_on_ray(kind, payloads, spec, settings, ray_config, max_actors, max_rest
 
     ray = init_ray(ray_config)
     plan = plan_actors(spec.model.device, max_actors)
-    # Longest first, so each batch holds requests of similar length.
-    order = sorted(range(len(payloads)), key=lambda i: -_size(payloads[i]))
+    # Longest first, so each batch holds requests of similar length; loglik requests in the
+    # order of their text instead, so that those that begin alike share a batch and its
+    # prefill (shared_prefix.py; the runner packs each batch by length itself).
+    if kind == "loglik" and settings.shared_prefix:
+        order = sorted(range(len(payloads)), key=lambda i: payloads[i]["context"])
+    else:
+        order = sorted(range(len(payloads)), key=lambda i: -_size(payloads[i]))
     rows = [{"i": i, "kind": kind, "payload": json.dumps(payloads[i])} for i in order]
     n_blocks = max(1, min(len(rows) // max(1, settings.batch_size), plan.max_actors * 4))
     ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
