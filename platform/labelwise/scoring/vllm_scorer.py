@@ -7,6 +7,9 @@ outputs are turned back into scores.parquet's columns:
 
 * ``logconf``, ``mean_logprob``, ``n_tokens``, ``eos``, the answer tokens: exact (vLLM returns
   the chosen token's log-probability; the stop token counts, as in the HF loop);
+* ``answer``: the answer tokens decoded by the driver with the HF tokenizer, as the HF scorer
+  decodes them (vLLM's own detokenizer holds back an incomplete UTF-8 character at the end,
+  where the HF decode writes U+FFFD: one answer of the quickstart's 477 differed so);
 * ``mean_margin``, ``min_margin``: exact (top1 - top2 probability, from the top-2);
 * ``mean_entropy``: an estimate. vLLM returns no entropy; the top-k part is exact, and the
   probability mass left outside the top-k (r) is counted as if spread over tokens as likely as
@@ -46,7 +49,7 @@ def request(row: dict, *, max_new_tokens: int, top_logprobs: int, stop_ids: list
             "max_tokens": int(max_new_tokens),
             "logprobs": int(top_logprobs),
             "stop_token_ids": list(stop_ids),
-            "detokenize": bool(answers),
+            "detokenize": False,  # the driver decodes the answer tokens (score_on_vllm)
             "skip_special_tokens": True,
         },
     }
@@ -92,7 +95,8 @@ def score_row(row: dict, *, stop_ids: list[int], keep_ids: bool) -> dict:
         "mean_margin": float(sum(margins) / max(n, 1)),
         "min_margin": float(min(margins)) if margins else math.inf,
         "eos": bool(n and tokens[-1] in set(stop_ids)),
-        "answer": row.get("generated_text") or "",
+        "answer": "",  # decoded from answer_tokens by the driver
+        "answer_tokens": tokens,
         "error": None,
         "embedding": None,
     }
@@ -157,7 +161,8 @@ def score_on_vllm(job, batches: list[dict], flusher, *, stop_ids: list[int], dev
     from ray.data.llm import build_processor
 
     from labelwise import engines
-    from labelwise.models import resolve
+    from labelwise.config import build
+    from labelwise.models import ModelConfig, load_tokenizer, resolve
     from labelwise.ray_start import init_ray
     from labelwise.scoring.schema import to_table
 
@@ -201,7 +206,12 @@ def score_on_vllm(job, batches: list[dict], flusher, *, stop_ids: list[int], dev
             num_cpus=0,  # beside the engine on its node (it waits for the engine's outputs)
             fn_constructor_kwargs={"model": model_config, "threads": cfg.threads},
         )
+    tokenizer = load_tokenizer(build(ModelConfig, model_config, "model")) if cfg.answers else None
     for frame in ds.iter_batches(batch_size=None, batch_format="pandas"):
-        flusher.add(to_table([_plain(r) for r in frame.to_dict("records")], cfg.embeddings))
+        rows = [_plain(r) for r in frame.to_dict("records")]
+        for r in rows:
+            tokens = [int(t) for t in r.pop("answer_tokens")]
+            r["answer"] = tokenizer.decode(tokens, skip_special_tokens=True) if tokenizer is not None else ""
+        flusher.add(to_table(rows, cfg.embeddings))
     flusher.flush()
     return flusher.tokens
