@@ -39,13 +39,6 @@ def test_a_unit_that_would_cut_a_long_shared_prefix_short_is_not_added():
     assert [(n, len(g)) for n, g in groups] == [(200, 3)] and [u.request for u in alone] == [9]
 
 
-def test_chunks_respect_the_batch_limits():
-    units = [unit(i, list(range(50)) + [i] * (i + 1)) for i in range(10)]
-    chunks = shared_prefix.chunks(units, 50, batch_size=4, max_batch_tokens=10_000)
-    assert [len(c) for c in chunks] == [4, 4, 2] and chunks[0][0].request == 9
-    assert all(len(c) * len(c[0].ids) <= 130 for c in shared_prefix.chunks(units, 50, 8, 130))
-
-
 @pytest.mark.slow
 def test_loglik_with_shared_prefixes_equals_full_forward_passes(tiny_model_dir):
     from labelwise.evaluation.runner import ModelRunner, ModelSpec, RunSettings

@@ -85,9 +85,8 @@ class ModelRunner:
         ]
         groups, alone = shared_prefix.groups(units) if self.settings.shared_prefix else ([], units)
         batches = [(0, b) for b in tok_mod.pack(alone, self.settings.batch_size, self.settings.max_batch_tokens)]
-        for shared, group in groups:
-            chunks = shared_prefix.chunks(group, shared, self.settings.batch_size, self.settings.max_batch_tokens)
-            batches += [(shared, c) for c in chunks]
+        for shared, group in groups:  # each batch of a group runs on a copy of the group's cache
+            batches += [(shared, b) for b in tok_mod.pack(group, self.settings.batch_size, self.settings.max_batch_tokens)]
         ticker = BatchProgress(progress, len(batches))
         cache, cached_ids = None, None
         for shared, batch in batches:

@@ -57,18 +57,3 @@ def groups(units: list, min_shared: int = MIN_SHARED) -> tuple[list[tuple[int, l
             out.append((links[k], order[lo:hi]))
     return out, alone
 
-
-def chunks(units: list, shared: int, batch_size: int, max_batch_tokens: int) -> list[list]:
-    """The group's units (longest first) in batches of at most ``batch_size`` rows and rows x
-    (shared + longest remainder) tokens."""
-    order = sorted(units, key=lambda u: len(u.ids), reverse=True)
-    out, current = [], []
-    for u in order:
-        width = len((current or [u])[0].ids)  # the longest unit of the batch (its first)
-        if current and (len(current) + 1 > batch_size or (len(current) + 1) * width > max_batch_tokens):
-            out.append(current)
-            current = []
-        current.append(u)
-    if current:
-        out.append(current)
-    return out
