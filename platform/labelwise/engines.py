@@ -71,7 +71,9 @@ def lora(adapter) -> tuple[dict, str | None]:
     import json
     from pathlib import Path
 
-    rank = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("r", 16)
+    from labelwise import contracts
+
+    rank = json.loads((Path(adapter) / contracts.ADAPTER_CONFIG).read_text()).get("r", 16)
     return {"enable_lora": True, "max_lora_rank": max(8, int(rank)), "max_loras": 1}, str(adapter)
 
 

@@ -344,7 +344,7 @@ def score_pending(job, pool, pending_ids: set[str], store, adapter: Path | None 
         device, dtype = key_model(store)
         executor = {"where": "ray data"}
         tokens = score_on_vllm(
-            job, batches, _Flusher(store, n, executor), stop_ids=stop, device=device, dtype=dtype,
+            job, batches, _Flusher(store, n, executor), tokenizer=tokenizer, stop_ids=stop, device=device, dtype=dtype,
             model_config=scorer_model_config(job, dtype), executor=executor, adapter=adapter,
         )
     elif want_ray(job, n):

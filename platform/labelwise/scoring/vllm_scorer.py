@@ -36,8 +36,7 @@ def entropy_kind(top_logprobs: int) -> str:
     return ENTROPY.format(k=top_logprobs)
 
 
-def request(row: dict, *, max_new_tokens: int, top_logprobs: int, stop_ids: list[int], answers: bool,
-            lora: str | None) -> dict:
+def request(row: dict, *, max_new_tokens: int, top_logprobs: int, stop_ids: list[int], lora: str | None) -> dict:
     """One prompt -> one vLLM request (greedy, no chat template: the ids are already rendered)."""
     out = {
         "id": row["id"],
@@ -95,8 +94,7 @@ def score_row(row: dict, *, stop_ids: list[int], keep_ids: bool) -> dict:
         "mean_margin": float(sum(margins) / max(n, 1)),
         "min_margin": float(min(margins)) if margins else math.inf,
         "eos": bool(n and tokens[-1] in set(stop_ids)),
-        "answer": "",  # decoded from answer_tokens by the driver
-        "answer_tokens": tokens,
+        "answer_tokens": tokens,  # the driver decodes them into ``answer`` (score_on_vllm)
         "error": None,
         "embedding": None,
     }
@@ -153,16 +151,16 @@ class PromptEmbedder:
         return rows
 
 
-def score_on_vllm(job, batches: list[dict], flusher, *, stop_ids: list[int], device: str, dtype: str,
+def score_on_vllm(job, batches: list[dict], flusher, *, tokenizer, stop_ids: list[int], device: str, dtype: str,
                   model_config: dict, executor: dict | None = None, adapter=None) -> int:
     """Score the planned batches' prompts on vLLM (Ray Data LLM) in ``dtype`` on ``device``
     (the cache key's); ``flusher`` (the score stage's) writes shards as results arrive.
+    ``tokenizer`` is the driver's (it encoded the prompts and decodes the answers);
     ``model_config`` is what the embedding stage loads. Returns the generated tokens."""
     from ray.data.llm import build_processor
 
     from labelwise import engines
-    from labelwise.config import build
-    from labelwise.models import ModelConfig, load_tokenizer, resolve
+    from labelwise.models import resolve
     from labelwise.ray_start import init_ray
     from labelwise.scoring.schema import to_table
 
@@ -184,7 +182,6 @@ def score_on_vllm(job, batches: list[dict], flusher, *, stop_ids: list[int], dev
             max_new_tokens=cfg.max_new_tokens,
             top_logprobs=cfg.top_logprobs,
             stop_ids=stop_ids,
-            answers=cfg.answers,
             lora=lora,
         ),
         postprocess=functools.partial(score_row, stop_ids=stop_ids, keep_ids=cfg.embeddings),
@@ -206,12 +203,11 @@ def score_on_vllm(job, batches: list[dict], flusher, *, stop_ids: list[int], dev
             num_cpus=0,  # beside the engine on its node (it waits for the engine's outputs)
             fn_constructor_kwargs={"model": model_config, "threads": cfg.threads},
         )
-    tokenizer = load_tokenizer(build(ModelConfig, model_config, "model")) if cfg.answers else None
     for frame in ds.iter_batches(batch_size=None, batch_format="pandas"):
         rows = [_plain(r) for r in frame.to_dict("records")]
         for r in rows:
             tokens = [int(t) for t in r.pop("answer_tokens")]
-            r["answer"] = tokenizer.decode(tokens, skip_special_tokens=True) if tokenizer is not None else ""
+            r["answer"] = tokenizer.decode(tokens, skip_special_tokens=True) if cfg.answers else ""
         flusher.add(to_table(rows, cfg.embeddings))
     flusher.flush()
     return flusher.tokens
