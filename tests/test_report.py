@@ -252,3 +252,25 @@ def test_report_exit_codes(tmp_path, capsys):
     (tmp_path / "results.csv").write_text("nothing,useful\n1,2\n")
     assert stage.main(str(tmp_path)) == 1  # the folder's files are bad: a stage error
     assert "labelwise report: error" in capsys.readouterr().err
+
+
+def test_sweep_report_names_the_judge_of_the_judged_selectors(tmp_path):
+    df = synthetic_results()
+    df["within_task"] = "random"
+    df.loc[df["strategy"] == "least_confidence", "strategy"] = "thtb"
+    df.to_csv(tmp_path / "results.csv", index=False)
+    assert stage.main(str(tmp_path)) == 0
+    assert "no judge_summary.json in this folder" in (tmp_path / "report.md").read_text()
+    (tmp_path / "judge_summary.json").write_text(json.dumps(
+        {"judge": "local:smollm2-135m-instruct@8f03", "mode": "choice", "prompts": 495,
+         "request_errors": 0, "settings": {"kind": "local", "base_url": None}}))
+    assert stage.main(str(tmp_path)) == 0
+    md = (tmp_path / "report.md").read_text()
+    line = next(l for l in md.splitlines() if l.startswith("Judged selectors"))
+    assert "(thtb (within_task=random))" in line and "`local:smollm2-135m-instruct@8f03` (local, in process), mode `choice`" in line
+    assert "495 prompts judged, 0 failed requests" in line
+    # a sweep with no judged selector says nothing of a judge
+    df.loc[df["strategy"] == "thtb", "strategy"] = "least_confidence"
+    df.to_csv(tmp_path / "results.csv", index=False)
+    assert stage.main(str(tmp_path)) == 0
+    assert "Judged selectors" not in (tmp_path / "report.md").read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labelwise.contracts import FULL
+from labelwise.contracts import FULL, JUDGE_SUMMARY
 from labelwise.report import paired, plots
 from labelwise.report.document import Document
 from labelwise.report.table import (
@@ -224,6 +224,37 @@ def add_decisions(doc: Document, df, folder: Path) -> None:
     doc.table(header, body)
 
 
+def judged_selectors(trials) -> list[str]:
+    """The selectors whose picks depend on the judge: ``thtb``, and any ``within_task: hardness``."""
+    uses = trials["strategy"] == "thtb"
+    if "within_task" in trials.columns:
+        uses = uses | (trials["within_task"] == "hardness")
+    return sorted(trials.loc[uses, "selector"].unique())
+
+
+def judge_line(trials, folder: Path) -> str | None:
+    """Which judge the judge-dependent trials selected with (judge_summary.json of the sweep
+    folder), so that their rows are read as a measurement of that judge."""
+    import json
+
+    judged = judged_selectors(trials)
+    if not judged:
+        return None
+    path = folder / JUDGE_SUMMARY
+    if not path.exists():
+        return f"Judged selectors ({', '.join(judged)}): no {JUDGE_SUMMARY} in this folder, the judge is not recorded."
+    summary = json.loads(path.read_text())
+    settings = summary.get("settings", {})
+    where = settings.get("base_url") or "in process"
+    errors = summary.get("request_errors", 0)
+    return (
+        f"Judged selectors ({', '.join(judged)}) select with the judgments of "
+        f"`{summary.get('judge', '?')}` ({settings.get('kind', '?')}, {where}), mode "
+        f"`{summary.get('mode', settings.get('mode', 'free'))}`: {summary.get('prompts', '?')} prompts judged, "
+        f"{errors} failed request{'s' if errors != 1 else ''}. Their rows measure that judge."
+    )
+
+
 def build(df, folder: Path, title: str | None = None) -> Document:
     """Build the report of a results table (one row per trial)."""
     df = with_selector(df)
@@ -242,6 +273,9 @@ def build(df, folder: Path, title: str | None = None) -> Document:
         "Cells are mean ± standard error over seeds; the best selector at each budget is in "
         "**bold**, the second best <u>underlined</u>; Full is the model trained on the whole pool."
     )
+    judge = judge_line(trials, folder)
+    if judge:
+        doc.paragraph(judge)
     if not metrics:
         doc.paragraph("No metric columns in the results table yet.")
     for metric in metrics:
