@@ -23,6 +23,11 @@ LOCK_VENV ?= .venv-lock
 PIP_TOOLS ?= pip-tools==7.7.0
 NOT_LOCKED := torchvision|torchaudio|torchcodec|triton
 LOCK_ARGS ?=
+# pytest-xdist processes for make test: a file's tests stay on one process (its module fixtures,
+# such as a Ray cluster, start once), the slowest files first (tests/conftest.py SLOWEST_FIRST);
+# the suite mostly waits on Ray and engine start-up, so two processes on two cores cut its time
+# by about a quarter. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 # setuptools is pinned too (torch and label-studio require it); no hashes (the local torch wheel
 # is not PyPI's), no index or find-links lines (they name this machine's paths), extras stripped
 # so that a lock also works as a constraints file (pip -c)
@@ -60,7 +65,8 @@ demo: setup
 # the two virtualenvs install side by side (pip is mostly one core each)
 test:
 	$(MAKE) -j2 setup labelstudio
-	RAY_USAGE_STATS_ENABLED=0 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
+	RAY_USAGE_STATS_ENABLED=0 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 tests
 
 $(LOCK_VENV)/.installed:
 	$(PYTHON) -m venv $(LOCK_VENV)
