@@ -3,7 +3,9 @@ its error rates under optional stopping, shown by simulated sweeps (vectorised; 
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +34,24 @@ def draws(kind: str, rng, sweeps: int = SWEEPS, seeds: int = LOOKS[-1]):
         # exchangeable under no effect, so their difference is symmetric but heavy-tailed
         x = rng.lognormal(0, 1, (sweeps, seeds)) - rng.lognormal(0, 1, (sweeps, seeds))
         return x / math.sqrt(2 * (math.e - 1) * math.e)
+    if kind == "resampled_real":  # the benchmark sweeps' own paired differences, centred
+        return rng.choice(real_residuals(), (sweeps, seeds))
     raise ValueError(kind)
+
+
+def real_residuals() -> np.ndarray:
+    """The paired differences the benchmark sweeps measured (tests/data/paired_differences.json),
+    each comparison centred at 0 (no effect), pooled and scaled to SD 1."""
+    data = json.loads((Path(__file__).parent / "data" / "paired_differences.json").read_text())
+    res = np.concatenate([np.asarray(c["differences"]) - np.mean(c["differences"]) for c in data["comparisons"]])
+    return res / res.std()
+
+
+def test_the_real_differences_pool_many_comparisons():
+    data = json.loads((Path(__file__).parent / "data" / "paired_differences.json").read_text())
+    assert len(data["comparisons"]) >= 10
+    res = real_residuals()
+    assert len(res) >= 30 and abs(res.mean()) < 1e-12 and math.isclose(res.std(), 1.0)
 
 
 def rates(D, plan: seq.Plan, q=None, e=None):
@@ -147,7 +166,7 @@ def test_simulate_gives_what_decide_gives_sweep_by_sweep():
 # ---------------------------------------------------------------- error rates by simulation
 
 
-@pytest.mark.parametrize("kind", ["normal", "t3", "skewed_trials"])
+@pytest.mark.parametrize("kind", ["normal", "t3", "skewed_trials", "resampled_real"])
 @pytest.mark.parametrize("spending", seq.SPENDINGS)
 def test_false_better_or_worse_under_no_effect_stays_within_alpha(kind, spending, record_property):
     plan = seq.Plan(delta=0.5, spending=spending)
@@ -158,7 +177,7 @@ def test_false_better_or_worse_under_no_effect_stays_within_alpha(kind, spending
     assert false <= mc_bound(ALPHA)
 
 
-@pytest.mark.parametrize("kind", ["normal", "t3"])
+@pytest.mark.parametrize("kind", ["normal", "t3", "resampled_real"])
 @pytest.mark.parametrize("spending", seq.SPENDINGS)
 @pytest.mark.parametrize("shift", [1.5, -1.5, 1.0, -1.0])
 def test_false_equivalent_outside_the_margin_stays_within_alpha(kind, spending, shift, record_property):
