@@ -24,10 +24,10 @@ PIP_TOOLS ?= pip-tools==7.7.0
 NOT_LOCKED := torchvision|torchaudio|torchcodec|triton
 LOCK_ARGS ?=
 # pytest-xdist processes for make test: a file's tests stay on one process (its module fixtures,
-# such as a Ray cluster, start once), the slowest files first (tests/conftest.py SLOWEST_FIRST);
-# the suite mostly waits on Ray and engine start-up, so two processes on two cores cut its time
-# by about a quarter. TEST_WORKERS=0 runs it in one process.
-TEST_WORKERS ?= 2
+# such as a Ray cluster, start once), the slowest files first (tests/conftest.py SLOWEST_FIRST).
+# The suite mostly waits on Ray and engine start-up (one process used 0.4 of the 2 cores), so
+# three processes overlap the waits. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
 # setuptools is pinned too (torch and label-studio require it); no hashes (the local torch wheel
 # is not PyPI's), no index or find-links lines (they name this machine's paths), extras stripped
 # so that a lock also works as a constraints file (pip -c)

@@ -74,17 +74,17 @@ def local_ray():
 
 
 # The files that take minutes, longest first (their times in `make test`'s two pytest-xdist
-# processes, 2026-12-07): they start first, so that the two processes end together instead of
-# one running the last long file alone. Every other file follows in its collection order.
+# processes, 2026-12-07): they start first, so that the processes end together instead of one
+# running the last long file alone. Every other file follows in its collection order.
 SLOWEST_FIRST = (
     "test_autoscaling.py",
     "test_vllm_scoring.py",
     "test_training_ray.py",
     "test_sweep_tasks.py",
+    "test_sweep_e2e.py",
     "test_rounds_e2e.py",
     "test_multinode.py",
     "test_rounds_sweep.py",
-    "test_sweep_e2e.py",
     "test_vllm_evaluation.py",
     "test_scoring_ray.py",
     "test_pipeline_e2e.py",
