@@ -39,17 +39,22 @@ def draws(kind: str, rng, sweeps: int = SWEEPS, seeds: int = LOOKS[-1]):
     raise ValueError(kind)
 
 
+REAL_DIFFERENCES = Path(__file__).parent / "data" / "paired_differences.json"
+
+
+def real_comparisons() -> list[dict]:
+    """The paired differences the benchmark sweeps measured, one entry per comparison."""
+    return json.loads(REAL_DIFFERENCES.read_text())["comparisons"]
+
+
 def real_residuals() -> np.ndarray:
-    """The paired differences the benchmark sweeps measured (tests/data/paired_differences.json),
-    each comparison centred at 0 (no effect), pooled and scaled to SD 1."""
-    data = json.loads((Path(__file__).parent / "data" / "paired_differences.json").read_text())
-    res = np.concatenate([np.asarray(c["differences"]) - np.mean(c["differences"]) for c in data["comparisons"]])
+    """Each real comparison centred at 0 (no effect), pooled and scaled to SD 1."""
+    res = np.concatenate([np.asarray(c["differences"]) - np.mean(c["differences"]) for c in real_comparisons()])
     return res / res.std()
 
 
 def test_the_real_differences_pool_many_comparisons():
-    data = json.loads((Path(__file__).parent / "data" / "paired_differences.json").read_text())
-    assert len(data["comparisons"]) >= 10
+    assert len(real_comparisons()) >= 10
     res = real_residuals()
     assert len(res) >= 30 and abs(res.mean()) < 1e-12 and math.isclose(res.std(), 1.0)
 
