@@ -74,20 +74,22 @@ def local_ray():
 
 
 # The files that take minutes, longest first (their times in `make test`'s two pytest-xdist
-# processes, 2026-12-07): they start first, so that the processes end together instead of one
-# running the last long file alone. Every other file follows in its collection order.
+# processes, from a fresh clone, 2026-12-07): they start first, so that the processes end
+# together instead of one running the last long file alone. Every other file follows in its
+# collection order.
 SLOWEST_FIRST = (
-    "test_autoscaling.py",
-    "test_vllm_scoring.py",
-    "test_training_ray.py",
-    "test_sweep_tasks.py",
-    "test_sweep_e2e.py",
-    "test_rounds_e2e.py",
-    "test_multinode.py",
-    "test_rounds_sweep.py",
-    "test_vllm_evaluation.py",
-    "test_scoring_ray.py",
-    "test_pipeline_e2e.py",
+    "test_autoscaling.py",  # ~340 s
+    "test_training_ray.py",  # ~320 s
+    "test_sweep_decide_e2e.py",  # ~320 s
+    "test_vllm_scoring.py",  # ~300 s
+    "test_sweep_tasks.py",  # ~265 s
+    "test_multinode.py",  # ~250 s
+    "test_vllm_evaluation.py",  # ~215 s
+    "test_rounds_e2e.py",  # ~210 s
+    "test_rounds_sweep.py",  # ~205 s
+    "test_sweep_e2e.py",  # ~145 s
+    "test_pipeline_e2e.py",  # ~90 s
+    "test_scoring_ray.py",  # ~80 s
 )
 
 
