@@ -285,3 +285,45 @@ def test_a_rerun_may_raise_max_seeds_but_not_change_the_plan(tmp_path):
     other = job_with({"delta": 0.05}, strategies=list(EFFECTS), seeds=list(range(20)))
     with pytest.raises(ValueError, match=r"sweep\.seeds \(their order\)"):
         decide.check_unchanged(tmp_path, other.sweep)
+
+
+def test_an_interrupted_look_stops_the_sweep_with_the_decisions_of_the_trials_that_finished(tmp_path, monkeypatch):
+    """Ctrl+C during a look: Tune returns early, _run_tuner raises Interrupted; no further
+    look starts (before, the loop went on to the next look's seeds), and decisions.json holds
+    the decisions of what finished."""
+    import json
+
+    from labelwise.contracts import SWEEP_DECISIONS, TRIAL_RESULT, TRIALS
+    from labelwise.sweep import stage
+
+    job = decide_job(max_seeds=8)
+    trials = trials_of(job)
+    batches = []
+
+    def interrupted_tuner(job_, todo, sweep_dir, pool_size, n_parallel, progress, already):
+        batches.append([t["name"] for t in todo])
+        half = todo[: len(todo) // 2]
+        for t in half:
+            row = {"trial": t["name"], "selector": selector_of(t), "strategy": t["strategy"],
+                   "budget": pool_size if t["strategy"] == plan.FULL else t["budget"], "seed": t["seed"],
+                   "status": "ok", "heldout.nll_macro": fake_value(t)}
+            (sweep_dir / TRIALS / t["name"]).mkdir(parents=True, exist_ok=True)
+            (sweep_dir / TRIALS / t["name"] / TRIAL_RESULT).write_text(json.dumps(row))
+        raise stage.Interrupted({}, [t["name"] for t in todo[len(half):]])
+
+    monkeypatch.setattr(stage, "_run_tuner", interrupted_tuner)
+    lines = []
+    with pytest.raises(stage.Interrupted):
+        stage._run_decided(job, trials, [], trials, tmp_path, 435, 1, None, lines.append)
+    assert len(batches) == 1  # look 1 only
+    found = json.loads((tmp_path / SWEEP_DECISIONS).read_text())["comparisons"]
+    assert found and {c["verdict"] for c in found} == {"undecided"}
+    assert any(c["reason"].startswith("look 1 needs 3 seeds") for c in found)
+    assert any(line.startswith("[sweep] decisions so far:") for line in lines)
+
+    rows_path = stage.write_interrupted(tmp_path, trials, stage.Interrupted({}, ["x"]), 435, lines.append)
+    import pandas as pd
+
+    df = pd.read_csv(rows_path)
+    assert len(df) == len(batches[0]) // 2 and set(df["status"]) == {"ok"}  # the trials that ended, no "not run"
+    assert lines[-1].startswith("[sweep] interrupted: 1 trial(s) not finished (x); ") and "Rerun the same command" in lines[-1]

@@ -19,6 +19,9 @@
    comparison of a selector with a reference is decided, and only the trials an undecided
    comparison needs run next (sweep/decide.py); ``decisions.json`` records each comparison's
    path, and results.csv holds the trials that ran.
+7. Ctrl+C (SIGINT) stops the sweep: Tune ends its run, results.csv and decisions.json are
+   written from the trials that finished, and the command exits with 130; no further look
+   starts. A rerun goes on (4.).
 """
 
 from __future__ import annotations
@@ -36,7 +39,17 @@ from labelwise.contracts import RESULTS
 from labelwise.contracts import SWEEP_PLAN as PLAN
 
 _TUNER_RUNS = itertools.count()  # a sweep.decide run starts one Tuner per look: distinct names
+
 HELP = "Ray Tune sweep over selectors, budgets, base allocations and seeds"  # the command's one-line help
+
+
+class Interrupted(KeyboardInterrupt):
+    """Tune's run ended on SIGINT (Ctrl+C) before every trial had finished or failed; carries
+    the failed trials' errors and the names of those left unfinished."""
+
+    def __init__(self, errors: dict[str, str], unfinished: list[str]):
+        super().__init__(f"{len(unfinished)} trial(s) not finished")
+        self.errors, self.unfinished = errors, unfinished
 
 
 def add_arguments(parser) -> None:
@@ -158,6 +171,20 @@ def write_results(sweep_dir: Path, rows: list[dict], pool_size: int) -> Path:
     return runio.write_csv(sweep_dir / RESULTS, df)
 
 
+def write_interrupted(sweep_dir: Path, trials: list[dict], stop: Interrupted, pool_size: int, log) -> Path:
+    """results.csv of an interrupted sweep: the trials that ended (finished or failed), and a
+    line saying what did not and how to go on."""
+    from labelwise.contracts import TRIALS
+
+    ended = [t for t in trials if t["name"] in stop.errors
+             or (sweep_dir / TRIALS / t["name"] / contracts.TRIAL_RESULT).exists()]
+    path = write_results(sweep_dir, collect_rows(sweep_dir, ended, stop.errors), pool_size)
+    names = ", ".join(stop.unfinished[:5]) + (", ..." if len(stop.unfinished) > 5 else "")
+    log(f"[sweep] interrupted: {len(stop.unfinished)} trial(s) not finished ({names}); {path} holds the "
+        f"{len(ended)} that ended. Rerun the same command to go on.")
+    return path
+
+
 def progress_callback(progress, already: int):
     """A Tune callback printing trials done / total, time spent and time left."""
     from ray.tune import Callback
@@ -248,12 +275,16 @@ def run_sweep(job, out=None) -> Path:
     log(f"[sweep] {len(trials)} trials: {len(finished)} finished before, {to_run}, "
         f"{n_parallel} at a time ({need:g} CPUs each) -> {sweep_dir / TRIALS}")
     errors: dict[str, str] = {}
-    if job.sweep.decide is not None:
-        rows = _run_decided(job, trials, finished, pending, sweep_dir, pool_size, n_parallel, out, log)
-    else:
-        if pending:
-            errors = _run_tuner(job, pending, sweep_dir, pool_size, n_parallel, progress, len(finished))
-        rows = collect_rows(sweep_dir, trials, errors)
+    try:
+        if job.sweep.decide is not None:
+            rows = _run_decided(job, trials, finished, pending, sweep_dir, pool_size, n_parallel, out, log)
+        else:
+            if pending:
+                errors = _run_tuner(job, pending, sweep_dir, pool_size, n_parallel, progress, len(finished))
+            rows = collect_rows(sweep_dir, trials, errors)
+    except Interrupted as stop:
+        write_interrupted(sweep_dir, trials, stop, pool_size, log)
+        raise
     path = write_results(sweep_dir, rows, pool_size)
     log(f"[sweep] results: {path}")
     if job.sweep.report:
@@ -284,9 +315,17 @@ def _run_decided(job, trials, finished, pending, sweep_dir: Path, pool_size: int
         todo = [t for t in todo if t["name"] in pending_names]
         tried.update(t["name"] for t in todo)
         progress = Progress(len(todo), "trials", prefix="sweep", stream=out)
-        errors.update(_run_tuner(job, todo, sweep_dir, pool_size, n_parallel, progress, 0))
+        try:
+            errors.update(_run_tuner(job, todo, sweep_dir, pool_size, n_parallel, progress, 0))
+        except Interrupted as stop:
+            errors.update(stop.errors)
+            raise
 
-    found = decide.run(trials, job.sweep, rows, run_trials, done, log)
+    try:
+        found = decide.run(trials, job.sweep, rows, run_trials, done, log)
+    except Interrupted:  # no further look: the decisions of the trials that finished
+        log(f"[sweep] decisions so far: {decide.write(sweep_dir, job.sweep, decide.decisions(trials, rows(), job.sweep))}")
+        raise
     log(f"[sweep] decisions: {decide.write(sweep_dir, job.sweep, found)}")
     return rows()
 
@@ -341,7 +380,19 @@ def _run_tuner(job, pending, sweep_dir: Path, pool_size: int, n_parallel: int, p
         if result.error is not None:
             name = result.config["trial"]["name"] if result.config else "?"
             errors[name] = f"{type(result.error).__name__}: {str(result.error).strip().splitlines()[-1][:500]}"
+    left = unfinished(sweep_dir, [t["name"] for t in pending], errors)
+    if left:
+        raise Interrupted(errors, left)
     return errors
+
+
+def unfinished(sweep_dir: Path, names: list[str], errors: dict[str, str]) -> list[str]:
+    """The trials of ``names`` that neither wrote their result nor failed. After a Tune run
+    they are those that a SIGINT (Ctrl+C) stopped or that never started: Tune then saves its
+    state and returns normally, with the stopped trial marked TERMINATED and no error."""
+    from labelwise.contracts import TRIALS
+
+    return [n for n in names if n not in errors and not (sweep_dir / TRIALS / n / contracts.TRIAL_RESULT).exists()]
 
 
 def summary_text(rows: list[dict]) -> str:
@@ -388,5 +439,8 @@ def main(job, args) -> int:
         many = "trials" if job.sweep.decide is None else "trials at most (sweep.decide runs those its comparisons need)"
         print(f"{len(trials)} {many}; each needs up to {trial_cpus_needed(job, trial_jobs):g} CPUs while it trains")
         return 0
-    run_sweep(job)
+    try:
+        run_sweep(job)
+    except Interrupted:
+        return 130
     return 0
