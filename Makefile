@@ -30,6 +30,10 @@ LOCK_ARGS ?=
 # above 16, the slow files not done after 29 minutes) and one test failed under that load.
 # TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
+# OMP_WAIT_POLICY=PASSIVE: the two processes' torch threads (and those of the Ray workers they
+# start) share 2 cores, and OpenMP's default spin-waiting burns the other's time: two 2-thread
+# tiny-Llama training loops at once took 45 s each with spinning and 24 s passive (one alone:
+# 16 s either way).
 # setuptools is pinned too (torch and label-studio require it); no hashes (the local torch wheel
 # is not PyPI's), no index or find-links lines (they name this machine's paths), extras stripped
 # so that a lock also works as a constraints file (pip -c)
@@ -67,7 +71,7 @@ demo: setup
 # the two virtualenvs install side by side (pip is mostly one core each)
 test:
 	$(MAKE) -j2 setup labelstudio
-	RAY_USAGE_STATS_ENABLED=0 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+	RAY_USAGE_STATS_ENABLED=0 HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -p no:cacheprovider \
 	  -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 tests
 
 $(LOCK_VENV)/.installed:
