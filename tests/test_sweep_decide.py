@@ -230,11 +230,24 @@ def test_config_checks_against_the_trials_and_decisions_json_feeds_the_report(tm
     assert math.isfinite(k["path"][-1]["ci_low"])
 
 
+def write_fake_result(sweep_dir, t: dict, pool_size: int) -> None:
+    """The trial_result.json a finished trial of ``t`` writes, with fake_value as its metric."""
+    import json
+
+    from labelwise.contracts import TRIAL_RESULT, TRIALS
+
+    row = {"trial": t["name"], "selector": selector_of(t), "strategy": t["strategy"],
+           "budget": pool_size if t["strategy"] == plan.FULL else t["budget"], "seed": t["seed"],
+           "status": "ok", "heldout.nll_macro": fake_value(t)}
+    (sweep_dir / TRIALS / t["name"]).mkdir(parents=True, exist_ok=True)
+    (sweep_dir / TRIALS / t["name"] / TRIAL_RESULT).write_text(json.dumps(row))
+
+
 def test_the_sweep_stage_runs_looks_through_its_tuner_and_writes_decisions(tmp_path, monkeypatch):
     """sweep.stage._run_decided with the Tuner replaced by a fake that writes trial results."""
     import json
 
-    from labelwise.contracts import SWEEP_DECISIONS, TRIAL_RESULT, TRIALS
+    from labelwise.contracts import SWEEP_DECISIONS
     from labelwise.sweep import stage
 
     job = decide_job(max_seeds=8)
@@ -244,11 +257,7 @@ def test_the_sweep_stage_runs_looks_through_its_tuner_and_writes_decisions(tmp_p
     def fake_tuner(job_, todo, sweep_dir, pool_size, n_parallel, progress, already):
         batches.append(sorted(t["name"] for t in todo))
         for t in todo:
-            row = {"trial": t["name"], "selector": selector_of(t), "strategy": t["strategy"],
-                   "budget": pool_size if t["strategy"] == plan.FULL else t["budget"], "seed": t["seed"],
-                   "status": "ok", "heldout.nll_macro": fake_value(t)}
-            (sweep_dir / TRIALS / t["name"]).mkdir(parents=True, exist_ok=True)
-            (sweep_dir / TRIALS / t["name"] / TRIAL_RESULT).write_text(json.dumps(row))
+            write_fake_result(sweep_dir, t, pool_size)
         return {}
 
     monkeypatch.setattr(stage, "_run_tuner", fake_tuner)
@@ -293,7 +302,7 @@ def test_an_interrupted_look_stops_the_sweep_with_the_decisions_of_the_trials_th
     the decisions of what finished."""
     import json
 
-    from labelwise.contracts import SWEEP_DECISIONS, TRIAL_RESULT, TRIALS
+    from labelwise.contracts import SWEEP_DECISIONS
     from labelwise.sweep import stage
 
     job = decide_job(max_seeds=8)
@@ -304,11 +313,7 @@ def test_an_interrupted_look_stops_the_sweep_with_the_decisions_of_the_trials_th
         batches.append([t["name"] for t in todo])
         half = todo[: len(todo) // 2]
         for t in half:
-            row = {"trial": t["name"], "selector": selector_of(t), "strategy": t["strategy"],
-                   "budget": pool_size if t["strategy"] == plan.FULL else t["budget"], "seed": t["seed"],
-                   "status": "ok", "heldout.nll_macro": fake_value(t)}
-            (sweep_dir / TRIALS / t["name"]).mkdir(parents=True, exist_ok=True)
-            (sweep_dir / TRIALS / t["name"] / TRIAL_RESULT).write_text(json.dumps(row))
+            write_fake_result(sweep_dir, t, pool_size)
         raise stage.Interrupted({}, [t["name"] for t in todo[len(half):]])
 
     monkeypatch.setattr(stage, "_run_tuner", interrupted_tuner)
