@@ -73,23 +73,24 @@ def local_ray():
     ray.shutdown()
 
 
-# The files that take minutes, longest first (their times in `make test`'s two pytest-xdist
-# processes, from a fresh clone, 2026-12-07): they start first, so that the processes end
-# together instead of one running the last long file alone. Every other file follows in its
-# collection order.
+# The files that take minutes, in the order the last full fresh-clone CI ran them (2026-12-07),
+# roughly longest first: they start first, so that the processes end together instead of one
+# running the last long file alone. Every other file follows in its collection order. The
+# comments give each file's summed test time in that CI's two pytest-xdist processes
+# (--durations=0); a reorder by them is for a change that gets its own full run.
 SLOWEST_FIRST = (
-    "test_autoscaling.py",  # ~340 s
-    "test_training_ray.py",  # ~320 s
-    "test_sweep_decide_e2e.py",  # ~320 s
-    "test_vllm_scoring.py",  # ~300 s
-    "test_sweep_tasks.py",  # ~265 s
-    "test_multinode.py",  # ~250 s
-    "test_vllm_evaluation.py",  # ~215 s
-    "test_rounds_e2e.py",  # ~210 s
-    "test_rounds_sweep.py",  # ~205 s
-    "test_sweep_e2e.py",  # ~145 s
-    "test_pipeline_e2e.py",  # ~90 s
-    "test_scoring_ray.py",  # ~80 s
+    "test_autoscaling.py",  # 552 s
+    "test_training_ray.py",  # 634 s
+    "test_sweep_decide_e2e.py",  # 351 s
+    "test_vllm_scoring.py",  # 205 s
+    "test_sweep_tasks.py",  # 327 s
+    "test_multinode.py",  # 284 s
+    "test_vllm_evaluation.py",  # 176 s
+    "test_rounds_e2e.py",  # 228 s
+    "test_rounds_sweep.py",  # 224 s
+    "test_sweep_e2e.py",  # 162 s
+    "test_pipeline_e2e.py",  # 76 s
+    "test_scoring_ray.py",  # 91 s
 )
 
 

@@ -11,29 +11,18 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from cli_process import kill_when
+from tiny_jobs import tiny_job, write_yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
 def tiny_run_yaml(tmp_path: Path, model_dir: Path) -> Path:
-    data = {
-        "run_dir": str(tmp_path / "run"),
-        "seed": 0,
-        "ray": {"num_cpus": 2},
-        "model": {"name": str(model_dir)},
-        "pool": {"source": "builtin:skills", "max_tasks": 3, "max_per_task": 8,
-                 "test_fraction": 0.25, "test_max_per_task": 2},
-        "score": {"max_new_tokens": 4, "batch_size": 8, "embeddings": False, "use_ray": False},
-        "select": {"strategy": "weighted_task_diversity", "budget": 8, "params": {"base": 2}},
-        "train": {"epochs": 2, "batch_size": 4, "max_length": 64},
-        "evaluate": {"benchmarks": ["heldout"], "heldout": {"max_new_tokens": 4}},
-    }
-    path = tmp_path / "tiny_run.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    data = tiny_job(tmp_path / "run", model_dir)
+    data["select"] = {"strategy": "weighted_task_diversity", "budget": 8, "params": {"base": 2}}
+    data["train"]["epochs"] = 2
+    return write_yaml(tmp_path / "tiny_run.yaml", data)
 
 
 def test_run_killed_during_training_then_resumed(tmp_path, tiny_model_dir, local_ray):

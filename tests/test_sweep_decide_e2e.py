@@ -1,4 +1,4 @@
-"""sweep.decide end to end on a real local Ray: a tiny sweep (tests/tiny_sweep.py) of random
+"""sweep.decide end to end on a real local Ray: a tiny sweep (tests/tiny_jobs.py) of random
 against task_diversity runs look 1 through Tune, stops at max_seeds, and a rerun with a
 larger max_seeds goes on from decisions.json."""
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tiny_sweep import results_in, tiny_sweep_yaml
+from tiny_jobs import results_in, tiny_sweep_yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 

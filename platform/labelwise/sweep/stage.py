@@ -174,10 +174,8 @@ def write_results(sweep_dir: Path, rows: list[dict], pool_size: int) -> Path:
 def write_interrupted(sweep_dir: Path, trials: list[dict], stop: Interrupted, pool_size: int, log) -> Path:
     """results.csv of an interrupted sweep: the trials that ended (finished or failed), and a
     line saying what did not and how to go on."""
-    from labelwise.contracts import TRIALS
-
-    ended = [t for t in trials if t["name"] in stop.errors
-             or (sweep_dir / TRIALS / t["name"] / contracts.TRIAL_RESULT).exists()]
+    left = set(unfinished(sweep_dir, [t["name"] for t in trials], stop.errors))
+    ended = [t for t in trials if t["name"] not in left]
     path = write_results(sweep_dir, collect_rows(sweep_dir, ended, stop.errors), pool_size)
     names = ", ".join(stop.unfinished[:5]) + (", ..." if len(stop.unfinished) > 5 else "")
     log(f"[sweep] interrupted: {len(stop.unfinished)} trial(s) not finished ({names}); {path} holds the "
@@ -317,8 +315,9 @@ def _run_decided(job, trials, finished, pending, sweep_dir: Path, pool_size: int
         progress = Progress(len(todo), "trials", prefix="sweep", stream=out)
         try:
             errors.update(_run_tuner(job, todo, sweep_dir, pool_size, n_parallel, progress, 0))
-        except Interrupted as stop:
+        except Interrupted as stop:  # the errors of every look so far, for rows() and results.csv
             errors.update(stop.errors)
+            stop.errors = errors
             raise
 
     try:
