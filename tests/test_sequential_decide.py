@@ -146,6 +146,44 @@ def test_an_undecided_comparison_says_which_look_it_needs_and_the_path_keeps_eve
     assert out["reason"].startswith("reached max_seeds 5 (the plan goes to 20)")
 
 
+def with_mean_and_sd(n: int, m: float, sd: float) -> np.ndarray:
+    """n differences whose mean is m and SD (ddof 1) sd exactly."""
+    z = np.random.default_rng(n).standard_normal(n)
+    return m + sd * (z - z.mean()) / z.std(ddof=1)
+
+
+@pytest.mark.parametrize("m, sd, expected", [
+    (-0.047, 0.004, ("better", 5)),    # task_diversity vs random at k = 40 after look 1
+    (-0.047, 0.066, ("better", 20)),   # the same mean with k = 80's spread
+    (0.05, 0.01, ("worse", 8)),
+    (0.001, 0.01, ("equivalent", 8)),
+    (0.011, 0.06, ("undecided", 20)),  # WTD length_calibrated vs random: not by 20 seeds
+])
+def test_the_projection_is_the_first_later_look_whose_rule_decides_with_that_mean_and_sd(m, sd, expected):
+    plan = seq.Plan(delta=0.03)
+    out = seq.decide(list(with_mean_and_sd(3, m, sd)), plan)
+    assert out["verdict"] == "undecided" and out["seeds"] == 3
+    p = out["projection"]
+    assert (p["verdict"], p["seeds"]) == expected and plan.looks[p["look"] - 1] == p["seeds"]
+    # the rule itself, on data of exactly that mean and SD, agrees look by look
+    for k in range(1, p["look"]):
+        n = plan.looks[k]
+        verdict = seq.look(with_mean_and_sd(n, m, sd), n, plan, k)["verdict"]
+        assert verdict == (p["verdict"] if k == p["look"] - 1 else "undecided"), (n, verdict)
+    assert seq.projection_text(p) == (f"not by {p['seeds']} seeds" if p["verdict"] == "undecided"
+                                      else f"{p['verdict']} at {p['seeds']} seeds")
+
+
+def test_the_projection_looks_past_max_seeds_and_is_none_once_decided_or_before_any_look():
+    plan = seq.Plan(delta=0.03)
+    capped = seq.decide(list(with_mean_and_sd(5, -0.047, 0.01)), plan, max_seeds=5)
+    assert capped["verdict"] == "undecided" and capped["next_look"] is None
+    assert capped["projection"] == {"verdict": "better", "seeds": 8, "look": 3}  # what a rerun with max_seeds 8 would see
+    assert seq.decide([-0.5, -0.5, -0.5], plan)["projection"] is None  # decided (a point interval)
+    early = seq.decide([0.1, 0.2], plan)
+    assert early["next_look"] == 3 and early["projection"] is None and seq.projection_text(None) == "–"
+
+
 def test_tiny_differences_are_equivalent_and_identical_runs_are_equivalent_at_once():
     plan = seq.Plan(delta=0.05, spending="pocock")
     rng = np.random.default_rng(1)

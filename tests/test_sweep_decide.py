@@ -203,6 +203,7 @@ def test_a_failed_trial_stops_its_comparison_without_looping_and_says_what_is_mi
 def test_config_checks_against_the_trials_and_decisions_json_feeds_the_report(tmp_path):
     from labelwise.config import ConfigError
     from labelwise.report.document import Document
+    from labelwise.report.sequential import projection_text
     from labelwise.report.sweep_report import add_decisions
 
     job = job_with({"delta": 0.05}, strategies=["random", "task_diversity"], seeds=ORDER,
@@ -228,6 +229,9 @@ def test_config_checks_against_the_trials_and_decisions_json_feeds_the_report(tm
     k = by_pair(found)[("kcenter", "random")]
     assert f"look {len(k['path'])} ({k['seeds']} seeds): the " in md
     assert math.isfinite(k["path"][-1]["ci_low"])
+    assert "| if Δ mean and SD held |" in md
+    for c in found:  # each comparison's row ends with its projection
+        assert f"| {c['reason']} | {projection_text(c['projection'])} |" in md, c
 
 
 def write_fake_result(sweep_dir, t: dict, pool_size: int) -> None:

@@ -184,9 +184,12 @@ def look(d, n: int, plan: Plan, k: int) -> dict:
     import numpy as np
 
     d = np.asarray(d[:n], dtype=float)
+    return _judge(float(d.mean()), float(d.std(ddof=1)), n, plan, k)
+
+
+def _judge(m: float, sd: float, n: int, plan: Plan, k: int) -> dict:
+    """The rule at look k (0-based) for n differences of mean m and SD sd."""
     (a2, e1), (q, e) = plan.levels(), plan.critical_values()
-    m = float(d.mean())
-    sd = float(d.std(ddof=1))
     se = sd / math.sqrt(n)
     lo, hi = _interval(m, se, q[k])
     elo, ehi = _interval(m, se, e[k])
@@ -211,7 +214,8 @@ def look(d, n: int, plan: Plan, k: int) -> dict:
 def decide(d, plan: Plan, max_seeds: int | None = None) -> dict:
     """Walk the looks over the differences ``d`` (in planned seed order) and stop at the first
     decision. Returns verdict, seeds (used), reason, next_look (seeds the next look needs, None
-    when stopped) and path (one :func:`look` row per look taken).
+    when stopped), path (one :func:`look` row per look taken) and, while undecided, the
+    :func:`projection` of its last look (None when decided or before the first look).
 
     ``max_seeds`` (default the last look) must be one of the looks; it caps the looks taken
     without changing the plan's spending, so a later rerun with a larger max_seeds goes on
@@ -228,18 +232,44 @@ def decide(d, plan: Plan, max_seeds: int | None = None) -> dict:
             break
         if len(d) < n:
             return {"verdict": "undecided", "seeds": len(d), "next_look": n, "path": path,
-                    "reason": f"look {k + 1} needs {n} seeds, {len(d)} so far"}
+                    "reason": f"look {k + 1} needs {n} seeds, {len(d)} so far", "projection": projection(path, plan)}
         row = look(d, n, plan, k)
         path.append(row)
         if row["verdict"] != "undecided":
             return {"verdict": row["verdict"], "seeds": n, "next_look": None, "path": path,
-                    "reason": f"look {k + 1} ({n} seeds): {row['reason']}"}
+                    "reason": f"look {k + 1} ({n} seeds): {row['reason']}", "projection": None}
     last = path[-1]
     why = "reached max_seeds"
     if cap != plan.looks[-1]:
         why += f" {cap} (the plan goes to {plan.looks[-1]})"
     return {"verdict": "undecided", "seeds": last["seeds"], "next_look": None, "path": path,
-            "reason": f"{why}: {last['reason']}"}
+            "reason": f"{why}: {last['reason']}", "projection": projection(path, plan)}
+
+
+def projection(path: list[dict], plan: Plan) -> dict | None:
+    """Where an undecided comparison would stop if its mean and SD stayed as at its last look:
+    {verdict, seeds, look} at the first later look of the plan (up to its last, beyond
+    max_seeds too) whose rule decides with them, or verdict ``undecided`` at the plan's last
+    look. None before the first look. A plug-in guess for planning the cost of more seeds
+    (real means and SDs move as seeds come in); the decisions never use it."""
+    if not path:
+        return None
+    last = path[-1]
+    for k in range(last["look"], len(plan.looks)):
+        n = plan.looks[k]
+        row = _judge(last["mean"], last["sd"], n, plan, k)
+        if row["verdict"] != "undecided":
+            return {"verdict": row["verdict"], "seeds": n, "look": k + 1}
+    return {"verdict": "undecided", "seeds": plan.looks[-1], "look": len(plan.looks)}
+
+
+def projection_text(p: dict | None) -> str:
+    """``better at 8 seeds`` / ``not by 20 seeds`` / ``–``."""
+    if p is None:
+        return "–"
+    if p["verdict"] == "undecided":
+        return f"not by {p['seeds']} seeds"
+    return f"{p['verdict']} at {p['seeds']} seeds"
 
 
 def _bounds(m, se, c):

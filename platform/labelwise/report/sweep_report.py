@@ -195,6 +195,7 @@ def add_decisions(doc: Document, df, folder: Path) -> None:
     import json
 
     from labelwise.contracts import SWEEP_DECISIONS
+    from labelwise.report.sequential import projection_text
 
     path = folder / SWEEP_DECISIONS
     if not path.exists():
@@ -216,9 +217,15 @@ def add_decisions(doc: Document, df, folder: Path) -> None:
         "equivalent (|difference| ≥ δ) is at most α each, whenever the comparison stops "
         "(labelwise.report.sequential)."
     )
-    doc.table(["selector", "k", "vs", "verdict", "seeds", "why"],
-              [[c["selector"], str(c["budget"]), c["reference"], c["verdict"], str(c["seeds"]), c["reason"]]
-               for c in found])
+    doc.table(["selector", "k", "vs", "verdict", "seeds", "why", "if Δ mean and SD held"],
+              [[c["selector"], str(c["budget"]), c["reference"], c["verdict"], str(c["seeds"]), c["reason"],
+                projection_text(c.get("projection"))] for c in found])
+    if any(c.get("projection") for c in found):
+        doc.paragraph(
+            "The last column projects an undecided comparison: the look at which the rule would decide if "
+            "the mean and SD of its last look stayed as they are (a plug-in guess to plan the cost of more "
+            "seeds; the decisions never use it)."
+        )
     header, body = decisions_table(found, percent)
     doc.heading("Path of each comparison", 3)
     doc.table(header, body)
