@@ -232,6 +232,16 @@ def test_config_checks_against_the_trials_and_decisions_json_feeds_the_report(tm
     assert "| if Δ mean and SD held |" in md
     for c in found:  # each comparison's row ends with its projection
         assert f"| {c['reason']} | {projection_text(c['projection'])} |" in md, c
+    # the sweep's log: the counts, then a line per comparison (with its projection while undecided)
+    early = decide.decisions(trials, [r for r in fake.read_rows() if r["seed"] in ORDER[:3]], job.sweep)
+    assert any(c["projection"] for c in early) and not any(c["projection"] for c in found)
+    for state in (early, found):
+        lines = decide.summary(state).splitlines()
+        assert len(lines) == 1 + len(state) and lines[0].startswith(f"[sweep] decide: {len(state)} comparisons: ")
+        for line, c in zip(lines[1:], state):
+            assert line.startswith(f"[sweep]   {c['selector']} vs {c['reference']}, k={c['budget']}: {c['verdict']} ")
+            assert line.endswith(f"if Δ mean and SD held: {projection_text(c['projection'])}" if c["projection"]
+                                 else f"({c['seeds']} seeds)")
 
 
 def write_fake_result(sweep_dir, t: dict, pool_size: int) -> None:

@@ -144,12 +144,22 @@ def run(trials: list[dict], sweep, read_rows, run_trials, finished: set[str], lo
 
 
 def summary(found: list[dict]) -> str:
+    """The counts of each verdict, then one line per comparison: its verdict, the seeds it
+    used and, while undecided, its projection."""
+    from labelwise.report.sequential import projection_text
+
     counts = {}
     for c in found:
         counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
     waiting = sum(1 for c in found if c["next_look"] is not None)
     parts = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
-    return f"[sweep] decide: {len(found)} comparisons: {parts}; {waiting} need more seeds"
+    lines = [f"[sweep] decide: {len(found)} comparisons: {parts}; {waiting} need more seeds"]
+    for c in found:
+        line = f"[sweep]   {c['selector']} vs {c['reference']}, k={c['budget']}: {c['verdict']} ({c['seeds']} seeds)"
+        if c.get("projection"):
+            line += f"; if Δ mean and SD held: {projection_text(c['projection'])}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 FIXED = ("metric", "delta", "alpha", "looks", "spending")  # the plan; max_seeds and references may change
