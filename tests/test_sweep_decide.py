@@ -164,6 +164,28 @@ def test_seeds_are_added_only_for_undecided_comparisons_and_each_stops_where_the
     assert {t["seed"] for t in ran if t["strategy"] == plan.FULL} == set(ORDER[:3])
     assert len(ran) < len(trials)
     assert any("running" in line for line in logs) and "comparisons" in logs[-1]
+    assert any(line.startswith("[sweep] decide: if every projection held, ") for line in logs)
+
+
+@pytest.mark.parametrize("max_seeds", [None, 5])
+def test_the_projected_trials_are_those_each_comparison_needs_up_to_its_projection(max_seeds):
+    job = decide_job(max_seeds=max_seeds)
+    trials = trials_of(job)
+    fake = FakeSweep()
+    fake.run_trials([t for t in trials if t["name"] in decide.wanted(trials, decide.decisions(trials, [], job.sweep), job.sweep)])
+    found = decide.decisions(trials, fake.read_rows(), job.sweep)
+    waiting = [c for c in found if c["next_look"] is not None]
+    assert waiting and all(c["projection"] for c in waiting)
+    ahead = decide.projected(trials, found, job.sweep)
+    assert decide.wanted(trials, found, job.sweep) <= ahead
+    need = {}  # (label, seed) -> needed, from the projections capped at max_seeds
+    for c in waiting:
+        for seed in ORDER[: min(c["projection"]["seeds"], job.sweep.decide.max_seeds)]:
+            need[(c["selector"], seed)] = need[(c["reference"], seed)] = True
+    expected = {t["name"] for t in trials if t["strategy"] != plan.FULL and (selector_of(t), t["seed"]) in need}
+    expected |= {t["name"] for t in trials if t["strategy"] == plan.FULL and t["seed"] in ORDER[:3]}
+    assert ahead == expected
+    assert max(ORDER.index(t["seed"]) for t in trials if t["name"] in ahead) < job.sweep.decide.max_seeds
 
 
 def test_a_rerun_with_a_larger_max_seeds_goes_on_from_the_decisions_so_far():

@@ -123,6 +123,15 @@ def wanted(trials: list[dict], found: list[dict], sweep) -> set[str]:
     return names
 
 
+def projected(trials: list[dict], found: list[dict], sweep) -> set[str]:
+    """Names of the trials the sweep would have run once every waiting comparison reached the
+    look of its projection (labelwise.report.sequential.projection; at most max_seeds): a
+    plug-in guess of the sweep's cost, for the log."""
+    ahead = [{**c, "next_look": min(c["projection"]["seeds"], sweep.decide.max_seeds)}
+             for c in found if c["next_look"] is not None and c.get("projection")]
+    return wanted(trials, ahead, sweep) | wanted(trials, found, sweep)
+
+
 def run(trials: list[dict], sweep, read_rows, run_trials, finished: set[str], log=print) -> list[dict]:
     """The loop: decide, run what the undecided comparisons need, until nothing new is needed.
 
@@ -137,6 +146,9 @@ def run(trials: list[dict], sweep, read_rows, run_trials, finished: set[str], lo
         todo = [t for t in trials if t["name"] in wanted(trials, found, sweep) and t["name"] not in tried]
         if not todo:
             return found
+        ahead = projected(trials, found, sweep) - tried
+        log(f"[sweep] decide: if every projection held, {len(ahead)} more trials in all (this look's "
+            f"{len(todo)} included)")
         seeds = sorted({t["seed"] for t in todo})
         log(f"[sweep] decide: running {len(todo)} trials for seeds {', '.join(map(str, seeds))}")
         tried |= {t["name"] for t in todo}
