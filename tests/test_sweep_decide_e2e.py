@@ -39,6 +39,7 @@ def test_tiny_decided_sweep_adds_seeds_only_while_undecided_and_goes_on_with_a_l
     (c,) = json.loads((sweep / SWEEP_DECISIONS).read_text())["comparisons"]
     assert (c["selector"], c["reference"], c["budget"], c["verdict"], c["seeds"]) == ("task_diversity", "random", 6, "undecided", 2)
     assert c["seeds_used"] == [0, 1] and len(c["path"]) == 1 and c["next_look"] is None  # max_seeds reached
+    assert c["projection"]["seeds"] == 3  # the plan's next look, past max_seeds
 
     data["sweep"]["decide"]["max_seeds"] = 3
     config.write_text(yaml.safe_dump(data))
