@@ -128,8 +128,8 @@ def projected(trials: list[dict], found: list[dict], sweep) -> set[str]:
     look of its projection (labelwise.report.sequential.projection; at most max_seeds): a
     plug-in guess of the sweep's cost, for the log."""
     ahead = [{**c, "next_look": min(c["projection"]["seeds"], sweep.decide.max_seeds)}
-             for c in found if c["next_look"] is not None and c.get("projection")]
-    return wanted(trials, ahead, sweep) | wanted(trials, found, sweep)
+             if c["next_look"] is not None and c["projection"] else c for c in found]
+    return wanted(trials, ahead, sweep)
 
 
 def run(trials: list[dict], sweep, read_rows, run_trials, finished: set[str], log=print) -> list[dict]:
@@ -143,7 +143,8 @@ def run(trials: list[dict], sweep, read_rows, run_trials, finished: set[str], lo
     while True:
         found = decisions(trials, read_rows(), sweep)
         log(summary(found))
-        todo = [t for t in trials if t["name"] in wanted(trials, found, sweep) and t["name"] not in tried]
+        need = wanted(trials, found, sweep)
+        todo = [t for t in trials if t["name"] in need and t["name"] not in tried]
         if not todo:
             return found
         ahead = projected(trials, found, sweep) - tried
@@ -168,7 +169,7 @@ def summary(found: list[dict]) -> str:
     lines = [f"[sweep] decide: {len(found)} comparisons: {parts}; {waiting} need more seeds"]
     for c in found:
         line = f"[sweep]   {c['selector']} vs {c['reference']}, k={c['budget']}: {c['verdict']} ({c['seeds']} seeds)"
-        if c.get("projection"):
+        if c["projection"]:
             line += f"; if Δ mean and SD held: {projection_text(c['projection'])}"
         lines.append(line)
     return "\n".join(lines)
